@@ -1,0 +1,55 @@
+# Every target builds what it needs itself: a fresh clone needs only Python >= 3.11 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SOURCES := src tests examples bench
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-long lint bench docs clean
+
+# The venv is rebuilt from scratch whenever pyproject.toml changes.
+$(VENV)/.created: pyproject.toml
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	touch $@
+
+$(VENV)/.installed-base: $(VENV)/.created
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.created
+	$(BIN)/python -m pip install --quiet -e '.[dev,cli]'
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(BIN)/python -m pip install --quiet -e '.[dev,cli,bench]'
+	touch $@
+
+## demo: run the bundled e-commerce example (a good order and one that compensates)
+demo: $(VENV)/.installed-base
+	$(BIN)/python -m examples.ecommerce
+
+## lint: ruff, formatting and mypy strict
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy
+
+## test: lint, then the whole (fast, deterministic) test suite
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-long: long hypothesis and crash runs
+test-long: $(VENV)/.installed-dev
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -m long $(PYTEST_ARGS)
+
+## bench: benchmarks side by side with their baselines (see docs/performance.md)
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/orchestration.py
+
+docs: $(VENV)/.installed-dev
+	$(BIN)/mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis site dist

@@ -1,0 +1,197 @@
+"""Messages: the typed facts (`Event`) and requests (`Command`) participants exchange.
+
+A message is a frozen pydantic model, so bad input fails validation before any side effect,
+and it has a stable type name so it can be written as JSON and read back by name (never by
+pickle). The name is `module:QualName`, resolved by import as eventsourcing resolves topics,
+unless the class gives an explicit `type_name` because it may move or be renamed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from coordination.errors import MalformedMessage, MessageError, UnknownMessageType
+
+__all__ = [
+    "Command",
+    "Envelope",
+    "Event",
+    "Message",
+    "from_json",
+    "persistence_problem",
+    "to_json",
+    "type_name_of",
+]
+
+
+class Message(BaseModel):
+    """Base of every message: frozen, no extra fields, validated on construction.
+
+    Subclass `Event` or `Command` rather than this. Give `type_name="orders.OrderPlaced"` as a
+    class keyword when the class may move or be renamed after messages were stored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Set on every class (not inherited) so a subclass never borrows its parent's name.
+    __coordination_type_name__: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, *, type_name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if type_name is not None and (not isinstance(type_name, str) or not type_name.strip()):
+            from coordination.errors import DefinitionError
+
+            raise DefinitionError(
+                f"{cls.__qualname__}: type_name must be a non-empty string, got {type_name!r}"
+            )
+        cls.__coordination_type_name__ = type_name
+
+
+class Event(Message):
+    """Something that happened; any number of handlers may react to it."""
+
+
+class Command(Message):
+    """A request for exactly one handler to act."""
+
+
+def type_name_of(cls: type[Message]) -> str:
+    """The stable name written to storage for `cls`: its `type_name`, else `module:QualName`."""
+    explicit = cls.__dict__.get("__coordination_type_name__")
+    if explicit is not None:
+        return str(explicit)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def persistence_problem(cls: type[Message]) -> str | None:
+    """Why messages of `cls` could not be read back from storage, or None if they can."""
+    if cls.__dict__.get("__coordination_type_name__") is not None:
+        return None
+    if "<locals>" in cls.__qualname__:
+        return (
+            f"message class {cls.__qualname__} is defined inside a function, so its name cannot "
+            f"be imported back; give it a stable name: class {cls.__name__}(Event, "
+            f'type_name="...")'
+        )
+    if cls.__module__ == "__main__":
+        return (
+            f"message class {cls.__qualname__} is defined in __main__ (a script), whose module "
+            f"name changes when the file is imported; give it a stable name: "
+            f'class {cls.__name__}(Event, type_name="...") or move it to a module'
+        )
+    return None
+
+
+def to_json(message: Message) -> str:
+    """Write `message` as JSON text naming its type, so `from_json` can read it back."""
+    if not isinstance(message, Message):
+        raise MessageError(
+            f"to_json() takes a coordination message (an Event or Command), "
+            f"got {type(message).__name__}"
+        )
+    cls = type(message)
+    problem = persistence_problem(cls)
+    if problem is not None:
+        raise MessageError(problem)
+    return f'{{"type":{json.dumps(type_name_of(cls))},"data":{message.model_dump_json()}}}'
+
+
+def from_json(text: str | bytes, types: Iterable[type[Message]] = ()) -> Message:
+    """Read a message written by `to_json`.
+
+    The type name is looked up first among `types` (needed for explicit `type_name`s, which
+    cannot be imported), then imported as `module:QualName`.
+    """
+    try:
+        document = json.loads(text)
+    except (ValueError, TypeError) as error:
+        raise MalformedMessage(f"not a JSON message: {error}") from error
+    if (
+        not isinstance(document, dict)
+        or not isinstance(document.get("type"), str)
+        or not isinstance(document.get("data"), dict)
+    ):
+        raise MalformedMessage(
+            'a JSON message is an object {"type": "<type name>", "data": {...}}; '
+            f"got {str(text)[:200]!r}"
+        )
+    name: str = document["type"]
+    cls = resolve_type_name(name, types)
+    try:
+        return cls.model_validate(document["data"])
+    except ValidationError as error:
+        raise MalformedMessage(
+            f"stored data is not a valid {name}: {error.error_count()} problem(s)\n{error}"
+        ) from error
+
+
+def resolve_type_name(name: str, types: Iterable[type[Message]] = ()) -> type[Message]:
+    """The message class called `name`: one of `types`, else imported from `module:QualName`."""
+    for candidate in types:
+        if type_name_of(candidate) == name:
+            return candidate
+    module_name, colon, qualname = name.partition(":")
+    if not colon or not module_name or not qualname:
+        raise UnknownMessageType(
+            f"unknown message type {name!r}: it is not module:QualName, so pass its class in "
+            f"types=... (explicit type_name classes are found only that way)"
+        )
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise UnknownMessageType(
+            f"unknown message type {name!r}: {error}; if the class moved or was renamed, "
+            f"give it type_name={name!r}"
+        ) from error
+    if not (isinstance(target, type) and issubclass(target, Message)):
+        raise UnknownMessageType(f"{name!r} names {target!r}, which is not a message class")
+    return target
+
+
+M = TypeVar("M", bound=Message, covariant=True)
+N = TypeVar("N", bound=Message)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope(Generic[M]):
+    """A message in transit: its ids and when it happened.
+
+    `correlation_id` names one flow instance (for an orchestration, its `workflow_id`);
+    `causation_id` is the `message_id` of the message that caused this one.
+    """
+
+    message: M
+    correlation_id: str = field(default_factory=_new_id)
+    causation_id: str | None = None
+    message_id: str = field(default_factory=_new_id)
+    occurred_at: datetime = field(default_factory=_utcnow)
+
+    @staticmethod
+    def wrap(
+        message: N,
+        *,
+        cause: Envelope[Message] | None = None,
+        correlation_id: str | None = None,
+    ) -> Envelope[N]:
+        """Wrap `message`, continuing `cause`'s correlation when given."""
+        if cause is not None:
+            return Envelope(message, correlation_id or cause.correlation_id, cause.message_id)
+        return Envelope(message, correlation_id or _new_id())

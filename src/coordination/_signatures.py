@@ -1,0 +1,148 @@
+"""Reading an action's contract from its annotations: what it consumes, what it produces.
+
+Both runners wire participants from these signatures alone (the orchestrator to check a
+flow's data order, the choreography to subscribe each action to its inputs), so the rules
+are enforced once, here, when the class is defined.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from coordination._context import Context
+from coordination._messages import Message
+from coordination.errors import DefinitionError
+
+__all__ = ["Signature", "read_signature"]
+
+CONTEXT_ARGUMENT = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """The message contract of one action or compensation.
+
+    `arguments` says how to call it: for each parameter after `self`, the index of the input
+    message it takes, or `CONTEXT_ARGUMENT` for the `Context`.
+    """
+
+    inputs: tuple[type[Message], ...]
+    outputs: tuple[type[Message], ...]
+    returns_tuple: bool
+    arguments: tuple[int, ...]
+    is_async: bool
+
+    @property
+    def wants_context(self) -> bool:
+        return CONTEXT_ARGUMENT in self.arguments
+
+    @property
+    def output(self) -> type[Message] | tuple[type[Message], ...] | None:
+        """The declared output: one message class, a tuple of them, or None (terminal)."""
+        if self.returns_tuple:
+            return self.outputs
+        return self.outputs[0] if self.outputs else None
+
+
+def _is_message_class(annotation: object) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Message)
+
+
+def read_signature(
+    function: Callable[..., Any], where: str, localns: dict[str, Any] | None
+) -> Signature:
+    """Read the contract of `function`; `where` names it (`Class.method`) in errors.
+
+    Raises `NameError` when an annotation names something not defined yet (the caller
+    retries on first use) and `DefinitionError` for every other mistake.
+    """
+    try:
+        hints = typing.get_type_hints(function, localns=localns)
+    except NameError:
+        raise
+    except Exception as error:
+        raise DefinitionError(f"{where}: cannot read its annotations: {error}") from error
+
+    parameters = list(inspect.signature(function).parameters.values())
+    if not parameters or parameters[0].name != "self":
+        raise DefinitionError(
+            f"{where}: an action is a method whose first parameter is self "
+            f"(not a staticmethod, classmethod or free function)"
+        )
+    inputs: list[type[Message]] = []
+    arguments: list[int] = []
+    for parameter in parameters[1:]:
+        if parameter.kind not in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            raise DefinitionError(
+                f"{where}: parameter {parameter.name!r} must be a plain positional parameter "
+                f"(no *args, **kwargs or keyword-only parameters)"
+            )
+        if parameter.name not in hints:
+            raise DefinitionError(
+                f"{where}: parameter {parameter.name!r} has no annotation; annotate it with the "
+                f"message type it consumes (an Event or Command subclass) or with Context"
+            )
+        annotation = hints[parameter.name]
+        if annotation is Context:
+            if CONTEXT_ARGUMENT in arguments:
+                raise DefinitionError(f"{where}: only one parameter may be the Context")
+            arguments.append(CONTEXT_ARGUMENT)
+        elif _is_message_class(annotation):
+            if annotation in inputs:
+                raise DefinitionError(
+                    f"{where}: two parameters take {annotation.__name__}; each input of an "
+                    f"action must be a different message type"
+                )
+            arguments.append(len(inputs))
+            inputs.append(annotation)
+        else:
+            raise DefinitionError(
+                f"{where}: parameter {parameter.name!r} is annotated {annotation!r}, which is "
+                f"not a message type; inputs must be Event or Command subclasses (or Context)"
+            )
+    if not inputs:
+        raise DefinitionError(
+            f"{where}: an action needs at least one message parameter (what triggers it)"
+        )
+
+    if "return" not in hints:
+        raise DefinitionError(
+            f"{where}: no return annotation; annotate it with the message it produces, a "
+            f"tuple[...] of messages, or None for a terminal action"
+        )
+    returned = hints["return"]
+    returns_tuple = False
+    outputs: tuple[type[Message], ...]
+    if returned is None or returned is type(None):
+        outputs = ()
+    elif _is_message_class(returned):
+        outputs = (returned,)
+    elif typing.get_origin(returned) is tuple:
+        members = typing.get_args(returned)
+        if not members or Ellipsis in members or not all(_is_message_class(m) for m in members):
+            raise DefinitionError(
+                f"{where}: returns {returned!r}; a tuple output must list message types, "
+                f"like tuple[StockReserved, ShipmentReady]"
+            )
+        if len(set(members)) != len(members):
+            raise DefinitionError(f"{where}: returns the same message type twice in {returned!r}")
+        outputs = tuple(members)
+        returns_tuple = True
+    else:
+        kind = "a union" if isinstance(returned, types.UnionType) else repr(returned)
+        raise DefinitionError(
+            f"{where}: returns {kind}; an action returns one message type, a tuple[...] of "
+            f"message types, or None"
+        )
+    return Signature(
+        inputs=tuple(inputs),
+        outputs=outputs,
+        returns_tuple=returns_tuple,
+        arguments=tuple(arguments),
+        is_async=inspect.iscoroutinefunction(function),
+    )

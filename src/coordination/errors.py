@@ -1,0 +1,153 @@
+"""Every exception `coordination` raises, in one tree.
+
+Catch `CoordinationError` to catch them all; every message says what to fix.
+
+```
+CoordinationError
+├── DefinitionError            a participant, action or flow is declared wrongly
+│   └── BindingError           the participants given to a runner do not fit its flow
+├── MessageError               a message cannot be written or read as JSON
+│   ├── UnknownMessageType     a stored type name resolves to no message class
+│   └── MalformedMessage       the text is not a valid payload for its type
+├── NonRetryable               raised by participants for business refusals: never retried
+├── AttemptTimeout             one attempt of an action ran past its timeout (retried)
+├── OutputTypeError            an action returned something other than its declared output
+├── StepFailed                 a step failed after all its attempts (the run compensates)
+├── CompensationFailed         an undo failed after all its attempts
+├── WorkflowError              about one workflow run as a whole
+│   ├── WorkflowConflict       a known workflow_id was started with a different message
+│   ├── WorkflowBusy           another live owner is running that workflow
+│   └── WorkflowNotFound       no run with that workflow_id in the store
+├── InvalidTransition          a run was asked to move where its lifecycle forbids
+├── UsageError                 an API was called in a way that cannot work (sync in a loop)
+└── StoreError                 the store cannot read or write what was asked
+```
+
+`AttemptTimeout` is also a `TimeoutError`, and `OutputTypeError` a `TypeError`, so code that
+already catches the built-in kinds keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AttemptTimeout",
+    "BindingError",
+    "CompensationFailed",
+    "CoordinationError",
+    "DefinitionError",
+    "InvalidTransition",
+    "MalformedMessage",
+    "MessageError",
+    "NonRetryable",
+    "OutputTypeError",
+    "StepFailed",
+    "StoreError",
+    "UnknownMessageType",
+    "UsageError",
+    "WorkflowBusy",
+    "WorkflowConflict",
+    "WorkflowError",
+    "WorkflowNotFound",
+]
+
+
+class CoordinationError(Exception):
+    """Root of every error raised by `coordination`."""
+
+
+class DefinitionError(CoordinationError):
+    """A participant, action, message or flow is declared in a way that cannot work.
+
+    Raised when the class is defined (or, for names that cannot be resolved yet, on first
+    use), never half-way through a run.
+    """
+
+
+class BindingError(DefinitionError):
+    """The participants handed to a runner do not match the interfaces its flow uses."""
+
+
+class MessageError(CoordinationError):
+    """A message cannot be turned into JSON, or JSON back into a message."""
+
+
+class UnknownMessageType(MessageError):
+    """A type name read from JSON resolves to no message class."""
+
+
+class MalformedMessage(MessageError):
+    """JSON text that is not a valid payload for the message type it names."""
+
+
+class NonRetryable(CoordinationError):
+    """Raise (or subclass) this for refusals that retrying cannot change, like a declined card.
+
+    The runners never retry it, whatever an action's `Retry(retry_on=...)` says.
+    """
+
+
+class AttemptTimeout(CoordinationError, TimeoutError):
+    """One attempt of an action ran past its timeout; it counts as a failed attempt."""
+
+
+class OutputTypeError(CoordinationError, TypeError):
+    """An action returned a value that is not its declared output (never retried)."""
+
+
+class StepFailed(CoordinationError):
+    """A step failed after all its attempts; the run compensates what it completed.
+
+    `step` names the action (`Interface.action`), `attempts` how many were made; the last
+    attempt's exception is the `__cause__`.
+    """
+
+    def __init__(self, message: str, *, step: str, attempts: int) -> None:
+        super().__init__(message)
+        self.step = step
+        self.attempts = attempts
+
+
+class CompensationFailed(CoordinationError):
+    """An undo failed after all its attempts: the run is `COMPENSATION_FAILED`.
+
+    `step` names the action whose effect is still in place, `compensation` the undo that
+    failed; the last attempt's exception is the `__cause__`.
+    """
+
+    def __init__(self, message: str, *, step: str, compensation: str, attempts: int) -> None:
+        super().__init__(message)
+        self.step = step
+        self.compensation = compensation
+        self.attempts = attempts
+
+
+class WorkflowError(CoordinationError):
+    """About one workflow run as a whole; `workflow_id` names it."""
+
+    def __init__(self, message: str, *, workflow_id: str) -> None:
+        super().__init__(message)
+        self.workflow_id = workflow_id
+
+
+class WorkflowConflict(WorkflowError):
+    """A `workflow_id` already used was started again with a different message or flow."""
+
+
+class WorkflowBusy(WorkflowError):
+    """Another live owner is running this workflow; try again once it has finished."""
+
+
+class WorkflowNotFound(WorkflowError):
+    """No run with this `workflow_id` is in the store."""
+
+
+class InvalidTransition(CoordinationError):
+    """A run was asked to move between two statuses its lifecycle does not connect."""
+
+
+class UsageError(CoordinationError):
+    """An API was called in a way that cannot work, such as sync `run()` inside an event loop."""
+
+
+class StoreError(CoordinationError):
+    """The store cannot write or read what was asked; nothing stored was changed."""

@@ -1,0 +1,523 @@
+"""The decision core of a run: what to do next, and the bookkeeping of every attempt.
+
+Like tenacity's `BaseRetrying.iter()`, nothing here does I/O or waits: `RunState.next()`
+answers "run this group / undo this / done", `Attempts` answers "retry after this delay /
+give up", and both record what happened. The sync and async drivers only carry the
+answers out, so the saga logic exists once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from coordination._clock import Clock
+from coordination._context import Context
+from coordination._journal import EntryKind, JournalEntry
+from coordination._participants import _Declared
+from coordination._retry import Retry
+from coordination._status import WorkflowStatus
+from coordination.errors import CompensationFailed, OutputTypeError, StepFailed
+from coordination.orchestration._flow import CompiledStep, FlowDefinition
+from coordination.orchestration._lifecycle import check_move
+from coordination.stores._records import RunRecord, StepOutcome, StepRecord
+from coordination.stores._store import Store
+
+__all__ = ["Attempts", "RunState", "Undo"]
+
+_STARTED = EntryKind.STARTED
+_COMPLETED = EntryKind.COMPLETED
+_COMPENSATED = EntryKind.COMPENSATED
+_FAILED = EntryKind.FAILED
+_RETRIED = EntryKind.RETRIED
+_RUNNING = WorkflowStatus.RUNNING
+_COMPENSATING = WorkflowStatus.COMPENSATING
+
+
+def describe(error: BaseException) -> str:
+    """`Type: message`, the way errors appear in the journal."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """One compensation to run: the step it undoes and the message it receives."""
+
+    step: CompiledStep
+    message: Any
+    #: Which late attempt's result this undoes (None: the step's own output or input).
+    late_attempt: int | None = None
+
+    @property
+    def key(self) -> str:
+        if self.late_attempt is not None:
+            return f"{self.step.key}:late{self.late_attempt}:undo"
+        return f"{self.step.key}:undo"
+
+
+class Attempts:
+    """The attempts of one step (or one undo): contexts, journal entries, retry decisions."""
+
+    __slots__ = (
+        "_started",
+        "attempt",
+        "causation",
+        "clock",
+        "correlation_id",
+        "declared",
+        "entries",
+        "key",
+        "participant",
+        "random",
+        "retry",
+        "step_deadline",
+        "timeout",
+        "undoes",
+    )
+
+    def __init__(
+        self,
+        declared: _Declared[Any, Any],
+        key: str,
+        retry: Retry,
+        timeout: float | None,
+        correlation_id: str,
+        causation: str | None,
+        clock: Clock,
+        random: Callable[[], float],
+        undoes: str | None = None,
+    ) -> None:
+        self.declared = declared
+        self.participant = declared.participant
+        self.key = key
+        self.retry = retry
+        self.timeout = timeout
+        self.correlation_id = correlation_id
+        self.causation = causation
+        self.clock = clock
+        self.random = random
+        self.undoes = undoes
+        self.attempt = 0
+        self.entries: list[JournalEntry] = []
+        self.step_deadline = (
+            clock.monotonic() + retry.deadline if retry.deadline is not None else None
+        )
+        self._started = 0.0
+
+    def begin(self, wants_context: bool) -> Context | None:
+        """Start the next attempt; returns its Context when the action takes one."""
+        self.attempt += 1
+        clock = self.clock
+        started = self._started = clock.monotonic()
+        self.entries.append(
+            JournalEntry(
+                _STARTED,
+                self.participant,
+                self.declared.name,
+                self.correlation_id,
+                self.causation,
+                self.attempt,
+                clock.now(),
+                None,
+                self.undoes,
+            )
+        )
+        if not wants_context:
+            return None
+        deadline = None if self.timeout is None else started + self.timeout
+        if self.step_deadline is not None and (deadline is None or self.step_deadline < deadline):
+            deadline = self.step_deadline
+        return Context(
+            self.correlation_id,
+            f"{self.correlation_id}:{self.key}",
+            self.attempt,
+            deadline,
+            clock,
+        )
+
+    def attempt_timeout(self) -> float | None:
+        """Real seconds this attempt may run: its timeout, shortened by the step deadline."""
+        if self.step_deadline is None:
+            return self.timeout
+        left = max(self.step_deadline - self.clock.monotonic(), 0.0)
+        return left if self.timeout is None else min(self.timeout, left)
+
+    def succeeded(self, result: Any, check: Callable[[Any], bool]) -> None:
+        """Journal a successful attempt; raise `OutputTypeError` if `check(result)` fails."""
+        if not check(result):
+            raise OutputTypeError(
+                f"{self.declared.qualname} returned {type(result).__name__}, not its declared "
+                f"output {_describe_output(self.declared)}"
+            )
+        clock = self.clock
+        self.entries.append(
+            JournalEntry(
+                _COMPLETED if self.undoes is None else _COMPENSATED,
+                self.participant,
+                self.declared.name,
+                self.correlation_id,
+                self.causation,
+                self.attempt,
+                clock.now(),
+                clock.monotonic() - self._started,
+                self.undoes,
+            )
+        )
+
+    def failed(self, error: BaseException) -> float | None:
+        """Journal a failed attempt; the delay before the next one, or None to give up."""
+        clock = self.clock
+        now = clock.monotonic()
+        self.entries.append(
+            JournalEntry(
+                _FAILED if self.undoes is None else EntryKind.COMPENSATION_FAILED,
+                self.participant,
+                self.declared.name,
+                self.correlation_id,
+                self.causation,
+                self.attempt,
+                clock.now(),
+                now - self._started,
+                self.undoes,
+                describe(error),
+            )
+        )
+        if not self.retry.retries(error, self.attempt):
+            return None
+        delay = self.retry.delay(self.attempt, self.random)
+        if self.step_deadline is not None and now + delay >= self.step_deadline:
+            self.entries[-1] = self.entries[-1]._replace(
+                detail=f"step deadline of {self.retry.deadline}s reached: no more attempts"
+            )
+            return None
+        self.entries.append(
+            JournalEntry(
+                _RETRIED,
+                self.participant,
+                self.declared.name,
+                self.correlation_id,
+                self.causation,
+                self.attempt + 1,
+                clock.now(),
+                None,
+                self.undoes,
+                None,
+                f"after {delay:.3f}s",
+            )
+        )
+        return delay
+
+
+def _describe_output(declared: _Declared[Any, Any]) -> str:
+    output = declared.signature.output
+    if output is None:
+        return "None"
+    if isinstance(output, tuple):
+        return "tuple[" + ", ".join(member.__name__ for member in output) + "]"
+    return output.__name__
+
+
+def output_check(compiled: CompiledStep) -> Callable[[Any], bool]:
+    """A fast predicate: is a value this step's declared output?"""
+    signature = compiled.signature
+    if not signature.outputs:
+        return _is_none
+    if not signature.returns_tuple:
+        expected = signature.outputs[0]
+        return lambda value: isinstance(value, expected)
+    members = signature.outputs
+    count = len(members)
+    return lambda value: (
+        isinstance(value, tuple)
+        and len(value) == count
+        and all(isinstance(item, kind) for item, kind in zip(value, members, strict=True))
+    )
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+class RunState:
+    """One run in progress: which group is next, what completed, what must be undone."""
+
+    __slots__ = (
+        "clock",
+        "compensation_error",
+        "failure",
+        "flow",
+        "group",
+        "late",
+        "lock",
+        "outcomes",
+        "record",
+        "settled",
+        "status",
+        "store",
+        "undo_queue",
+        "values",
+        "workflow_id",
+    )
+
+    def __init__(self, flow: FlowDefinition, store: Store, clock: Clock, record: RunRecord) -> None:
+        self.flow = flow
+        self.store = store
+        self.clock = clock
+        self.record = record
+        self.workflow_id = record.workflow_id
+        self.status = record.status
+        self.values: list[Any] = [None] * len(flow.slot_types)
+        self.values[0] = record.start
+        self.group = 0
+        #: (step index, outputs or None) in the order steps settled: the saga's undo order.
+        self.settled: list[tuple[CompiledStep, Any, bool]] = []
+        self.failure: StepFailed | None = None
+        self.compensation_error: CompensationFailed | None = None
+        self.undo_queue: list[Undo] = []
+        #: Late results of timed-out attempts, per step index, held until the step settles.
+        self.late: dict[int, list[tuple[int, Any]]] = {}
+        self.lock = threading.Lock()
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def next(self) -> tuple[CompiledStep, ...] | Undo | None:
+        """The next group of steps to run, the next undo, or None when the run is over."""
+        if self.status is _RUNNING:
+            if self.failure is None:
+                if self.group < len(self.flow.groups):
+                    group = self.flow.groups[self.group]
+                    self.group += 1
+                    return group
+                self._finish(WorkflowStatus.COMPLETED)
+                return None
+            self._begin_compensation()
+        if self.status is _COMPENSATING:
+            if self.undo_queue:
+                return self.undo_queue.pop(0)
+            self._finish(WorkflowStatus.COMPENSATED)
+        return None
+
+    def inputs(self, compiled: CompiledStep) -> list[Any]:
+        values = self.values
+        return [values[slot] for slot in compiled.input_slots]
+
+    # -- recording ------------------------------------------------------------------------
+
+    def completed(self, compiled: CompiledStep, output: Any, attempts: Attempts) -> None:
+        """Record a completed step: its outputs become inputs of later groups."""
+        slots = compiled.output_slots
+        record = StepRecord(
+            compiled.key,
+            StepOutcome.COMPLETED,
+            attempts.attempt,
+            output,
+            None,
+            tuple(attempts.entries),
+        )
+        with self.lock:
+            self.store.append_step(self.workflow_id, record, now=self.clock.now())
+            if len(slots) == 1:
+                self.values[slots[0]] = output
+            elif slots:
+                for slot, value in zip(slots, output, strict=True):
+                    self.values[slot] = value
+            self.settled.append((compiled, output, True))
+
+    def failed(self, compiled: CompiledStep, error: BaseException, attempts: Attempts) -> None:
+        """Record a step that failed after its attempts; the run will compensate."""
+        text = describe(error)
+        record = StepRecord(
+            compiled.key,
+            StepOutcome.FAILED,
+            attempts.attempt,
+            None,
+            text,
+            tuple(attempts.entries),
+        )
+        with self.lock:
+            self.store.append_step(self.workflow_id, record, now=self.clock.now())
+            self.settled.append((compiled, None, False))
+            if self.failure is None:
+                failure = StepFailed(
+                    f"step {compiled.key} failed after {attempts.attempt} attempt(s): {text}",
+                    step=compiled.key,
+                    attempts=attempts.attempt,
+                )
+                failure.__cause__ = error
+                self.failure = failure
+
+    def hold_late(self, compiled: CompiledStep, attempt: int, output: Any) -> None:
+        """Keep a late result until its step settles (under the run's lock)."""
+        self.late.setdefault(compiled.index, []).append((attempt, output))
+
+    def _begin_compensation(self) -> None:
+        self._move(_COMPENSATING)
+        queue: list[Undo] = []
+        for compiled, output, completed in reversed(self.settled):
+            if compiled.undo_output_member is not None:
+                for attempt, late_output in self.late.get(compiled.index, ()):
+                    undo = late_undo(compiled, late_output, attempt, self.values)
+                    if undo is not None:
+                        queue.append(undo)
+            if compiled.compensation is None:
+                continue
+            if compiled.undo_output_member is not None:
+                if completed:
+                    message = (
+                        output[compiled.undo_output_member]
+                        if compiled.signature.returns_tuple
+                        else output
+                    )
+                    queue.append(Undo(compiled, message))
+            else:
+                assert compiled.undo_input_slot is not None
+                queue.append(Undo(compiled, self.values[compiled.undo_input_slot]))
+        self.undo_queue = queue
+
+    def undone(self, undo: Undo, output: Any, attempts: Attempts) -> None:
+        """Record a compensation that succeeded (its output is kept with the record)."""
+        record = StepRecord(
+            undo.key,
+            StepOutcome.COMPENSATED,
+            attempts.attempt,
+            output,
+            None,
+            tuple(attempts.entries),
+        )
+        self.append(record)
+
+    def append(self, record: StepRecord) -> None:
+        """Append one record to the run, under the run's lock."""
+        with self.lock:
+            self.store.append_step(self.workflow_id, record, now=self.clock.now())
+
+    def undo_failed(self, undo: Undo, error: BaseException, attempts: Attempts) -> None:
+        """Record a failed compensation; stop undoing (never undo a cause before its effect)."""
+        remaining = [undo.step.key, *(left.step.key for left in self.undo_queue)]
+        text = describe(error)
+        record = StepRecord(
+            undo.key,
+            StepOutcome.COMPENSATION_FAILED,
+            attempts.attempt,
+            None,
+            text,
+            tuple(attempts.entries),
+        )
+        compensation = undo.step.compensation
+        assert compensation is not None
+        failure = CompensationFailed(
+            f"compensation {compensation.qualname} of {undo.step.key} failed after "
+            f"{attempts.attempt} attempt(s): {text}; still applied: {', '.join(remaining)}",
+            step=undo.step.key,
+            compensation=compensation.qualname,
+            attempts=attempts.attempt,
+        )
+        failure.__cause__ = error
+        with self.lock:
+            self.store.append_step(self.workflow_id, record, now=self.clock.now())
+            self.compensation_error = failure
+            self.undo_queue = []
+        self._finish(WorkflowStatus.COMPENSATION_FAILED)
+
+    # -- finishing ------------------------------------------------------------------------
+
+    def _move(self, status: WorkflowStatus) -> None:
+        check_move(self.status, status)
+        self.status = status
+
+    def _finish(self, status: WorkflowStatus) -> None:
+        output = None
+        if status is WorkflowStatus.COMPLETED:
+            last = self.flow.groups[-1]
+            if len(last) == 1:
+                output = self._output_of(last[0])
+            else:
+                output = tuple(self._output_of(member) for member in last)
+        with self.lock:
+            if status is WorkflowStatus.COMPENSATED and self.compensation_error is not None:
+                status = WorkflowStatus.COMPENSATION_FAILED  # a late undo failed meanwhile
+            self._move(status)
+            at = self.clock.now()
+            entry = JournalEntry(
+                EntryKind.WORKFLOW_FINISHED,
+                self.flow.name,
+                "",
+                self.workflow_id,
+                None,
+                0,
+                at,
+                None,
+                None,
+                None,
+                status.value,
+            )
+            self.store.finish_run(
+                self.workflow_id,
+                status,
+                now=at,
+                output=output,
+                error=self.failure,
+                compensation_error=self.compensation_error,
+                entries=(entry,),
+            )
+
+    def late_undo_failed(self, error: CompensationFailed) -> None:
+        """A late result's undo failed: the run is (or will end) COMPENSATION_FAILED."""
+        with self.lock:
+            if self.compensation_error is None:
+                self.compensation_error = error
+            if not self.status.finished:
+                return  # the saga is still running; _finish() will see the error
+            if self.status is WorkflowStatus.COMPENSATION_FAILED:
+                return
+            self._move(WorkflowStatus.COMPENSATION_FAILED)
+            at = self.clock.now()
+            self.store.finish_run(
+                self.workflow_id,
+                self.status,
+                now=at,
+                error=self.failure,
+                compensation_error=self.compensation_error,
+                entries=(
+                    JournalEntry(
+                        EntryKind.WORKFLOW_FINISHED,
+                        self.flow.name,
+                        "",
+                        self.workflow_id,
+                        None,
+                        0,
+                        at,
+                        None,
+                        None,
+                        None,
+                        self.status.value,
+                    ),
+                ),
+            )
+
+    def _output_of(self, compiled: CompiledStep) -> Any:
+        slots = compiled.output_slots
+        if not slots:
+            return None
+        if compiled.signature.returns_tuple:
+            return tuple(self.values[slot] for slot in slots)
+        return self.values[slots[0]]
+
+
+def late_undo(compiled: CompiledStep, output: Any, attempt: int, values: list[Any]) -> Undo | None:
+    """The undo owed for a late result of a failed step, or None when nothing undoes it.
+
+    An output-typed compensation receives the late output; an input-typed one runs again
+    for that attempt, since its effect landed after all.
+    """
+    if compiled.compensation is None:
+        return None
+    if compiled.undo_output_member is not None:
+        member = compiled.undo_output_member
+        message = output[member] if compiled.signature.returns_tuple else output
+        return Undo(compiled, message, attempt)
+    assert compiled.undo_input_slot is not None
+    return Undo(compiled, values[compiled.undo_input_slot], attempt)

@@ -1,0 +1,223 @@
+"""Orchestrator: the base class a flow subclasses to run its steps centrally, as a saga."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random as _random
+import secrets
+import socket
+import time
+import typing
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic
+
+from typing_extensions import TypeVar
+
+from coordination._clock import Clock, SystemClock
+from coordination._journal import EntryKind, JournalEntry
+from coordination._messages import Message
+from coordination._participants import Action, Participant
+from coordination._status import WorkflowStatus
+from coordination.errors import (
+    DefinitionError,
+    UsageError,
+    WorkflowBusy,
+    WorkflowConflict,
+    WorkflowNotFound,
+)
+from coordination.orchestration._binding import bind
+from coordination.orchestration._core import RunState
+from coordination.orchestration._drivers import Driver
+from coordination.orchestration._flow import FlowDefinition, compile_flow
+from coordination.orchestration._run import WorkflowRun
+from coordination.orchestration._steps import Parallel, Step
+from coordination.stores._memory import MemoryStore
+from coordination.stores._store import Store
+
+__all__ = ["Orchestrator"]
+
+StartT = TypeVar("StartT", bound=Message, default=Message)
+OutputT = TypeVar("OutputT", default=Any)
+
+_PROCESS_STARTED = f"{time.time():.6f}"
+
+
+def _owner_id() -> str:
+    """`host:pid:start-time`: unique per live process, so a dead owner is recognisable."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_STARTED}"
+
+
+def _type_arguments(cls: type) -> tuple[type[Message] | None, Any]:
+    """The `Orchestrator[Start, Output]` arguments a class declared, if any."""
+    for base in getattr(cls, "__orig_bases__", ()):
+        origin = typing.get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, Orchestrator):
+            arguments = typing.get_args(base)
+            start = arguments[0] if arguments else None
+            output = arguments[1] if len(arguments) > 1 else None
+            if isinstance(start, typing.TypeVar):
+                start = None
+            if start is not None and not (isinstance(start, type) and issubclass(start, Message)):
+                raise DefinitionError(
+                    f"{cls.__qualname__}: Orchestrator[{start!r}, ...] must name a message type "
+                    f"(an Event or Command subclass) as the start message"
+                )
+            return start, output
+    return None, None
+
+
+class Orchestrator(Generic[StartT, OutputT]):
+    """A flow run by one central brain: it calls each step in order and undoes on failure.
+
+    Subclass it with `steps = (step(...), parallel(...), ...)`; the steps are checked when
+    the class is defined. Construct it with one implementation per interface (any order),
+    then `run()` or `await run_async()`. `name=` gives the flow a stable stored name
+    (default `module:QualName`, not inherited by subclasses).
+    """
+
+    steps: ClassVar[tuple[Step | Parallel | Action[Any, Any], ...]] = ()
+    #: The compiled flow, set on every concrete subclass.
+    flow: ClassVar[FlowDefinition]
+
+    def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise DefinitionError(f"{cls.__qualname__}: name= must be a non-empty string")
+        flow_name = name or f"{cls.__module__}:{cls.__qualname__}"
+        start, output = _type_arguments(cls)
+        if not cls.steps:
+            raise DefinitionError(
+                f"{cls.__qualname__}: an Orchestrator subclass declares its steps, like "
+                f"steps = (step(Payments.charge), ...)"
+            )
+        cls.flow = compile_flow(flow_name, cls.steps, start, output)
+
+    def __init__(
+        self,
+        *participants: Participant,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        random: Callable[[], float] | None = None,
+    ) -> None:
+        """Bind one implementation per interface the flow uses, in any order.
+
+        `store` defaults to a `MemoryStore` keeping the last 10,000 finished runs. `clock`
+        and `random` (the jitter source) are injectable so tests never wait.
+        """
+        flow = getattr(type(self), "flow", None)
+        if flow is None:
+            raise DefinitionError(
+                "Orchestrator is a base class: subclass it with steps = (...) and construct that"
+            )
+        if store is not None and not isinstance(store, Store):
+            raise UsageError(f"store= takes a Store such as MemoryStore(), got {store!r}")
+        if clock is not None and not isinstance(clock, Clock):
+            raise UsageError(
+                f"clock= takes a Clock (now, monotonic, sleep, sleep_async), got {clock!r}"
+            )
+        self.store: Store = store if store is not None else MemoryStore()
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._driver = Driver(flow, bind(flow, participants), self.clock, random or _random.random)
+        self._owner = _owner_id()
+        self._id_prefix = secrets.token_hex(8)
+        self._ids = itertools.count(1)
+
+    @property
+    def name(self) -> str:
+        """The flow's stored name."""
+        return self.flow.name
+
+    # -- running --------------------------------------------------------------------------
+
+    def run(self, message: StartT, *, workflow_id: str | None = None) -> WorkflowRun[OutputT]:
+        """Run the flow for `message` to its end on this thread; idempotent by `workflow_id`.
+
+        A known `workflow_id` with an equal message returns the recorded run without
+        re-executing anything; with a different message it raises `WorkflowConflict`.
+        """
+        if self.flow.has_async:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                raise UsageError(
+                    f"{self.flow.name} has async actions and run() was called inside a running "
+                    f"event loop; use `await orchestrator.run_async(...)`"
+                )
+        begun = self._begin(message, workflow_id)
+        if isinstance(begun, WorkflowRun):
+            return begun
+        self._driver.run(begun)
+        return WorkflowRun(begun.record)
+
+    async def run_async(
+        self, message: StartT, *, workflow_id: str | None = None
+    ) -> WorkflowRun[OutputT]:
+        """Like `run()`, without blocking the loop: parallel branches run concurrently."""
+        begun = self._begin(message, workflow_id)
+        if isinstance(begun, WorkflowRun):
+            return begun
+        await self._driver.run_async(begun)
+        return WorkflowRun(begun.record)
+
+    def _begin(self, message: Message, workflow_id: str | None) -> RunState | WorkflowRun[OutputT]:
+        flow = self.flow
+        if not isinstance(message, flow.start_type):
+            raise UsageError(
+                f"{flow.name} starts with {flow.start_type.__name__}, got {type(message).__name__}"
+            )
+        if workflow_id is None:
+            workflow_id = f"{self._id_prefix}-{next(self._ids)}"
+        elif not isinstance(workflow_id, str) or not workflow_id:
+            raise UsageError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
+        now = self.clock.now()
+        started = JournalEntry(EntryKind.WORKFLOW_STARTED, flow.name, "", workflow_id, None, 0, now)
+        record, created = self.store.start_run(
+            workflow_id, flow.name, message, owner=self._owner, now=now, entries=(started,)
+        )
+        if created:
+            return RunState(flow, self.store, self.clock, record)
+        if record.flow != flow.name:
+            raise WorkflowConflict(
+                f"workflow_id {workflow_id!r} is a run of flow {record.flow!r}, not "
+                f"{flow.name!r}; use another workflow_id",
+                workflow_id=workflow_id,
+            )
+        if record.start != message:
+            raise WorkflowConflict(
+                f"workflow_id {workflow_id!r} was already started with a different message "
+                f"({record.start!r}); an id names one run of one message",
+                workflow_id=workflow_id,
+            )
+        if not record.status.finished:
+            raise WorkflowBusy(
+                f"workflow {workflow_id!r} is {record.status.name} under owner "
+                f"{record.owner!r}; wait for it to finish",
+                workflow_id=workflow_id,
+            )
+        return WorkflowRun(record)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(self, workflow_id: str) -> WorkflowRun[OutputT]:
+        """A past or current run of this flow, from the store."""
+        record = self.store.get_run(workflow_id)
+        if record is None or record.flow != self.flow.name:
+            raise WorkflowNotFound(
+                f"no run {workflow_id!r} of flow {self.flow.name!r} in {self.store!r}",
+                workflow_id=workflow_id,
+            )
+        return WorkflowRun(record)
+
+    def runs(self, status: WorkflowStatus | None = None) -> list[WorkflowRun[OutputT]]:
+        """This flow's runs in the store, oldest first, optionally only those in `status`."""
+        return [
+            WorkflowRun(record)
+            for record in self.store.list_runs(flow=self.flow.name, status=status)
+        ]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} flow={self.flow.name!r} store={self.store!r}>"

@@ -1,0 +1,78 @@
+"""The Store protocol: what both runners need from persistence, and nothing more.
+
+A store appends; it never rewrites a run. A runner creates a run once (atomically, so a
+`workflow_id` is never started twice), appends one record per settled step before the next
+step starts, and finishes the run with its outcome. Backends (memory now, SQLite and
+PostgreSQL later) are siblings behind this protocol, as eventsourcing's recorders are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from coordination._journal import JournalEntry
+from coordination._messages import Message
+from coordination._status import WorkflowStatus
+from coordination.stores._records import RunRecord, StepRecord
+
+__all__ = ["Store"]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence for workflow runs."""
+
+    def start_run(
+        self,
+        workflow_id: str,
+        flow: str,
+        start: Message,
+        *,
+        owner: str,
+        now: float,
+        entries: Iterable[JournalEntry] = (),
+    ) -> tuple[RunRecord, bool]:
+        """Create the run `workflow_id` owned by `owner`, or return the one already there.
+
+        Returns `(record, created)`; atomic, so two callers never both create it.
+        """
+        ...
+
+    def append_step(
+        self,
+        workflow_id: str,
+        step: StepRecord,
+        *,
+        now: float,
+        status: WorkflowStatus | None = None,
+    ) -> None:
+        """Append one settled step (and optionally move the run's status) in one write.
+
+        A second record with the same `step.key` for the same run raises `StoreError`.
+        """
+        ...
+
+    def finish_run(
+        self,
+        workflow_id: str,
+        status: WorkflowStatus,
+        *,
+        now: float,
+        output: Any = None,
+        error: BaseException | None = None,
+        compensation_error: BaseException | None = None,
+        entries: Iterable[JournalEntry] = (),
+    ) -> None:
+        """Record the run's outcome and release its owner."""
+        ...
+
+    def get_run(self, workflow_id: str) -> RunRecord | None:
+        """The run `workflow_id`, or None."""
+        ...
+
+    def list_runs(
+        self, *, flow: str | None = None, status: WorkflowStatus | None = None
+    ) -> list[RunRecord]:
+        """Runs, oldest first, optionally only one flow's or one status's."""
+        ...
