@@ -42,7 +42,7 @@ test: lint
 
 ## test-long: long hypothesis and crash runs
 test-long: $(VENV)/.installed-dev
-	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -m long $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -m 'long or not long' $(PYTEST_ARGS)
 
 ## bench: benchmarks side by side with their baselines (see docs/performance.md)
 bench: $(VENV)/.installed-bench

@@ -1,0 +1,138 @@
+"""Property tests: for any faults, a run ends as the saga rules say, with its effects to match."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coordination import WorkflowStatus
+from coordination.orchestration import Orchestrator
+from coordination.testing import (
+    FaultPlan,
+    VirtualClock,
+    assert_saga_atomic,
+    fault_plans,
+    messages,
+    predict,
+)
+from examples.ecommerce import (
+    InMemoryLogistics,
+    InMemoryNotifications,
+    InMemoryPayments,
+    InMemorySellers,
+    OrderPlaced,
+    PlaceOrder,
+)
+
+ORDERS = messages(
+    OrderPlaced,
+    customer_id="c1",
+    sku="sku-1",
+    quantity=st.integers(min_value=1, max_value=3),
+    amount_cents=st.integers(min_value=1, max_value=5_000),
+)
+
+
+def services() -> tuple[Any, ...]:
+    return (
+        InMemoryPayments({"c1": 10_000}),
+        InMemorySellers({"sku-1": 5}),
+        InMemoryLogistics(["ann", "bob"]),
+        InMemoryNotifications(),
+    )
+
+
+# Which service holds the effect of each step, and how its snapshot shows it.
+EFFECT = {
+    "Payments.charge": (0, "charged"),
+    "Sellers.reserve_stock": (1, "reserved"),
+    "Logistics.assign_courier": (2, "assigned"),
+    "Notifications.send_confirmation": (3, "sent"),
+}
+
+
+def check_effects(
+    run: Any,
+    plan: FaultPlan,
+    parts: tuple[Any, ...],
+    before: list[Any],
+    *,
+    concurrent: bool = False,
+) -> None:
+    prediction = predict(PlaceOrder, plan, concurrent=concurrent)
+    assert run.status is prediction.status, run.journal.render()
+    after = [p.snapshot() for p in parts]
+    if run.status is WorkflowStatus.COMPLETED:
+        for key, (index, field) in EFFECT.items():
+            assert after[index][field], f"{key} left no effect"
+        return
+    if run.status is WorkflowStatus.COMPENSATED:
+        assert after == before, "a compensated run left effects behind"
+        return
+    if concurrent:
+        return  # which siblings were undone before the failed undo depends on timing
+    # COMPENSATION_FAILED: exactly the steps not undone keep their effects.
+    still_applied = set(prediction.completed) - set(prediction.undone)
+    for key in prediction.completed:
+        index, field = EFFECT[key]
+        assert bool(after[index][field]) == (key in still_applied), key
+
+
+@given(order=ORDERS, plan=fault_plans(PlaceOrder))
+def test_any_faults_end_completed_compensated_or_compensation_failed(
+    order: OrderPlaced, plan: FaultPlan
+) -> None:
+    parts = services()
+    before = [p.snapshot() for p in parts]
+    plan.install(*parts)
+    clock = VirtualClock()
+    run = PlaceOrder(*parts, clock=clock).run(order)
+    assert_saga_atomic(run, PlaceOrder)
+    check_effects(run, plan, parts, before)
+    prediction = predict(PlaceOrder, plan)
+    for target, attempts in prediction.attempts.items():
+        made = [call for call in plan.calls if call.target == target]
+        assert len(made) == attempts, (target, made)
+    # Every call of one step shared one idempotency key.
+    for target in prediction.attempts:
+        keys = {call.key for call in plan.calls if call.target == target}
+        assert len(keys) == 1, (target, keys)
+
+
+@given(order=ORDERS, plan=fault_plans(PlaceOrder))
+def test_run_async_reaches_the_same_outcome(order: OrderPlaced, plan: FaultPlan) -> None:
+    parts = services()
+    before = [p.snapshot() for p in parts]
+    plan.install(*parts)
+    run = asyncio.run(PlaceOrder(*parts, clock=VirtualClock()).run_async(order))
+    assert_saga_atomic(run, PlaceOrder)
+    check_effects(run, plan, parts, before, concurrent=True)
+
+
+def test_backoff_waits_follow_the_retry_policy_on_the_virtual_clock() -> None:
+    from coordination.testing import Fault, FaultKind
+
+    parts = services()
+    plan = FaultPlan.of(
+        Fault("Payments.charge", 1, FaultKind.ERROR), Fault("Payments.charge", 2, FaultKind.TIMEOUT)
+    )
+    plan.install(*parts)
+    clock = VirtualClock()
+    orders: Orchestrator[OrderPlaced, Any] = PlaceOrder(*parts, clock=clock, random=lambda: 0.5)
+    run = orders.run(
+        OrderPlaced(
+            order_id="o1",
+            customer_id="c1",
+            email="a@b.c",
+            sku="sku-1",
+            quantity=1,
+            amount_cents=100,
+            address="x",
+        )
+    )
+    assert run.status is WorkflowStatus.COMPLETED
+    # Retry(attempts=3, backoff=0.05): 0.05 then 0.1, jitter factor exactly 1.0 here.
+    assert clock.sleeps == [0.05, 0.1]
