@@ -44,10 +44,21 @@ def _defining_frame() -> FrameType | None:
     return None
 
 
+def _class_body_name() -> str | None:
+    """The name of the class whose body runs the calling decorator, if any (for errors)."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_flags & inspect.CO_OPTIMIZED:
+        return None
+    name = frame.f_code.co_name
+    return None if name.startswith("<") else name
+
+
 def _check_timeout(timeout: float | None, where: str) -> None:
     if timeout is None:
         return
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         raise DefinitionError(f"{where}: timeout must be a positive number of seconds or None")
 
 
@@ -77,7 +88,8 @@ class _Declared(Generic[P, R]):
         self.owner: type[Participant] | None = None
         self._signature: Signature | None = None
         self._frame = frame
-        _check_timeout(timeout, self.name)
+        body = _class_body_name()
+        _check_timeout(timeout, f"{body}.{self.name}" if body else self.name)
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.owner = owner
@@ -112,14 +124,15 @@ class _Declared(Generic[P, R]):
         if self.owner is not None:
             localns = {**(localns or {}), self.owner.__name__: self.owner}
         try:
-            self._signature = read_signature(self.function, self.qualname, localns)
+            signature = read_signature(self.function, self.qualname, localns)
         except NameError as error:
             if final:
                 raise DefinitionError(
                     f"{self.qualname}: annotation names something that is not defined: {error}"
                 ) from error
             return
-        self._check(self._signature)
+        self._check(signature)  # before caching, so a wrong declaration fails on every use
+        self._signature = signature
         self._frame = None  # resolved: stop keeping the defining function's locals alive
 
     def _check(self, signature: Signature) -> None:
@@ -158,6 +171,11 @@ class Compensation(_Declared[P, R]):
     ) -> None:
         super().__init__(function, retry, timeout, frame)
         self.action = action
+
+    def _resolve(self, *, final: bool) -> None:
+        if not final and self.action._signature is None:
+            return  # its action names something not defined yet: check both on first use
+        super()._resolve(final=final)
 
     @property
     def undoes_output(self) -> bool:
@@ -229,9 +247,10 @@ class Action(_Declared[P, R]):
 
         def declare(function: Callable[..., Any]) -> Compensation[Any, Any]:
             if self.undo is not None:
+                owner = self.participant if self.owner is not None else _class_body_name()
                 raise DefinitionError(
-                    f"{self.qualname} already has a compensation ({self.undo.name}); "
-                    f"an action has at most one undo"
+                    f"{owner or '<no class>'}.{self.name} already has a compensation "
+                    f"({self.undo.name}); an action has at most one undo"
                 )
             self.undo = Compensation(function, self, retry, timeout, _defining_frame())
             return self.undo
@@ -295,8 +314,10 @@ class Participant(ABC):
             if isinstance(value, _Declared):
                 value._resolve(final=False)
         for name, value in declared.items():
-            override = vars(cls).get(name)
-            if override is None or isinstance(override, _Declared):
+            if name not in vars(cls):
+                continue
+            override = vars(cls)[name]
+            if isinstance(override, _Declared):
                 continue
             _check_override(cls, name, value, override)
         cls.__coordination_declared__ = declared
