@@ -1,0 +1,79 @@
+"""The docs cannot drift from the code: the lifecycle diagram is generated, the examples run.
+
+A python block in the docs preceded by the line `<!-- runnable -->` is executed. The runnable
+blocks of one page build on each other, like a tutorial pasted into one script: they run in
+order, in one `__main__` namespace, in a fresh interpreter with warnings as errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coordination.orchestration import lifecycle_mermaid
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGES_WITH_EXAMPLES = ["index.md", "orchestration.md"]
+MARKER = "<!-- runnable -->"
+
+FENCE = re.compile(r"^```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
+
+# Runs each block in `__main__`, named after its page and line so a traceback points at it.
+DRIVER = """\
+import json, sys
+for _line, _code in json.load(sys.stdin):
+    exec(compile(_code, f"{sys.argv[1]}:{_line}", "exec"), globals())
+"""
+
+
+def fenced_blocks(text: str) -> list[tuple[int, str, str, bool]]:
+    """(line of the fence, language, body, marked runnable) for every fenced block."""
+    found = []
+    for match in FENCE.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        found.append((line, match["lang"], match["body"], before.strip() == MARKER))
+    return found
+
+
+def test_lifecycle_diagram_is_generated_from_the_code() -> None:
+    text = (DOCS / "orchestration.md").read_text(encoding="utf-8")
+    diagrams = [body for _, lang, body, _ in fenced_blocks(text) if lang == "mermaid"]
+    assert diagrams == [lifecycle_mermaid() + "\n"], (
+        "docs/orchestration.md's mermaid block must be exactly lifecycle_mermaid()'s output:\n"
+        + lifecycle_mermaid()
+    )
+
+
+def test_the_marker_marks_only_python_blocks() -> None:
+    for page in PAGES_WITH_EXAMPLES:
+        text = (DOCS / page).read_text(encoding="utf-8")
+        marked = [(line, lang) for line, lang, _, runnable in fenced_blocks(text) if runnable]
+        assert all(lang == "python" for _, lang in marked), f"{page}: {marked}"
+        assert text.count(MARKER) == len(marked), f"{page}: a marker not right above a fence"
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES)
+def test_runnable_examples_run(page: str) -> None:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    runnable = [(line, body) for line, lang, body, marked in fenced_blocks(text) if marked]
+    if page == "orchestration.md":
+        assert len(runnable) >= 8, "the orchestration guide lost its runnable examples"
+    if not runnable:
+        return
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", DRIVER, f"docs/{page}"],
+        input=json.dumps(runnable),
+        cwd=DOCS.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
