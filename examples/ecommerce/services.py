@@ -7,7 +7,8 @@ queues errors an action raises on its next calls, for demos and tests.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from coordination import Context
@@ -157,9 +158,9 @@ class InMemorySellers(_Failures, Sellers):
 class InMemoryLogistics(_Failures, Logistics):
     """A pool of couriers; each assignment takes one until it is released."""
 
-    def __init__(self, couriers: list[str]) -> None:
+    def __init__(self, couriers: Iterable[str]) -> None:
         super().__init__()
-        self.free = list(couriers)
+        self.free = deque(couriers)
         self.assignments: dict[str, CourierAssigned] = {}
         self.released: set[str] = set()
 
@@ -172,7 +173,7 @@ class InMemoryLogistics(_Failures, Logistics):
             return done
         if not self.free:
             raise NoCourierAvailable(f"no courier free for order {order.order_id}")
-        courier = self.free.pop(0)
+        courier = self.free.popleft()
         assignment = CourierAssigned(
             order_id=order.order_id,
             courier_id=courier,

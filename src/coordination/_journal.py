@@ -8,9 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
-__all__ = ["EntryKind", "Journal", "JournalEntry"]
+__all__ = ["ROW_WIDTH", "EntryKind", "Journal", "JournalEntry", "Row", "Rows", "entries_from_rows"]
+
+#: How stores keep an entry: a plain tuple of `JournalEntry`'s fields with `kind` as its
+#: string value. Stores keep a step's entries as one flat tuple (`Rows`), several rows end
+#: to end. Tuples of strings and numbers are invisible to the garbage collector once it has
+#: looked at them, and one flat tuple per step is one object instead of one per entry:
+#: runs kept by the thousand must not make every collection walk them (measured: the
+#: collector was a third of the orchestrator's overhead).
+Row = tuple[
+    str, str, str, str, str | None, int, float, float | None, str | None, str | None, str | None
+]
+#: Entries end to end: `ROW_WIDTH` values per entry.
+Rows = tuple[Any, ...]
+ROW_WIDTH = 11
+
+
+def entries_from_rows(chunks: Iterable[Rows]) -> Iterator[JournalEntry]:
+    """The entries stored as `chunks` of flat rows, in order."""
+    for chunk in chunks:
+        for start in range(0, len(chunk), ROW_WIDTH):
+            yield JournalEntry(EntryKind(chunk[start]), *chunk[start + 1 : start + ROW_WIDTH])
 
 
 class EntryKind(StrEnum):
@@ -49,6 +69,15 @@ class JournalEntry(NamedTuple):
     error: str | None = None
     detail: str | None = None
 
+    @classmethod
+    def from_row(cls, row: Row) -> JournalEntry:
+        """The entry a store kept as `row`."""
+        return cls(EntryKind(row[0]), *row[1:])
+
+    def row(self) -> Row:
+        """This entry as a store keeps it."""
+        return (self.kind.value, *self[1:])
+
     @property
     def name(self) -> str:
         """`Participant.action`, or just the flow name for workflow-level entries."""
@@ -76,6 +105,11 @@ class Journal(Sequence[JournalEntry]):
 
     def __init__(self, entries: Iterable[JournalEntry] = ()) -> None:
         self._entries = tuple(entries)
+
+    @classmethod
+    def from_rows(cls, chunks: Iterable[Rows]) -> Journal:
+        """A journal of entries kept by a store as flat rows."""
+        return cls(entries_from_rows(chunks))
 
     @overload
     def __getitem__(self, index: int) -> JournalEntry: ...

@@ -8,6 +8,7 @@ answers out, so the saga logic exists once.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 
 from coordination._clock import Clock
 from coordination._context import Context
-from coordination._journal import EntryKind, JournalEntry
+from coordination._journal import EntryKind, Row
 from coordination._participants import _Declared
 from coordination._retry import Retry
 from coordination._status import WorkflowStatus
@@ -25,13 +26,19 @@ from coordination.orchestration._lifecycle import check_move
 from coordination.stores._records import RunRecord, StepOutcome, StepRecord
 from coordination.stores._store import Store
 
-__all__ = ["Attempts", "RunState", "Undo"]
+__all__ = ["ActionPlan", "Attempts", "RunState", "Undo"]
 
-_STARTED = EntryKind.STARTED
-_COMPLETED = EntryKind.COMPLETED
-_COMPENSATED = EntryKind.COMPENSATED
-_FAILED = EntryKind.FAILED
-_RETRIED = EntryKind.RETRIED
+# Journal rows keep the kind as its plain string (see coordination._journal.Row).
+_STARTED = EntryKind.STARTED.value
+_COMPLETED = EntryKind.COMPLETED.value
+_COMPENSATED = EntryKind.COMPENSATED.value
+_FAILED = EntryKind.FAILED.value
+_COMPENSATION_FAILED = EntryKind.COMPENSATION_FAILED.value
+_RETRIED = EntryKind.RETRIED.value
+_FINISHED = EntryKind.WORKFLOW_FINISHED.value
+_STEP_COMPLETED = StepOutcome.COMPLETED
+# NamedTuple's generated __new__ is a Python function; the tuple constructor is not.
+_new_step_record = functools.partial(tuple.__new__, StepRecord)
 _RUNNING = WorkflowStatus.RUNNING
 _COMPENSATING = WorkflowStatus.COMPENSATING
 
@@ -58,24 +65,22 @@ class Undo:
         return f"{self.step.key}:undo"
 
 
-class Attempts:
-    """The attempts of one step (or one undo): contexts, journal entries, retry decisions."""
+class ActionPlan:
+    """What the attempts of one step, or of its undo, need: computed once per orchestrator."""
 
     __slots__ = (
-        "_started",
-        "attempt",
         "causation",
-        "clock",
-        "correlation_id",
+        "check",
         "declared",
-        "entries",
+        "invoke",
+        "is_async",
         "key",
+        "name",
         "participant",
-        "random",
         "retry",
-        "step_deadline",
         "timeout",
         "undoes",
+        "wants_context",
     )
 
     def __init__(
@@ -84,130 +89,140 @@ class Attempts:
         key: str,
         retry: Retry,
         timeout: float | None,
-        correlation_id: str,
         causation: str | None,
-        clock: Clock,
-        random: Callable[[], float],
-        undoes: str | None = None,
+        undoes: str | None,
+        invoke: Callable[[list[Any], Context | None], Any],
+        check: Callable[[Any], bool],
     ) -> None:
         self.declared = declared
         self.participant = declared.participant
+        self.name = declared.name
+        #: The idempotency key suffix: `Interface.action`, or `Interface.action:undo`.
         self.key = key
         self.retry = retry
         self.timeout = timeout
-        self.correlation_id = correlation_id
         self.causation = causation
+        self.undoes = undoes
+        self.invoke = invoke
+        self.check = check
+        self.is_async = declared.signature.is_async
+        self.wants_context = declared.signature.wants_context
+
+
+class Attempts:
+    """The attempts of one step (or one undo): contexts, journal rows, retry decisions."""
+
+    __slots__ = (
+        "_started",
+        "_started_at",
+        "attempt",
+        "clock",
+        "correlation_id",
+        "ended_at",
+        "idempotency_key",
+        "plan",
+        "random",
+        "rows",
+        "step_deadline",
+    )
+
+    def __init__(
+        self,
+        plan: ActionPlan,
+        correlation_id: str,
+        clock: Clock,
+        random: Callable[[], float],
+    ) -> None:
+        self.plan = plan
+        self.correlation_id = correlation_id
+        self.idempotency_key = f"{correlation_id}:{plan.key}"
         self.clock = clock
         self.random = random
-        self.undoes = undoes
         self.attempt = 0
-        self.entries: list[JournalEntry] = []
-        self.step_deadline = (
-            clock.monotonic() + retry.deadline if retry.deadline is not None else None
-        )
+        self.rows: list[Any] = []
+        deadline = plan.retry.deadline
+        self.step_deadline = None if deadline is None else clock.monotonic() + deadline
         self._started = 0.0
+        self._started_at = 0.0
+        #: Wall-clock time of the last attempt's end (what the store records as `now`).
+        self.ended_at = 0.0
 
-    def begin(self, wants_context: bool) -> Context | None:
+    def begin(self) -> Context | None:
         """Start the next attempt; returns its Context when the action takes one."""
-        self.attempt += 1
+        self.attempt = attempt = self.attempt + 1
         clock = self.clock
+        plan = self.plan
         started = self._started = clock.monotonic()
-        self.entries.append(
-            JournalEntry(
-                _STARTED,
-                self.participant,
-                self.declared.name,
-                self.correlation_id,
-                self.causation,
-                self.attempt,
-                clock.now(),
-                None,
-                self.undoes,
+        self._started_at = clock.now()
+        self.rows += (
+            (
+                _STARTED, plan.participant, plan.name, self.correlation_id, plan.causation,
+                attempt, self._started_at, None, plan.undoes, None, None,
             )
-        )
-        if not wants_context:
+        )  # fmt: skip
+        if not plan.wants_context:
             return None
-        deadline = None if self.timeout is None else started + self.timeout
-        if self.step_deadline is not None and (deadline is None or self.step_deadline < deadline):
-            deadline = self.step_deadline
-        return Context(
-            self.correlation_id,
-            f"{self.correlation_id}:{self.key}",
-            self.attempt,
-            deadline,
-            clock,
-        )
+        deadline = None if plan.timeout is None else started + plan.timeout
+        step_deadline = self.step_deadline
+        if step_deadline is not None and (deadline is None or step_deadline < deadline):
+            deadline = step_deadline
+        return Context(self.correlation_id, self.idempotency_key, attempt, deadline, clock)
 
     def attempt_timeout(self) -> float | None:
-        """Real seconds this attempt may run: its timeout, shortened by the step deadline."""
-        if self.step_deadline is None:
-            return self.timeout
-        left = max(self.step_deadline - self.clock.monotonic(), 0.0)
-        return left if self.timeout is None else min(self.timeout, left)
+        """Real seconds this attempt may run: its timeout, shortened by the step deadline.
 
-    def succeeded(self, result: Any, check: Callable[[Any], bool]) -> None:
-        """Journal a successful attempt; raise `OutputTypeError` if `check(result)` fails."""
-        if not check(result):
+        Without a timeout an attempt is never cut off, sync or async alike: the step
+        deadline then only stops further attempts (and is in `ctx.deadline`).
+        """
+        timeout = self.plan.timeout
+        if timeout is None or self.step_deadline is None:
+            return timeout
+        return min(timeout, max(self.step_deadline - self.clock.monotonic(), 0.0))
+
+    def succeeded(self, result: Any) -> None:
+        """Journal a successful attempt; raise `OutputTypeError` if it is not the output."""
+        plan = self.plan
+        if not plan.check(result):
             raise OutputTypeError(
-                f"{self.declared.qualname} returned {type(result).__name__}, not its declared "
-                f"output {_describe_output(self.declared)}"
+                f"{plan.declared.qualname} returned {type(result).__name__}, not its declared "
+                f"output {_describe_output(plan.declared)}"
             )
-        clock = self.clock
-        self.entries.append(
-            JournalEntry(
-                _COMPLETED if self.undoes is None else _COMPENSATED,
-                self.participant,
-                self.declared.name,
-                self.correlation_id,
-                self.causation,
-                self.attempt,
-                clock.now(),
-                clock.monotonic() - self._started,
-                self.undoes,
+        duration = self.clock.monotonic() - self._started
+        self.ended_at = ended_at = self._started_at + duration
+        self.rows += (
+            (
+                _COMPLETED if plan.undoes is None else _COMPENSATED, plan.participant, plan.name,
+                self.correlation_id, plan.causation, self.attempt, ended_at, duration,
+                plan.undoes, None, None,
             )
-        )
+        )  # fmt: skip
 
     def failed(self, error: BaseException) -> float | None:
         """Journal a failed attempt; the delay before the next one, or None to give up."""
+        plan = self.plan
         clock = self.clock
         now = clock.monotonic()
-        self.entries.append(
-            JournalEntry(
-                _FAILED if self.undoes is None else EntryKind.COMPENSATION_FAILED,
-                self.participant,
-                self.declared.name,
-                self.correlation_id,
-                self.causation,
-                self.attempt,
-                clock.now(),
-                now - self._started,
-                self.undoes,
-                describe(error),
-            )
-        )
-        if not self.retry.retries(error, self.attempt):
+        row: Row = (
+            _FAILED if plan.undoes is None else _COMPENSATION_FAILED, plan.participant,
+            plan.name, self.correlation_id, plan.causation, self.attempt, clock.now(),
+            now - self._started, plan.undoes, describe(error), None,
+        )  # fmt: skip
+        retry = plan.retry
+        if not retry.retries(error, self.attempt):
+            self.rows += row
             return None
-        delay = self.retry.delay(self.attempt, self.random)
+        delay = retry.delay(self.attempt, self.random)
         if self.step_deadline is not None and now + delay >= self.step_deadline:
-            self.entries[-1] = self.entries[-1]._replace(
-                detail=f"step deadline of {self.retry.deadline}s reached: no more attempts"
-            )
+            detail = f"step deadline of {retry.deadline}s reached: no more attempts"
+            self.rows += (*row[:10], detail)
             return None
-        self.entries.append(
-            JournalEntry(
-                _RETRIED,
-                self.participant,
-                self.declared.name,
-                self.correlation_id,
-                self.causation,
-                self.attempt + 1,
-                clock.now(),
-                None,
-                self.undoes,
-                None,
-                f"after {delay:.3f}s",
+        self.rows += row
+        self.rows += (
+            (
+                _RETRIED, plan.participant, plan.name, self.correlation_id, plan.causation,
+                self.attempt + 1, clock.now(), None, plan.undoes, None, f"after {delay:.3f}s",
             )
-        )
+        )  # fmt: skip
         return delay
 
 
@@ -309,16 +324,11 @@ class RunState:
     def completed(self, compiled: CompiledStep, output: Any, attempts: Attempts) -> None:
         """Record a completed step: its outputs become inputs of later groups."""
         slots = compiled.output_slots
-        record = StepRecord(
-            compiled.key,
-            StepOutcome.COMPLETED,
-            attempts.attempt,
-            output,
-            None,
-            tuple(attempts.entries),
+        record = _new_step_record(
+            (compiled.key, _STEP_COMPLETED, attempts.attempt, output, None, tuple(attempts.rows))
         )
         with self.lock:
-            self.store.append_step(self.workflow_id, record, now=self.clock.now())
+            self.store.append_step(self.workflow_id, record, now=attempts.ended_at)
             if len(slots) == 1:
                 self.values[slots[0]] = output
             elif slots:
@@ -335,7 +345,7 @@ class RunState:
             attempts.attempt,
             None,
             text,
-            tuple(attempts.entries),
+            tuple(attempts.rows),
         )
         with self.lock:
             self.store.append_step(self.workflow_id, record, now=self.clock.now())
@@ -357,7 +367,9 @@ class RunState:
         self._move(_COMPENSATING)
         queue: list[Undo] = []
         for compiled, output, completed in reversed(self.settled):
-            if compiled.undo_output_member is not None:
+            if compiled.undo_output_member is not None and not completed:
+                # Late results of a step that succeeded are the same effect as its live
+                # result: they are left alone, and only the live result is undone.
                 for attempt, late_output in self.late.get(compiled.index, ()):
                     undo = late_undo(compiled, late_output, attempt, self.values)
                     if undo is not None:
@@ -385,7 +397,7 @@ class RunState:
             attempts.attempt,
             output,
             None,
-            tuple(attempts.entries),
+            tuple(attempts.rows),
         )
         self.append(record)
 
@@ -404,7 +416,7 @@ class RunState:
             attempts.attempt,
             None,
             text,
-            tuple(attempts.entries),
+            tuple(attempts.rows),
         )
         compensation = undo.step.compensation
         assert compensation is not None
@@ -441,19 +453,10 @@ class RunState:
                 status = WorkflowStatus.COMPENSATION_FAILED  # a late undo failed meanwhile
             self._move(status)
             at = self.clock.now()
-            entry = JournalEntry(
-                EntryKind.WORKFLOW_FINISHED,
-                self.flow.name,
-                "",
-                self.workflow_id,
-                None,
-                0,
-                at,
-                None,
-                None,
-                None,
+            row: Row = (
+                _FINISHED, self.flow.name, "", self.workflow_id, None, 0, at, None, None, None,
                 status.value,
-            )
+            )  # fmt: skip
             self.store.finish_run(
                 self.workflow_id,
                 status,
@@ -461,7 +464,7 @@ class RunState:
                 output=output,
                 error=self.failure,
                 compensation_error=self.compensation_error,
-                entries=(entry,),
+                journal=(row,),
             )
 
     def late_undo_failed(self, error: CompensationFailed) -> None:
@@ -481,22 +484,13 @@ class RunState:
                 now=at,
                 error=self.failure,
                 compensation_error=self.compensation_error,
-                entries=(
-                    JournalEntry(
-                        EntryKind.WORKFLOW_FINISHED,
-                        self.flow.name,
-                        "",
-                        self.workflow_id,
-                        None,
-                        0,
-                        at,
-                        None,
-                        None,
-                        None,
-                        self.status.value,
+                journal=(
+                    (
+                        _FINISHED, self.flow.name, "", self.workflow_id, None, 0, at, None, None,
+                        None, self.status.value,
                     ),
                 ),
-            )
+            )  # fmt: skip
 
     def _output_of(self, compiled: CompiledStep) -> Any:
         slots = compiled.output_slots

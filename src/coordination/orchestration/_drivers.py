@@ -16,7 +16,7 @@ from typing import Any
 
 from coordination._clock import Clock
 from coordination._context import Context
-from coordination._journal import EntryKind, JournalEntry
+from coordination._journal import EntryKind, Row
 from coordination.errors import AttemptTimeout, CompensationFailed, StoreError
 from coordination.orchestration._binding import BoundStep
 from coordination.orchestration._core import Attempts, RunState, Undo, describe, late_undo
@@ -27,8 +27,9 @@ from coordination.stores._records import StepOutcome, StepRecord
 __all__ = ["Driver"]
 
 _log = logging.getLogger("coordination.orchestration")
+_LATE = EntryKind.LATE_RESULT.value
 
-Call = Callable[[Context | None], Any]
+Call = Callable[[list[Any], Context | None], Any]
 AsyncCall = Callable[[Context | None], Awaitable[Any]]
 
 
@@ -76,32 +77,13 @@ class Driver:
         )
 
     def _attempts(self, state: RunState, compiled: CompiledStep) -> Attempts:
-        step = compiled.step
-        return Attempts(
-            step.action,
-            compiled.key,
-            step.retry,
-            step.timeout,
-            state.workflow_id,
-            compiled.causation,
-            self.clock,
-            self.random,
-        )
+        plan = self.bound[compiled.index].forward
+        return Attempts(plan, state.workflow_id, self.clock, self.random)
 
     def _undo_attempts(self, state: RunState, undo: Undo) -> Attempts:
-        compensation = undo.step.compensation
-        assert compensation is not None
-        return Attempts(
-            compensation,
-            f"{undo.step.key}:undo",
-            compensation.retry,
-            compensation.timeout,
-            state.workflow_id,
-            undo.step.key,
-            self.clock,
-            self.random,
-            undoes=undo.step.key,
-        )
+        plan = self.bound[undo.step.index].backward
+        assert plan is not None
+        return Attempts(plan, state.workflow_id, self.clock, self.random)
 
     # -- sync -----------------------------------------------------------------------------
 
@@ -128,15 +110,13 @@ class Driver:
             if runner is not None:
                 runner.close()
 
-    def _loop(
-        self, attempts: Attempts, call: Call, check: Callable[[Any], bool], wants: bool
-    ) -> tuple[bool, Any]:
+    def _loop(self, attempts: Attempts, call: Call, inputs: list[Any]) -> tuple[bool, Any]:
         """Attempt `call` until it succeeds or the policy gives up: (succeeded, value)."""
         while True:
-            ctx = attempts.begin(wants)
+            ctx = attempts.begin()
             try:
-                result = call(ctx)
-                attempts.succeeded(result, check)
+                result = call(inputs, ctx)
+                attempts.succeeded(result)
                 return True, result
             except Exception as error:
                 delay = attempts.failed(error)
@@ -145,42 +125,34 @@ class Driver:
                 if delay:
                     self.clock.sleep(delay)
 
-    def _call(
-        self,
-        bound: BoundStep,
-        attempts: Attempts,
-        inputs: list[Any],
-        runner: asyncio.Runner | None,
-        late: _Late | None,
-        undo: bool,
-    ) -> Call:
-        invoke = bound.undo if undo else bound.invoke
-        assert invoke is not None
-        timeout = attempts.timeout
-        if bound.is_async:
+    def _call(self, attempts: Attempts, runner: asyncio.Runner | None, late: _Late | None) -> Call:
+        """How to make one attempt on this thread: the plain call unless async or timed."""
+        plan = attempts.plan
+        invoke = plan.invoke
+        if plan.is_async:
             assert runner is not None
 
-            def call_async(ctx: Context | None) -> Any:
+            def call_async(inputs: list[Any], ctx: Context | None) -> Any:
                 return runner.run(_bounded(invoke(inputs, ctx), attempts.attempt_timeout()))
 
             return call_async
-        if timeout is None:
-            return lambda ctx: invoke(inputs, ctx)
+        if plan.timeout is None:
+            return invoke
 
-        def call_timed(ctx: Context | None) -> Any:
+        def call_timed(inputs: list[Any], ctx: Context | None) -> Any:
             attempt = attempts.attempt
             on_late = self._late_handler(late, attempt) if late is not None else _ignore_late
-            timed = TimedAttempt(lambda: invoke(inputs, ctx), on_late, attempts.key)
+            timed = TimedAttempt(lambda: invoke(inputs, ctx), on_late, plan.key)
             return timed.wait(attempts.attempt_timeout() or 0.0)
 
         return call_timed
 
     def _step(self, state: RunState, compiled: CompiledStep, runner: asyncio.Runner | None) -> None:
-        bound = self.bound[compiled.index]
-        attempts = self._attempts(state, compiled)
+        attempts = Attempts(
+            self.bound[compiled.index].forward, state.workflow_id, self.clock, self.random
+        )
         late = _Late(state, compiled) if compiled.step.timeout is not None else None
-        call = self._call(bound, attempts, state.inputs(compiled), runner, late, undo=False)
-        ok, value = self._loop(attempts, call, bound.check, bound.wants_context)
+        ok, value = self._loop(attempts, self._call(attempts, runner, late), state.inputs(compiled))
         if ok:
             state.completed(compiled, value, attempts)
         else:
@@ -191,11 +163,8 @@ class Driver:
     def _undo(
         self, state: RunState, undo: Undo, runner: asyncio.Runner | None, *, late: bool = False
     ) -> None:
-        bound = self.bound[undo.step.index]
-        assert bound.undo_check is not None
         attempts = self._undo_attempts(state, undo)
-        call = self._call(bound, attempts, [undo.message], runner, None, undo=True)
-        ok, value = self._loop(attempts, call, bound.undo_check, bound.undo_wants_context)
+        ok, value = self._loop(attempts, self._call(attempts, runner, None), [undo.message])
         self._record_undo(state, undo, attempts, ok, value, late)
 
     def _parallel_threads(self, state: RunState, group: tuple[CompiledStep, ...]) -> None:
@@ -203,7 +172,7 @@ class Driver:
 
         def branch(compiled: CompiledStep) -> None:
             try:
-                if self.bound[compiled.index].is_async:
+                if self.bound[compiled.index].forward.is_async:
                     with asyncio.Runner() as runner:
                         self._step(state, compiled, runner)
                 else:
@@ -243,14 +212,12 @@ class Driver:
                     if isinstance(outcome, BaseException):
                         raise outcome
 
-    async def _loop_async(
-        self, attempts: Attempts, call: AsyncCall, check: Callable[[Any], bool], wants: bool
-    ) -> tuple[bool, Any]:
+    async def _loop_async(self, attempts: Attempts, call: AsyncCall) -> tuple[bool, Any]:
         while True:
-            ctx = attempts.begin(wants)
+            ctx = attempts.begin()
             try:
                 result = await call(ctx)
-                attempts.succeeded(result, check)
+                attempts.succeeded(result)
                 return True, result
             except Exception as error:
                 delay = attempts.failed(error)
@@ -259,23 +226,16 @@ class Driver:
                 if delay:
                     await self.clock.sleep_async(delay)
 
-    def _call_async(
-        self,
-        bound: BoundStep,
-        attempts: Attempts,
-        inputs: list[Any],
-        late: _Late | None,
-        undo: bool,
-    ) -> AsyncCall:
-        invoke = bound.undo if undo else bound.invoke
-        assert invoke is not None
-        if bound.is_async:
+    def _call_async(self, attempts: Attempts, inputs: list[Any], late: _Late | None) -> AsyncCall:
+        plan = attempts.plan
+        invoke = plan.invoke
+        if plan.is_async:
 
             async def call_coroutine(ctx: Context | None) -> Any:
                 return await _bounded(invoke(inputs, ctx), attempts.attempt_timeout())
 
             return call_coroutine
-        if attempts.timeout is None:
+        if plan.timeout is None:
 
             async def call_in_executor(ctx: Context | None) -> Any:
                 loop = asyncio.get_running_loop()
@@ -286,17 +246,16 @@ class Driver:
         async def call_timed(ctx: Context | None) -> Any:
             attempt = attempts.attempt
             on_late = self._late_handler(late, attempt) if late is not None else _ignore_late
-            timed = TimedAttempt(lambda: invoke(inputs, ctx), on_late, attempts.key)
+            timed = TimedAttempt(lambda: invoke(inputs, ctx), on_late, plan.key)
             return await timed.wait_async(attempts.attempt_timeout() or 0.0)
 
         return call_timed
 
     async def _step_async(self, state: RunState, compiled: CompiledStep) -> None:
-        bound = self.bound[compiled.index]
         attempts = self._attempts(state, compiled)
         late = _Late(state, compiled) if compiled.step.timeout is not None else None
-        call = self._call_async(bound, attempts, state.inputs(compiled), late, undo=False)
-        ok, value = await self._loop_async(attempts, call, bound.check, bound.wants_context)
+        call = self._call_async(attempts, state.inputs(compiled), late)
+        ok, value = await self._loop_async(attempts, call)
         if ok:
             state.completed(compiled, value, attempts)
         else:
@@ -305,13 +264,9 @@ class Driver:
             self._settle(late, ok)
 
     async def _undo_async(self, state: RunState, undo: Undo) -> None:
-        bound = self.bound[undo.step.index]
-        assert bound.undo_check is not None
         attempts = self._undo_attempts(state, undo)
-        call = self._call_async(bound, attempts, [undo.message], None, undo=True)
-        ok, value = await self._loop_async(
-            attempts, call, bound.undo_check, bound.undo_wants_context
-        )
+        call = self._call_async(attempts, [undo.message], None)
+        ok, value = await self._loop_async(attempts, call)
         self._record_undo(state, undo, attempts, ok, value, late=False)
 
     # -- shared bookkeeping ---------------------------------------------------------------
@@ -333,7 +288,7 @@ class Driver:
                     attempts.attempt,
                     None,
                     describe(value),
-                    tuple(attempts.entries),
+                    tuple(attempts.rows),
                 )
             )
             failure = CompensationFailed(
@@ -395,19 +350,11 @@ class Driver:
             detail = f"timed-out attempt {attempt} returned late: nothing declared to undo it"
         else:
             detail = f"timed-out attempt {attempt} returned late: undoing it now"
-        entry = JournalEntry(
-            EntryKind.LATE_RESULT,
-            compiled.step.action.participant,
-            compiled.step.action.name,
-            late.state.workflow_id,
-            compiled.causation,
-            attempt,
-            self.clock.now(),
-            None,
-            None,
-            None if ok else describe(value),
-            detail,
-        )
+        row: Row = (
+            _LATE, compiled.step.action.participant, compiled.step.action.name,
+            late.state.workflow_id, compiled.causation, attempt, self.clock.now(), None, None,
+            None if ok else describe(value), detail,
+        )  # fmt: skip
         late.state.append(
             StepRecord(
                 f"{compiled.key}:late{attempt}",
@@ -415,7 +362,7 @@ class Driver:
                 attempt,
                 value if ok else None,
                 None if ok else describe(value),
-                (entry,),
+                row,
             )
         )
 

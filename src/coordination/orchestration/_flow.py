@@ -27,6 +27,8 @@ class CompiledStep:
     index: int
     group: int
     step: Step
+    #: `Interface.action`, as `step.key` (kept here too: it is read on every step).
+    key: str
     signature: Signature
     input_slots: tuple[int, ...]
     output_slots: tuple[int, ...]
@@ -37,10 +39,6 @@ class CompiledStep:
     undo_output_member: int | None
     #: The step whose output triggered this one (None: the start message), for the journal.
     causation: str | None
-
-    @property
-    def key(self) -> str:
-        return self.step.key
 
     @property
     def interface(self) -> type[Participant]:
@@ -181,6 +179,7 @@ def compile_flow(
                     index=index,
                     group=group_number,
                     step=member,
+                    key=member.key,
                     signature=signature,
                     input_slots=tuple(input_slots),
                     output_slots=tuple(output_slots),
@@ -259,4 +258,6 @@ def _describe(output: Any) -> str:
         return "None"
     if isinstance(output, tuple):
         return "tuple[" + ", ".join(_describe(member) for member in output) + "]"
+    if typing.get_origin(output) is tuple:  # a declared tuple[X, Y]
+        return _describe(typing.get_args(output))
     return getattr(output, "__name__", repr(output))

@@ -64,7 +64,7 @@ class WorkflowRun(Generic[OutputT]):
     @property
     def journal(self) -> Journal:
         """Everything that happened, in store order."""
-        return Journal(self._record.journal)
+        return Journal.from_rows(self._record.journal)
 
     @property
     def steps(self) -> tuple[StepRecord, ...]:

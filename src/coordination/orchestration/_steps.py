@@ -17,7 +17,7 @@ _UNSET: Any = object()
 class Step:
     """One call of an interface action, with the action's retry and timeout or overrides."""
 
-    __slots__ = ("action", "retry", "timeout")
+    __slots__ = ("action", "key", "retry", "timeout")
 
     def __init__(self, action: Action[Any, Any], retry: Retry, timeout: float | None) -> None:
         # Plain attributes, not dataclass fields: an Action-typed field would be read through
@@ -25,14 +25,11 @@ class Step:
         self.action = action
         self.retry = retry
         self.timeout = timeout
+        #: `Interface.action`: unique within a flow, stable across runs.
+        self.key = action.qualname
 
     def __repr__(self) -> str:
         return f"step({self.key}, retry={self.retry!r}, timeout={self.timeout!r})"
-
-    @property
-    def key(self) -> str:
-        """`Interface.action`: unique within a flow, stable across runs."""
-        return self.action.qualname
 
 
 @dataclass(frozen=True, slots=True)

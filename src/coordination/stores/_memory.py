@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from coordination._journal import JournalEntry
+from coordination._journal import Rows
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
 from coordination.errors import StoreError
@@ -28,7 +28,6 @@ class MemoryStore:
             raise StoreError(f"MemoryStore(max_finished={max_finished}) must be >= 0")
         self.max_finished = max_finished
         self._runs: dict[str, RunRecord] = {}
-        self._keys: dict[str, set[str]] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -40,7 +39,7 @@ class MemoryStore:
         *,
         owner: str,
         now: float,
-        entries: Iterable[JournalEntry] = (),
+        journal: Iterable[Rows] = (),
     ) -> tuple[RunRecord, bool]:
         with self._lock:
             existing = self._runs.get(workflow_id)
@@ -54,10 +53,9 @@ class MemoryStore:
                 owner=owner,
                 created_at=now,
                 updated_at=now,
-                journal=list(entries),
+                journal=list(journal),
             )
             self._runs[workflow_id] = record
-            self._keys[workflow_id] = set()
             return record, True
 
     def _record(self, workflow_id: str) -> RunRecord:
@@ -78,16 +76,20 @@ class MemoryStore:
         status: WorkflowStatus | None = None,
     ) -> None:
         with self._lock:
-            record = self._record(workflow_id)
-            keys = self._keys[workflow_id]
-            if step.key in keys:
-                raise StoreError(
-                    f"run {workflow_id!r} already has a record for step {step.key!r}; "
-                    f"a step is recorded once"
-                )
-            keys.add(step.key)
+            record = self._runs.get(workflow_id)
+            if record is None:
+                record = self._record(workflow_id)  # raises, saying why
+            key = step.key
+            # A scan, not a set per run: runs have few steps, and a set per kept run is one
+            # more object for every garbage collection to walk.
+            for existing in record.steps:
+                if existing.key == key:
+                    raise StoreError(
+                        f"run {workflow_id!r} already has a record for step {key!r}; "
+                        f"a step is recorded once"
+                    )
             record.steps.append(step)
-            record.journal.extend(step.entries)
+            record.journal.append(step.rows)
             record.updated_at = now
             if status is not None:
                 record.status = status
@@ -101,7 +103,7 @@ class MemoryStore:
         output: Any = None,
         error: BaseException | None = None,
         compensation_error: BaseException | None = None,
-        entries: Iterable[JournalEntry] = (),
+        journal: Iterable[Rows] = (),
     ) -> None:
         with self._lock:
             record = self._record(workflow_id)
@@ -109,7 +111,7 @@ class MemoryStore:
             record.output = output
             record.error = error
             record.compensation_error = compensation_error
-            record.journal.extend(entries)
+            record.journal.extend(journal)
             record.updated_at = now
             record.owner = None
             if status.finished:
@@ -118,7 +120,6 @@ class MemoryStore:
                 while len(self._finished) > self.max_finished:
                     forgotten, _ = self._finished.popitem(last=False)
                     del self._runs[forgotten]
-                    del self._keys[forgotten]
 
     def get_run(self, workflow_id: str) -> RunRecord | None:
         with self._lock:

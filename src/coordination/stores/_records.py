@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from coordination._journal import JournalEntry
+from coordination._journal import JournalEntry, Rows, entries_from_rows
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
 
@@ -37,7 +37,13 @@ class StepRecord(NamedTuple):
     attempts: int
     output: Any = None
     error: str | None = None
-    entries: tuple[JournalEntry, ...] = ()
+    #: The journal entries of this step as one flat tuple of rows (see `Journal.from_rows`).
+    rows: Rows = ()
+
+    @property
+    def entries(self) -> tuple[JournalEntry, ...]:
+        """The journal entries of this step."""
+        return tuple(entries_from_rows((self.rows,)))
 
 
 @dataclass(slots=True, eq=False)
@@ -53,7 +59,8 @@ class RunRecord:
     updated_at: float
     lease_expires: float | None = None
     steps: list[StepRecord] = field(default_factory=list)
-    journal: list[JournalEntry] = field(default_factory=list)
+    #: Every journal entry of the run in store order, as chunks of flat rows.
+    journal: list[Rows] = field(default_factory=list)
     output: Any = None
     #: Why it failed: a StepFailed (and, once compensation failed, a CompensationFailed).
     error: BaseException | None = None

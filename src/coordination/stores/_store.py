@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from coordination._journal import JournalEntry
+from coordination._journal import Rows
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
 from coordination.stores._records import RunRecord, StepRecord
@@ -31,7 +31,7 @@ class Store(Protocol):
         *,
         owner: str,
         now: float,
-        entries: Iterable[JournalEntry] = (),
+        journal: Iterable[Rows] = (),
     ) -> tuple[RunRecord, bool]:
         """Create the run `workflow_id` owned by `owner`, or return the one already there.
 
@@ -62,7 +62,7 @@ class Store(Protocol):
         output: Any = None,
         error: BaseException | None = None,
         compensation_error: BaseException | None = None,
-        entries: Iterable[JournalEntry] = (),
+        journal: Iterable[Rows] = (),
     ) -> None:
         """Record the run's outcome and release its owner."""
         ...
