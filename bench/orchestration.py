@@ -19,7 +19,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 from coordination import Context
 from coordination.orchestration import Orchestrator, parallel, step

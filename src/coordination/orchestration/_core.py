@@ -35,7 +35,6 @@ _COMPENSATED = EntryKind.COMPENSATED.value
 _FAILED = EntryKind.FAILED.value
 _COMPENSATION_FAILED = EntryKind.COMPENSATION_FAILED.value
 _RETRIED = EntryKind.RETRIED.value
-_FINISHED = EntryKind.WORKFLOW_FINISHED.value
 _STEP_COMPLETED = StepOutcome.COMPLETED
 # NamedTuple's generated __new__ is a Python function; the tuple constructor is not.
 _new_step_record = functools.partial(tuple.__new__, StepRecord)
@@ -452,19 +451,13 @@ class RunState:
             if status is WorkflowStatus.COMPENSATED and self.compensation_error is not None:
                 status = WorkflowStatus.COMPENSATION_FAILED  # a late undo failed meanwhile
             self._move(status)
-            at = self.clock.now()
-            row: Row = (
-                _FINISHED, self.flow.name, "", self.workflow_id, None, 0, at, None, None, None,
-                status.value,
-            )  # fmt: skip
             self.store.finish_run(
                 self.workflow_id,
                 status,
-                now=at,
+                now=self.clock.now(),
                 output=output,
                 error=self.failure,
                 compensation_error=self.compensation_error,
-                journal=(row,),
             )
 
     def late_undo_failed(self, error: CompensationFailed) -> None:
@@ -477,20 +470,13 @@ class RunState:
             if self.status is WorkflowStatus.COMPENSATION_FAILED:
                 return
             self._move(WorkflowStatus.COMPENSATION_FAILED)
-            at = self.clock.now()
             self.store.finish_run(
                 self.workflow_id,
                 self.status,
-                now=at,
+                now=self.clock.now(),
                 error=self.failure,
                 compensation_error=self.compensation_error,
-                journal=(
-                    (
-                        _FINISHED, self.flow.name, "", self.workflow_id, None, 0, at, None, None,
-                        None, self.status.value,
-                    ),
-                ),
-            )  # fmt: skip
+            )
 
     def _output_of(self, compiled: CompiledStep) -> Any:
         slots = compiled.output_slots

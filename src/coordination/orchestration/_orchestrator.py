@@ -16,7 +16,6 @@ from typing import Any, ClassVar, Generic
 from typing_extensions import TypeVar
 
 from coordination._clock import Clock, SystemClock
-from coordination._journal import EntryKind, Row
 from coordination._messages import Message
 from coordination._participants import Action, Participant
 from coordination._status import WorkflowStatus
@@ -42,7 +41,6 @@ StartT = TypeVar("StartT", bound=Message, default=Message)
 OutputT = TypeVar("OutputT", default=Any)
 
 _PROCESS_STARTED = f"{time.time():.6f}"
-_STARTED = EntryKind.WORKFLOW_STARTED.value
 
 
 def _owner_id() -> str:
@@ -175,9 +173,8 @@ class Orchestrator(Generic[StartT, OutputT]):
         elif not isinstance(workflow_id, str) or not workflow_id:
             raise UsageError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
         now = self.clock.now()
-        started: Row = (_STARTED, flow.name, "", workflow_id, None, 0, now, None, None, None, None)
         record, created = self.store.start_run(
-            workflow_id, flow.name, message, owner=self._owner, now=now, journal=(started,)
+            workflow_id, flow.name, message, owner=self._owner, now=now
         )
         if created:
             return RunState(flow, self.store, self.clock, record)

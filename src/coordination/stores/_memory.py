@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import Any
 
-from coordination._journal import Rows
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
 from coordination.errors import StoreError
@@ -39,7 +37,6 @@ class MemoryStore:
         *,
         owner: str,
         now: float,
-        journal: Iterable[Rows] = (),
     ) -> tuple[RunRecord, bool]:
         with self._lock:
             existing = self._runs.get(workflow_id)
@@ -53,7 +50,6 @@ class MemoryStore:
                 owner=owner,
                 created_at=now,
                 updated_at=now,
-                journal=list(journal),
             )
             self._runs[workflow_id] = record
             return record, True
@@ -79,17 +75,14 @@ class MemoryStore:
             record = self._runs.get(workflow_id)
             if record is None:
                 record = self._record(workflow_id)  # raises, saying why
-            key = step.key
             # A scan, not a set per run: runs have few steps, and a set per kept run is one
             # more object for every garbage collection to walk.
-            for existing in record.steps:
-                if existing.key == key:
-                    raise StoreError(
-                        f"run {workflow_id!r} already has a record for step {key!r}; "
-                        f"a step is recorded once"
-                    )
-            record.steps.append(step)
-            record.journal.append(step.rows)
+            if record.has_step(step.key):
+                raise StoreError(
+                    f"run {workflow_id!r} already has a record for step {step.key!r}; "
+                    f"a step is recorded once"
+                )
+            record.add_step(step)
             record.updated_at = now
             if status is not None:
                 record.status = status
@@ -103,7 +96,6 @@ class MemoryStore:
         output: Any = None,
         error: BaseException | None = None,
         compensation_error: BaseException | None = None,
-        journal: Iterable[Rows] = (),
     ) -> None:
         with self._lock:
             record = self._record(workflow_id)
@@ -111,10 +103,10 @@ class MemoryStore:
             record.output = output
             record.error = error
             record.compensation_error = compensation_error
-            record.journal.extend(journal)
             record.updated_at = now
             record.owner = None
             if status.finished:
+                record.finished_at = now
                 self._finished[workflow_id] = None
                 self._finished.move_to_end(workflow_id)
                 while len(self._finished) > self.max_finished:

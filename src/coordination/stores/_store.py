@@ -8,10 +8,8 @@ PostgreSQL later) are siblings behind this protocol, as eventsourcing's recorder
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from coordination._journal import Rows
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
 from coordination.stores._records import RunRecord, StepRecord
@@ -31,7 +29,6 @@ class Store(Protocol):
         *,
         owner: str,
         now: float,
-        journal: Iterable[Rows] = (),
     ) -> tuple[RunRecord, bool]:
         """Create the run `workflow_id` owned by `owner`, or return the one already there.
 
@@ -62,7 +59,6 @@ class Store(Protocol):
         output: Any = None,
         error: BaseException | None = None,
         compensation_error: BaseException | None = None,
-        journal: Iterable[Rows] = (),
     ) -> None:
         """Record the run's outcome and release its owner."""
         ...
