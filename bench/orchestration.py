@@ -152,9 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {sys.version.split()[0]}, {args.workflows} workflows x {args.rounds} rounds")
     print("best of rounds, per workflow:")
     for name, values in samples.items():
-        print(
-            f"  {name:<13} {min(values) * 1e6:8.2f} µs  (median {statistics.median(values) * 1e6:.2f})"
-        )
+        best, median = min(values) * 1e6, statistics.median(values) * 1e6
+        print(f"  {name:<13} {best:8.2f} µs  (median {median:.2f})")
     print(f"overhead per workflow: {overhead * 1e6:8.2f} µs   (target <= {TARGET_US:.0f} µs)")
     print(f"overhead per step:     {overhead * 1e6 / STEPS:8.2f} µs")
     print(f"ratio orchestrated / hand-written: {orchestrated / hand:.2f}x")
