@@ -40,14 +40,7 @@ def test_it_is_a_store() -> None:
 
 def test_start_run_creates_once_then_returns_the_existing_record() -> None:
     store = MemoryStore()
-    record, created = store.start_run(
-        "wf",
-        "flow",
-        Begun(n=1),
-        owner="host:1:0",
-        now=5.0,
-        journal=[rows(entry(EntryKind.WORKFLOW_STARTED))],
-    )
+    record, created = store.start_run("wf", "flow", Begun(n=1), owner="host:1:0", now=5.0)
     assert created
     assert record.workflow_id == "wf"
     assert record.status is WorkflowStatus.RUNNING
@@ -59,19 +52,22 @@ def test_start_run_creates_once_then_returns_the_existing_record() -> None:
     assert again is record
     assert again.flow == "flow"  # untouched by the second call
     assert again.owner == "host:1:0"
+    assert again.start == Begun(n=1)
     assert len(store) == 1
+
+
+def test_a_new_run_journal_opens_with_workflow_started() -> None:
+    store = MemoryStore()
+    record, _ = store.start_run("wf", "flow", Begun(n=1), owner="me", now=5.0)
+    journal = WorkflowRun(record).journal
+    assert [(e.kind, e.participant, e.correlation_id, e.at) for e in journal] == [
+        (EntryKind.WORKFLOW_STARTED, "flow", "wf", 5.0)
+    ]
 
 
 def test_append_step_appends_records_and_journal_entries() -> None:
     store = MemoryStore()
-    store.start_run(
-        "wf",
-        "flow",
-        Begun(n=1),
-        owner="me",
-        now=1.0,
-        journal=[rows(entry(EntryKind.WORKFLOW_STARTED))],
-    )
+    start(store, "wf")
     store.append_step(
         "wf",
         step_record(
@@ -81,15 +77,17 @@ def test_append_step_appends_records_and_journal_entries() -> None:
         ),
         now=2.0,
     )
+    store.append_step("wf", step_record("Payments.refund", entry(EntryKind.FAILED, "x")), now=3.0)
     record = store.get_run("wf")
     assert record is not None
-    assert [s.key for s in record.steps] == ["Payments.charge"]
-    assert record.updated_at == 2.0
+    assert [s.key for s in record.steps] == ["Payments.charge", "Payments.refund"]
+    assert record.updated_at == 3.0
     journal = WorkflowRun(record).journal
     assert [e.kind for e in journal] == [
         EntryKind.WORKFLOW_STARTED,
         EntryKind.STARTED,
         EntryKind.COMPLETED,
+        EntryKind.FAILED,
     ]
     assert record.steps[0].entries == (
         entry(EntryKind.STARTED, "charge"),
@@ -106,7 +104,10 @@ def test_append_step_rejects_a_duplicate_key_and_changes_nothing() -> None:
     record = store.get_run("wf")
     assert record is not None
     assert len(record.steps) == 1
-    assert [e.kind for e in WorkflowRun(record).journal] == [EntryKind.COMPLETED]
+    assert [e.kind for e in WorkflowRun(record).journal] == [
+        EntryKind.WORKFLOW_STARTED,
+        EntryKind.COMPLETED,
+    ]
     assert record.updated_at == 2.0
     # the same key in another run is fine
     start(store, "wf-2")
@@ -130,22 +131,33 @@ def test_append_step_to_an_unknown_run_fails() -> None:
 def test_finish_run_records_the_outcome_and_releases_the_owner() -> None:
     store = MemoryStore()
     start(store, "wf")
+    store.append_step("wf", step_record("A.x", entry(EntryKind.FAILED, "x")), now=2.0)
     failure = RuntimeError("why")
-    store.finish_run(
-        "wf",
-        WorkflowStatus.COMPENSATED,
-        now=7.0,
-        output=None,
-        error=failure,
-        journal=[rows(entry(EntryKind.WORKFLOW_FINISHED))],
-    )
+    store.finish_run("wf", WorkflowStatus.COMPENSATED, now=7.0, output=None, error=failure)
     record = store.get_run("wf")
     assert record is not None
     assert record.owner is None
     assert record.status is WorkflowStatus.COMPENSATED
     assert record.error is failure
     assert record.updated_at == 7.0
-    assert [e.kind for e in WorkflowRun(record).journal] == [EntryKind.WORKFLOW_FINISHED]
+    journal = WorkflowRun(record).journal
+    assert [e.kind for e in journal] == [
+        EntryKind.WORKFLOW_STARTED,
+        EntryKind.FAILED,
+        EntryKind.WORKFLOW_FINISHED,
+    ]
+    assert journal[-1].detail == "compensated"
+    assert journal[-1].at == 7.0
+
+
+def test_a_running_run_has_no_finished_entry() -> None:
+    store = MemoryStore()
+    start(store, "wf")
+    store.append_step("wf", step_record("A.x", entry(EntryKind.COMPLETED, "x")), now=2.0)
+    record = store.get_run("wf")
+    assert record is not None
+    assert EntryKind.WORKFLOW_FINISHED not in [e.kind for e in WorkflowRun(record).journal]
+    assert record.owner == "me"
 
 
 def test_finish_run_of_an_unknown_run_fails() -> None:
