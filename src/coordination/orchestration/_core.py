@@ -266,8 +266,8 @@ class RunState:
         "group",
         "late",
         "lock",
-        "outcomes",
         "record",
+        "recorded",
         "settled",
         "status",
         "store",
@@ -294,6 +294,50 @@ class RunState:
         #: Late results of timed-out attempts, per step index, held until the step settles.
         self.late: dict[int, list[tuple[int, Any]]] = {}
         self.lock = threading.Lock()
+        #: Keys of the step records already in the store (a resumed run never re-runs them).
+        self.recorded: frozenset[str] = frozenset()
+        if record.has_any_step():
+            self._replay()
+
+    def _replay(self) -> None:
+        """Rebuild where an interrupted run stood from its records, to resume it.
+
+        Completed steps give back their outputs, failed ones the failure; undos already
+        recorded are not run again. A step that started but was not recorded runs again
+        under the same idempotency key, so participants can tell it is a repeat.
+        """
+        by_key = {compiled.key: compiled for compiled in self.flow.steps}
+        recorded: set[str] = set()
+        for step in self.record.steps:
+            recorded.add(step.key)
+            compiled = by_key.get(step.key)
+            if compiled is None:
+                continue  # an undo or a late result: only its key matters
+            if step.outcome is StepOutcome.COMPLETED:
+                slots = compiled.output_slots
+                if len(slots) == 1:
+                    self.values[slots[0]] = step.output
+                else:
+                    for slot, value in zip(slots, step.output or (), strict=True):
+                        self.values[slot] = value
+                self.settled.append((compiled, step.output, True))
+            elif step.outcome is StepOutcome.FAILED:
+                self.settled.append((compiled, None, False))
+                if self.failure is None:
+                    self.failure = StepFailed(
+                        f"step {compiled.key} failed after {step.attempts} attempt(s): "
+                        f"{step.error}",
+                        step=compiled.key,
+                        attempts=step.attempts,
+                    )
+        self.recorded = frozenset(recorded)
+        settled = {compiled.key for compiled, _, _ in self.settled}
+        while self.group < len(self.flow.groups) and all(
+            member.key in settled for member in self.flow.groups[self.group]
+        ):
+            self.group += 1
+        if self.status is _COMPENSATING:
+            self._queue_undos()
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -304,6 +348,10 @@ class RunState:
                 if self.group < len(self.flow.groups):
                     group = self.flow.groups[self.group]
                     self.group += 1
+                    if self.recorded:  # resumed: run only the branches not recorded yet
+                        group = tuple(m for m in group if m.key not in self.recorded)
+                        if not group:
+                            return self.next()
                     return group
                 self._finish(WorkflowStatus.COMPLETED)
                 return None
@@ -347,9 +395,16 @@ class RunState:
             tuple(attempts.rows),
         )
         with self.lock:
-            self.store.append_step(self.workflow_id, record, now=self.clock.now())
+            first = self.failure is None
+            # The first failure also marks the run COMPENSATING in the same write.
+            self.store.append_step(
+                self.workflow_id,
+                record,
+                now=self.clock.now(),
+                status=_COMPENSATING if first else None,
+            )
             self.settled.append((compiled, None, False))
-            if self.failure is None:
+            if first:
                 failure = StepFailed(
                     f"step {compiled.key} failed after {attempts.attempt} attempt(s): {text}",
                     step=compiled.key,
@@ -364,6 +419,9 @@ class RunState:
 
     def _begin_compensation(self) -> None:
         self._move(_COMPENSATING)
+        self._queue_undos()
+
+    def _queue_undos(self) -> None:
         queue: list[Undo] = []
         for compiled, output, completed in reversed(self.settled):
             if compiled.undo_output_member is not None and not completed:
@@ -386,6 +444,8 @@ class RunState:
             else:
                 assert compiled.undo_input_slot is not None
                 queue.append(Undo(compiled, self.values[compiled.undo_input_slot]))
+        if self.recorded:  # resumed: undos already recorded are done
+            queue = [undo for undo in queue if undo.key not in self.recorded]
         self.undo_queue = queue
 
     def undone(self, undo: Undo, output: Any, attempts: Attempts) -> None:

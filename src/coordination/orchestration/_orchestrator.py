@@ -134,7 +134,9 @@ class Orchestrator(Generic[StartT, OutputT]):
         """Run the flow for `message` to its end on this thread; idempotent by `workflow_id`.
 
         A known `workflow_id` with an equal message returns the recorded run without
-        re-executing anything; with a different message it raises `WorkflowConflict`.
+        re-executing anything; with a different message it raises `WorkflowConflict`. A run
+        interrupted half-way (KeyboardInterrupt, cancellation) is resumed from its records:
+        recorded steps never run again.
         """
         if self.flow.has_async:
             try:
@@ -149,7 +151,11 @@ class Orchestrator(Generic[StartT, OutputT]):
         begun = self._begin(message, workflow_id)
         if isinstance(begun, WorkflowRun):
             return begun
-        self._driver.run(begun)
+        try:
+            self._driver.run(begun)
+        except BaseException:
+            self._release(begun)
+            raise
         return WorkflowRun(begun.record)
 
     async def run_async(
@@ -159,8 +165,17 @@ class Orchestrator(Generic[StartT, OutputT]):
         begun = self._begin(message, workflow_id)
         if isinstance(begun, WorkflowRun):
             return begun
-        await self._driver.run_async(begun)
+        try:
+            await self._driver.run_async(begun)
+        except BaseException:  # cancelled, interrupted: the run can be resumed
+            self._release(begun)
+            raise
         return WorkflowRun(begun.record)
+
+    def _release(self, state: RunState) -> None:
+        """Let go of a run interrupted half-way, so running its workflow_id again resumes it."""
+        if not state.status.finished:
+            self.store.release_run(state.workflow_id, self._owner, now=self.clock.now())
 
     def _begin(self, message: Message, workflow_id: str | None) -> RunState | WorkflowRun[OutputT]:
         flow = self.flow
@@ -191,11 +206,15 @@ class Orchestrator(Generic[StartT, OutputT]):
                 workflow_id=workflow_id,
             )
         if not record.status.finished:
-            raise WorkflowBusy(
-                f"workflow {workflow_id!r} is {record.status.name} under owner "
-                f"{record.owner!r}; wait for it to finish",
-                workflow_id=workflow_id,
-            )
+            claimed = self.store.claim_run(workflow_id, self._owner, now=now)
+            if claimed is None:
+                raise WorkflowBusy(
+                    f"workflow {workflow_id!r} is {record.status.name} under owner "
+                    f"{record.owner!r}; wait for it to finish",
+                    workflow_id=workflow_id,
+                )
+            # Interrupted earlier (its owner let go): resume from its records.
+            return RunState(flow, self.store, self.clock, claimed)
         return WorkflowRun(record)
 
     # -- reading --------------------------------------------------------------------------

@@ -113,6 +113,22 @@ class MemoryStore:
                     forgotten, _ = self._finished.popitem(last=False)
                     del self._runs[forgotten]
 
+    def claim_run(self, workflow_id: str, owner: str, *, now: float) -> RunRecord | None:
+        with self._lock:
+            record = self._runs.get(workflow_id)
+            if record is None or record.owner is not None or record.status.finished:
+                return None
+            record.owner = owner
+            record.updated_at = now
+            return record
+
+    def release_run(self, workflow_id: str, owner: str, *, now: float) -> None:
+        with self._lock:
+            record = self._runs.get(workflow_id)
+            if record is not None and record.owner == owner:
+                record.owner = None
+                record.updated_at = now
+
     def get_run(self, workflow_id: str) -> RunRecord | None:
         with self._lock:
             return self._runs.get(workflow_id)

@@ -108,6 +108,10 @@ class RunRecord:
             )  # fmt: skip
         return chunks
 
+    def has_any_step(self) -> bool:
+        """Whether any step record was appended."""
+        return bool(self._flat_steps)
+
     def has_step(self, key: str) -> bool:
         """Whether a step record with this key was appended."""
         return key in self._flat_steps[::_STEP_WIDTH]

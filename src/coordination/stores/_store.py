@@ -63,6 +63,17 @@ class Store(Protocol):
         """Record the run's outcome and release its owner."""
         ...
 
+    def claim_run(self, workflow_id: str, owner: str, *, now: float) -> RunRecord | None:
+        """Make `owner` the owner of an unfinished run nobody owns; None if it is owned.
+
+        Atomic (a conditional update), so two callers never both resume one run.
+        """
+        ...
+
+    def release_run(self, workflow_id: str, owner: str, *, now: float) -> None:
+        """Give up ownership of a run that stopped before finishing (if `owner` holds it)."""
+        ...
+
     def get_run(self, workflow_id: str) -> RunRecord | None:
         """The run `workflow_id`, or None."""
         ...

@@ -1,0 +1,133 @@
+"""An interrupted run (KeyboardInterrupt, cancellation) is released and resumed from its records."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from coordination import WorkflowStatus
+from coordination.errors import WorkflowBusy
+from tests.orchestration.flows import (
+    Alpha,
+    AsyncAlpha,
+    AsyncFork,
+    AsyncLeft,
+    Beta,
+    Boom,
+    Fork,
+    Gamma,
+    Harness,
+    Hook,
+    Left,
+    Linear,
+    Right,
+    Start,
+)
+
+
+def test_an_interrupted_run_is_released_and_resumes_without_rerunning_recorded_steps() -> None:
+    h = Harness(Linear)
+    h[Beta].fail("second", KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        h.orchestrator.run(Start(n=1), workflow_id="wf")
+    stored = h.store.get_run("wf")
+    assert stored is not None
+    assert stored.status is WorkflowStatus.RUNNING
+    assert stored.owner is None  # released, so it can be resumed
+    assert [s.key for s in stored.steps] == ["Alpha.first"]
+
+    run = h.orchestrator.run(Start(n=1), workflow_id="wf")
+
+    assert run.status is WorkflowStatus.COMPLETED
+    assert h[Alpha].count("first") == 1  # recorded: never run again
+    seconds = h[Beta].named("second")
+    assert len(seconds) == 2  # started but not recorded: runs again, same key
+    assert {call.key for call in seconds} == {"wf:Beta.second"}
+    assert [s.key for s in run.steps] == ["Alpha.first", "Beta.second", "Gamma.third"]
+    assert run.output is not None
+
+
+def test_an_interrupted_compensation_resumes_without_repeating_recorded_undos() -> None:
+    h = Harness(Linear)
+    h[Gamma].fail("third", Boom("no"))
+    h[Alpha].fail("undo_first", KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        h.orchestrator.run(Start(n=1), workflow_id="wf")
+    stored = h.store.get_run("wf")
+    assert stored is not None
+    assert stored.status is WorkflowStatus.COMPENSATING
+    assert h[Beta].count("undo_second") == 1
+
+    run = h.orchestrator.run(Start(n=1), workflow_id="wf")
+
+    assert run.status is WorkflowStatus.COMPENSATED
+    assert h[Beta].count("undo_second") == 1  # recorded undo: not repeated
+    assert h[Alpha].count("undo_first") == 2  # interrupted undo: run again
+    assert h[Gamma].count("third") == 1
+    undos = [s.key for s in run.steps if s.key.endswith(":undo")]
+    assert undos == ["Gamma.third:undo", "Beta.second:undo", "Alpha.first:undo"]
+
+
+def test_a_resumed_parallel_group_runs_only_the_branches_not_recorded() -> None:
+    h = Harness(Fork)
+    h[Right].fail("right", KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        h.orchestrator.run(Start(n=1), workflow_id="wf")
+
+    run = h.orchestrator.run(Start(n=1), workflow_id="wf")
+
+    assert run.status is WorkflowStatus.COMPLETED
+    assert h[Left].count("left") == 1
+    assert h[Right].count("right") == 2
+    assert run.output is not None
+
+
+def test_a_cancelled_run_async_is_released_and_resumes() -> None:
+    h = Harness(AsyncFork)
+
+    async def scenario() -> None:
+        entered = asyncio.Event()
+
+        async def hang(message: object, ctx: object) -> None:
+            entered.set()
+            await asyncio.Event().wait()  # until cancelled
+
+        h[AsyncLeft].script("aleft", Hook(hang))
+        task = asyncio.create_task(h.orchestrator.run_async(Start(n=1), workflow_id="wf"))
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    stored = h.store.get_run("wf")
+    assert stored is not None
+    assert stored.owner is None
+    assert stored.status is WorkflowStatus.RUNNING
+
+    run = asyncio.run(h.orchestrator.run_async(Start(n=1), workflow_id="wf"))
+
+    assert run.status is WorkflowStatus.COMPLETED
+    assert h[AsyncAlpha].count("afirst") == 1
+    assert h[AsyncLeft].count("aleft") == 2
+
+
+def test_a_run_owned_by_someone_else_is_busy_not_resumed() -> None:
+    h = Harness(Linear)
+    h[Beta].fail("second", KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        h.orchestrator.run(Start(n=1), workflow_id="wf")
+    claimed = h.store.claim_run("wf", "other-host:1:0", now=1.0)
+    assert claimed is not None
+    with pytest.raises(WorkflowBusy, match="other-host"):
+        h.orchestrator.run(Start(n=1), workflow_id="wf")
+    assert h[Alpha].count("first") == 1
+
+
+def test_claim_is_refused_for_owned_and_finished_runs() -> None:
+    h = Harness(Linear)
+    run = h.orchestrator.run(Start(n=1), workflow_id="done")
+    assert run.status is WorkflowStatus.COMPLETED
+    assert h.store.claim_run("done", "me", now=1.0) is None
+    assert h.store.claim_run("unknown", "me", now=1.0) is None
