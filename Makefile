@@ -46,7 +46,7 @@ test-long: $(VENV)/.installed-dev
 
 ## bench: benchmarks side by side with their baselines (see docs/performance.md)
 bench: $(VENV)/.installed-bench
-	$(BIN)/python bench/orchestration.py
+	PYTHONPATH=. $(BIN)/python bench/orchestration.py
 
 docs: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict
