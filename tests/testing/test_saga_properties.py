@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,6 +27,7 @@ from examples.ecommerce import (
     OrderPlaced,
     PlaceOrder,
 )
+from tests.orchestration.flows import ForkJoin, Harness, Longer, SplitJoin, Start, WithPlain
 
 ORDERS = messages(
     OrderPlaced,
@@ -136,3 +138,28 @@ def test_backoff_waits_follow_the_retry_policy_on_the_virtual_clock() -> None:
     assert run.status is WorkflowStatus.COMPLETED
     # Retry(attempts=3, backoff=0.05): 0.05 then 0.1, jitter factor exactly 1.0 here.
     assert clock.sleeps == [0.05, 0.1]
+
+
+# Flows with input-typed undos (Gamma.cancel_third), tuple outputs (Split.split, undone by
+# one member) and joins, from the orchestration tests' shared flows.
+OTHER_FLOWS = [Longer, SplitJoin, ForkJoin, WithPlain]
+
+
+@pytest.mark.parametrize("flow", OTHER_FLOWS, ids=lambda flow: flow.__name__)
+@given(data=st.data())
+def test_other_flows_keep_the_saga_rules_for_any_faults(
+    flow: type[Orchestrator[Any, Any]], data: st.DataObject
+) -> None:
+    plan = data.draw(fault_plans(flow))
+    harness = Harness(flow)
+    plan.install(*harness.fakes.values())
+    run = harness.orchestrator.run(Start(n=1))
+    assert_saga_atomic(run, flow)
+    prediction = predict(flow, plan)
+    assert run.status is prediction.status, run.journal.render()
+    undone = [r.key.removesuffix(":undo") for r in run.steps if r.key.endswith(":undo")]
+    if run.status is not WorkflowStatus.COMPENSATION_FAILED:
+        assert undone == list(prediction.undone)
+    # An input-typed undo ran for the failed step itself when it has one.
+    if prediction.failed == "Gamma.third" and run.status is WorkflowStatus.COMPENSATED:
+        assert undone[0] == "Gamma.third"

@@ -114,9 +114,10 @@ class FaultPlan:
     def install(self, *participants: Participant) -> None:
         """Wrap every action and compensation of these participant instances.
 
-        Install before handing the participants to a runner (runners bind methods when
-        they are built). The attempt number is `ctx.attempt` when the method takes a
-        Context, else the count of calls of that method since install.
+        The orchestrator looks methods up on the instance at every call, so a plan can be
+        installed before or after the participants are handed to it. The attempt number is
+        `ctx.attempt` when the method takes a Context, else the count of calls of that
+        method since install.
         """
         for participant in participants:
             if not isinstance(participant, Participant):
