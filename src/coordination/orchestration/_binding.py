@@ -6,16 +6,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coordination._context import Context
+from coordination._attempts import ActionPlan, invoker, output_check
 from coordination._participants import Participant
-from coordination._signatures import CONTEXT_ARGUMENT, Signature
+from coordination._signatures import Signature
 from coordination.errors import BindingError
-from coordination.orchestration._core import ActionPlan, output_check
 from coordination.orchestration._flow import CompiledStep, FlowDefinition
 
 __all__ = ["BoundStep", "bind"]
-
-Invoke = Callable[[list[Any], Context | None], Any]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -26,25 +23,6 @@ class BoundStep:
     participant: Participant
     forward: ActionPlan
     backward: ActionPlan | None
-
-
-def _invoker(participant: Participant, name: str, signature: Signature) -> Invoke:
-    """A call of `participant.<name>` with its inputs and context in parameter order.
-
-    Generated as straight-line code (as dataclasses generates `__init__`): a generic
-    argument-shuffling call cost ~10 µs per workflow in the benchmark. The method is looked
-    up on every call, so wrapping it on the instance later (a fault plan, a mock) applies.
-    """
-    if not name.isidentifier():
-        raise BindingError(f"{name!r} is not a method name")
-    arguments = ", ".join(
-        "ctx" if index == CONTEXT_ARGUMENT else f"inputs[{int(index)}]"
-        for index in signature.arguments
-    )
-    namespace: dict[str, Any] = {"participant": participant}
-    exec(f"def invoke(inputs, ctx):\n    return participant.{name}({arguments})\n", namespace)
-    invoke: Invoke = namespace["invoke"]
-    return invoke
 
 
 def _undo_check(signature: Signature) -> Callable[[Any], bool]:
@@ -102,8 +80,8 @@ def bind(flow: FlowDefinition, participants: Sequence[object]) -> tuple[BoundSte
             step.timeout,
             compiled.causation,
             None,
-            _invoker(participant, step.action.name, compiled.signature),
-            output_check(compiled),
+            invoker(participant, step.action.name, compiled.signature),
+            output_check(compiled.signature),
         )
         backward = None
         compensation = compiled.compensation
@@ -115,7 +93,7 @@ def bind(flow: FlowDefinition, participants: Sequence[object]) -> tuple[BoundSte
                 compensation.timeout,
                 step.key,
                 step.key,
-                _invoker(participant, compensation.name, compensation.signature),
+                invoker(participant, compensation.name, compensation.signature),
                 _undo_check(compensation.signature),
             )
         bound.append(BoundStep(compiled, participant, forward, backward))

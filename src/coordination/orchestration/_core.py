@@ -1,51 +1,34 @@
-"""The decision core of a run: what to do next, and the bookkeeping of every attempt.
+"""The decision core of a run: what to do next, and what happened.
 
 Like tenacity's `BaseRetrying.iter()`, nothing here does I/O or waits: `RunState.next()`
-answers "run this group / undo this / done", `Attempts` answers "retry after this delay /
-give up", and both record what happened. The sync and async drivers only carry the
-answers out, so the saga logic exists once.
+answers "run this group / undo this / done" and records each outcome (the attempts of one
+step are `coordination._attempts.Attempts`, shared with the choreography). The sync and
+async drivers only carry the answers out, so the saga logic exists once.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from coordination._attempts import Attempts, describe
 from coordination._clock import Clock
-from coordination._context import Context
-from coordination._journal import EntryKind, Row
-from coordination._participants import _Declared
-from coordination._retry import Retry
 from coordination._status import WorkflowStatus
-from coordination.errors import CompensationFailed, OutputTypeError, StepFailed
+from coordination.errors import CompensationFailed, StepFailed
 from coordination.orchestration._flow import CompiledStep, FlowDefinition
 from coordination.orchestration._lifecycle import check_move
 from coordination.stores._records import RunRecord, StepOutcome, StepRecord
 from coordination.stores._store import Store
 
-__all__ = ["ActionPlan", "Attempts", "RunState", "Undo"]
+__all__ = ["RunState", "Undo", "late_undo"]
 
-# Journal rows keep the kind as its plain string (see coordination._journal.Row).
-_STARTED = EntryKind.STARTED.value
-_COMPLETED = EntryKind.COMPLETED.value
-_COMPENSATED = EntryKind.COMPENSATED.value
-_FAILED = EntryKind.FAILED.value
-_COMPENSATION_FAILED = EntryKind.COMPENSATION_FAILED.value
-_RETRIED = EntryKind.RETRIED.value
 _STEP_COMPLETED = StepOutcome.COMPLETED
 # NamedTuple's generated __new__ is a Python function; the tuple constructor is not.
 _new_step_record = functools.partial(tuple.__new__, StepRecord)
 _RUNNING = WorkflowStatus.RUNNING
 _COMPENSATING = WorkflowStatus.COMPENSATING
-
-
-def describe(error: BaseException) -> str:
-    """`Type: message`, the way errors appear in the journal."""
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,197 +45,6 @@ class Undo:
         if self.late_attempt is not None:
             return f"{self.step.key}:late{self.late_attempt}:undo"
         return f"{self.step.key}:undo"
-
-
-class ActionPlan:
-    """What the attempts of one step, or of its undo, need: computed once per orchestrator."""
-
-    __slots__ = (
-        "causation",
-        "check",
-        "declared",
-        "invoke",
-        "is_async",
-        "key",
-        "name",
-        "participant",
-        "retry",
-        "timeout",
-        "undoes",
-        "wants_context",
-    )
-
-    def __init__(
-        self,
-        declared: _Declared[Any, Any],
-        key: str,
-        retry: Retry,
-        timeout: float | None,
-        causation: str | None,
-        undoes: str | None,
-        invoke: Callable[[list[Any], Context | None], Any],
-        check: Callable[[Any], bool],
-    ) -> None:
-        self.declared = declared
-        self.participant = declared.participant
-        self.name = declared.name
-        #: The idempotency key suffix: `Interface.action`, or `Interface.action:undo`.
-        self.key = key
-        self.retry = retry
-        self.timeout = timeout
-        self.causation = causation
-        self.undoes = undoes
-        self.invoke = invoke
-        self.check = check
-        self.is_async = declared.signature.is_async
-        self.wants_context = declared.signature.wants_context
-
-
-class Attempts:
-    """The attempts of one step (or one undo): contexts, journal rows, retry decisions."""
-
-    __slots__ = (
-        "_started",
-        "_started_at",
-        "attempt",
-        "clock",
-        "correlation_id",
-        "ended_at",
-        "idempotency_key",
-        "plan",
-        "random",
-        "rows",
-        "step_deadline",
-    )
-
-    def __init__(
-        self,
-        plan: ActionPlan,
-        correlation_id: str,
-        clock: Clock,
-        random: Callable[[], float],
-    ) -> None:
-        self.plan = plan
-        self.correlation_id = correlation_id
-        self.idempotency_key = f"{correlation_id}:{plan.key}"
-        self.clock = clock
-        self.random = random
-        self.attempt = 0
-        self.rows: list[Any] = []
-        deadline = plan.retry.deadline
-        self.step_deadline = None if deadline is None else clock.monotonic() + deadline
-        self._started = 0.0
-        self._started_at = 0.0
-        #: Wall-clock time of the last attempt's end (what the store records as `now`).
-        self.ended_at = 0.0
-
-    def begin(self) -> Context | None:
-        """Start the next attempt; returns its Context when the action takes one."""
-        self.attempt = attempt = self.attempt + 1
-        clock = self.clock
-        plan = self.plan
-        started = self._started = clock.monotonic()
-        self._started_at = clock.now()
-        self.rows += (
-            (
-                _STARTED, plan.participant, plan.name, self.correlation_id, plan.causation,
-                attempt, self._started_at, None, plan.undoes, None, None,
-            )
-        )  # fmt: skip
-        if not plan.wants_context:
-            return None
-        deadline = None if plan.timeout is None else started + plan.timeout
-        step_deadline = self.step_deadline
-        if step_deadline is not None and (deadline is None or step_deadline < deadline):
-            deadline = step_deadline
-        return Context(self.correlation_id, self.idempotency_key, attempt, deadline, clock)
-
-    def attempt_timeout(self) -> float | None:
-        """Real seconds this attempt may run: its timeout, shortened by the step deadline.
-
-        Without a timeout an attempt is never cut off, sync or async alike: the step
-        deadline then only stops further attempts (and is in `ctx.deadline`).
-        """
-        timeout = self.plan.timeout
-        if timeout is None or self.step_deadline is None:
-            return timeout
-        return min(timeout, max(self.step_deadline - self.clock.monotonic(), 0.0))
-
-    def succeeded(self, result: Any) -> None:
-        """Journal a successful attempt; raise `OutputTypeError` if it is not the output."""
-        plan = self.plan
-        if not plan.check(result):
-            raise OutputTypeError(
-                f"{plan.declared.qualname} returned {type(result).__name__}, not its declared "
-                f"output {_describe_output(plan.declared)}"
-            )
-        duration = self.clock.monotonic() - self._started
-        self.ended_at = ended_at = self._started_at + duration
-        self.rows += (
-            (
-                _COMPLETED if plan.undoes is None else _COMPENSATED, plan.participant, plan.name,
-                self.correlation_id, plan.causation, self.attempt, ended_at, duration,
-                plan.undoes, None, None,
-            )
-        )  # fmt: skip
-
-    def failed(self, error: BaseException) -> float | None:
-        """Journal a failed attempt; the delay before the next one, or None to give up."""
-        plan = self.plan
-        clock = self.clock
-        now = clock.monotonic()
-        row: Row = (
-            _FAILED if plan.undoes is None else _COMPENSATION_FAILED, plan.participant,
-            plan.name, self.correlation_id, plan.causation, self.attempt, clock.now(),
-            now - self._started, plan.undoes, describe(error), None,
-        )  # fmt: skip
-        retry = plan.retry
-        if not retry.retries(error, self.attempt):
-            self.rows += row
-            return None
-        delay = retry.delay(self.attempt, self.random)
-        if self.step_deadline is not None and now + delay >= self.step_deadline:
-            detail = f"step deadline of {retry.deadline}s reached: no more attempts"
-            self.rows += (*row[:10], detail)
-            return None
-        self.rows += row
-        self.rows += (
-            (
-                _RETRIED, plan.participant, plan.name, self.correlation_id, plan.causation,
-                self.attempt + 1, clock.now(), None, plan.undoes, None, f"after {delay:.3f}s",
-            )
-        )  # fmt: skip
-        return delay
-
-
-def _describe_output(declared: _Declared[Any, Any]) -> str:
-    output = declared.signature.output
-    if output is None:
-        return "None"
-    if isinstance(output, tuple):
-        return "tuple[" + ", ".join(member.__name__ for member in output) + "]"
-    return output.__name__
-
-
-def output_check(compiled: CompiledStep) -> Callable[[Any], bool]:
-    """A fast predicate: is a value this step's declared output?"""
-    signature = compiled.signature
-    if not signature.outputs:
-        return _is_none
-    if not signature.returns_tuple:
-        expected = signature.outputs[0]
-        return lambda value: isinstance(value, expected)
-    members = signature.outputs
-    count = len(members)
-    return lambda value: (
-        isinstance(value, tuple)
-        and len(value) == count
-        and all(isinstance(item, kind) for item, kind in zip(value, members, strict=True))
-    )
-
-
-def _is_none(value: Any) -> bool:
-    return value is None
 
 
 class RunState:

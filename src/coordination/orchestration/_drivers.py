@@ -14,14 +14,15 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from coordination._attempts import Attempts, describe
 from coordination._clock import Clock
 from coordination._context import Context
 from coordination._journal import EntryKind, Row
+from coordination._timed import TimedAttempt
 from coordination.errors import AttemptTimeout, CompensationFailed, StoreError
 from coordination.orchestration._binding import BoundStep
-from coordination.orchestration._core import Attempts, RunState, Undo, describe, late_undo
+from coordination.orchestration._core import RunState, Undo, late_undo
 from coordination.orchestration._flow import CompiledStep, FlowDefinition
-from coordination.orchestration._timed import TimedAttempt
 from coordination.stores._records import StepOutcome, StepRecord
 
 __all__ = ["Driver"]
