@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import random as _random
-import secrets
 import socket
 import time
 import typing
@@ -16,7 +14,7 @@ from typing import Any, ClassVar, Generic
 from typing_extensions import TypeVar
 
 from coordination._clock import Clock, SystemClock
-from coordination._messages import Message
+from coordination._messages import Message, new_id
 from coordination._participants import Action, Participant
 from coordination._status import WorkflowStatus
 from coordination.errors import (
@@ -120,8 +118,6 @@ class Orchestrator(Generic[StartT, OutputT]):
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._driver = Driver(flow, bind(flow, participants), self.clock, random or _random.random)
         self._owner = _owner_id()
-        self._id_prefix = secrets.token_hex(8)
-        self._ids = itertools.count(1)
 
     @property
     def name(self) -> str:
@@ -184,7 +180,7 @@ class Orchestrator(Generic[StartT, OutputT]):
                 f"{flow.name} starts with {flow.start_type.__name__}, got {type(message).__name__}"
             )
         if workflow_id is None:
-            workflow_id = f"{self._id_prefix}-{next(self._ids)}"
+            workflow_id = new_id()
         elif not isinstance(workflow_id, str) or not workflow_id:
             raise UsageError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
         now = self.clock.now()
