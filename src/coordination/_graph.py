@@ -1,0 +1,127 @@
+"""The flow graph both runners derive from participants: who consumes what, who produces what.
+
+Orchestration checks a declared order against it; the choreography subscribes each action
+to its inputs and decides from it when a flow instance is finished (every action reachable
+from its start has run); observability draws it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from coordination._messages import Command, Message
+from coordination._participants import Action, Compensation, Participant
+from coordination._signatures import Signature
+from coordination.errors import DefinitionError
+
+__all__ = ["ActionNode", "FlowGraph"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ActionNode:
+    """One forward action of one participant instance."""
+
+    participant: Participant
+    key: str  #: `Interface.action`
+    signature: Signature
+    declared: Any  #: the interface's `Action` (typed Any: an Action field reads through __get__)
+
+    @property
+    def compensation(self) -> Compensation[Any, Any] | None:
+        """The action's undo, if it declares one."""
+        undo: Compensation[Any, Any] | None = self.declared.undo
+        return undo
+
+
+class FlowGraph:
+    """The actions of a set of participants, indexed by the message types they consume."""
+
+    def __init__(self, participants: Iterable[Participant]) -> None:
+        nodes: list[ActionNode] = []
+        seen: dict[str, ActionNode] = {}
+        for participant in participants:
+            if not isinstance(participant, Participant):
+                raise DefinitionError(
+                    f"{participant!r} is not a Participant; pass participant instances"
+                )
+            for name, declared in type(participant).__coordination_declared__.items():
+                if not isinstance(declared, Action):
+                    continue  # compensations only undo; they never react on their own
+                key = declared.qualname
+                if key in seen:
+                    raise DefinitionError(
+                        f"{key} is implemented by both {type(seen[key].participant).__name__} "
+                        f"and {type(participant).__name__}; pass one implementation per "
+                        f"interface"
+                    )
+                node = ActionNode(participant, key, declared.signature, declared)
+                seen[key] = node
+                nodes.append(node)
+                del name
+        self.nodes: tuple[ActionNode, ...] = tuple(nodes)
+        self._reachable: dict[type[Message], frozenset[str]] = {}
+
+    def consumers(self, message_type: type[Message]) -> list[ActionNode]:
+        """The actions that take a `message_type` (or a base of it) as an input."""
+        return [
+            node
+            for node in self.nodes
+            if any(issubclass(message_type, wanted) for wanted in node.signature.inputs)
+        ]
+
+    def producers(self, message_type: type[Message]) -> list[ActionNode]:
+        """The actions whose output includes `message_type` (or a subclass of it)."""
+        return [
+            node
+            for node in self.nodes
+            if any(issubclass(made, message_type) for made in node.signature.outputs)
+        ]
+
+    def check_commands(self) -> None:
+        """Every Command an action consumes or produces has exactly one consumer."""
+        commands: set[type[Message]] = set()
+        for node in self.nodes:
+            for message_type in (*node.signature.inputs, *node.signature.outputs):
+                if issubclass(message_type, Command):
+                    commands.add(message_type)
+        for command in sorted(commands, key=lambda c: c.__qualname__):
+            handlers = [node.key for node in self.consumers(command)]
+            if len(handlers) != 1:
+                listed = ", ".join(handlers) or "none"
+                raise DefinitionError(
+                    f"{command.__name__} is a Command, so exactly one action must handle it; "
+                    f"handled by: {listed}"
+                )
+
+    def reachable(self, start: type[Message]) -> frozenset[str]:
+        """Keys of every action that will run for a flow started by a `start` message.
+
+        An action is reachable once each of its inputs is the start type or the output of
+        a reachable action (joins need all their inputs).
+        """
+        cached = self._reachable.get(start)
+        if cached is not None:
+            return cached
+        available: list[type[Message]] = [start]
+        reached: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for node in self.nodes:
+                if node.key in reached:
+                    continue
+                if all(
+                    any(issubclass(have, wanted) for have in available)
+                    for wanted in node.signature.inputs
+                ):
+                    reached.add(node.key)
+                    available.extend(node.signature.outputs)
+                    changed = True
+        result = frozenset(reached)
+        self._reachable[start] = result
+        return result
+
+    def __repr__(self) -> str:
+        return f"FlowGraph({', '.join(node.key for node in self.nodes)})"

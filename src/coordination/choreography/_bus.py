@@ -1,0 +1,487 @@
+"""EventBus: in-process publish/subscribe by message type, on blinker's subscriber registry.
+
+blinker keeps who is subscribed (one signal per message type, weak or strong references,
+temporary connections); the bus adds the dispatch blinker leaves out: delivery along the
+message's class hierarchy, error isolation, breadth-first FIFO order without recursion,
+delayed deliveries (retries) that never sleep while other work is queued, async handlers,
+and one cascade per publishing thread or task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import inspect
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, NamedTuple, TypeVar, overload
+
+import blinker
+
+from coordination._attempts import describe
+from coordination._clock import Clock, SystemClock
+from coordination._context import Context
+from coordination._journal import EntryKind, JournalEntry
+from coordination._messages import Command, Envelope, Message, type_name_of
+from coordination.choreography._events import HandlerFailed
+from coordination.errors import DefinitionError, UsageError
+
+__all__ = ["EventBus"]
+
+_log = logging.getLogger("coordination.bus")
+
+M = TypeVar("M", bound=Message)
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+class _Handler(NamedTuple):
+    """One subscription as the dispatcher needs it, computed when subscribing."""
+
+    target: Any  # the callable, or a weak reference to it
+    weak: bool
+    wants_context: bool
+    is_async: bool
+    name: str
+
+
+class _Plan(NamedTuple):
+    handlers: tuple[_Handler, ...]
+    has_async: bool
+
+
+class _Dispatch:
+    """One cascade: what is queued, what is delayed, on one thread or task."""
+
+    __slots__ = ("delayed", "done", "queue", "runner", "sequence")
+
+    def __init__(self) -> None:
+        #: (bus, envelope) to deliver, or a callable to run, in FIFO order.
+        self.queue: deque[Any] = deque()
+        #: (due on the clock, tie-breaker, bus, callable), earliest first.
+        self.delayed: list[tuple[float, int, EventBus, Callable[[], None]]] = []
+        self.sequence = itertools.count()
+        self.done = False
+        self.runner: asyncio.Runner | None = None
+
+
+_current: ContextVar[_Dispatch | None] = ContextVar("coordination_dispatch", default=None)
+
+
+def _handler_name(handler: Callable[..., Any]) -> str:
+    name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
+    module = getattr(handler, "__module__", None)
+    return f"{module}.{name}" if module else str(name)
+
+
+def _inspect_handler(handler: Callable[..., Any]) -> tuple[bool, bool]:
+    """(wants a Context?, is async?) for a handler taking the message first."""
+    if not callable(handler):
+        raise DefinitionError(f"a handler must be callable, got {handler!r}")
+    try:
+        parameters = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError) as error:
+        raise DefinitionError(f"cannot read the signature of handler {handler!r}") from error
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not positional and not any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        raise DefinitionError(
+            f"handler {_handler_name(handler)} takes no argument; a handler takes the message "
+            f"as its first argument (and optionally ctx: Context)"
+        )
+    wants_context = False
+    for parameter in positional[1:]:
+        annotation = parameter.annotation
+        if parameter.name == "ctx" or annotation is Context or annotation == "Context":
+            wants_context = True
+        elif parameter.default is parameter.empty:
+            raise DefinitionError(
+                f"handler {_handler_name(handler)} needs {parameter.name!r} too; a handler "
+                f"takes the message and optionally ctx: Context"
+            )
+    call = getattr(handler, "__call__", None)  # noqa: B004 - callable objects
+    is_async = inspect.iscoroutinefunction(handler) or (
+        call is not None and inspect.iscoroutinefunction(call)
+    )
+    return wants_context, is_async
+
+
+class EventBus:
+    """Publish messages to the handlers subscribed to their type or any of its bases.
+
+    Delivery is breadth-first and FIFO: what a handler publishes is queued behind what is
+    already queued, so long chains never recurse. A handler that raises never stops the
+    others; its failure is published as `HandlerFailed`. `publish()` returns once the
+    message and everything it caused (delayed retries included) have been delivered. Each
+    publishing thread (or asyncio task) drains its own cascade, so publishing from several
+    threads at once is safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        on_failure: Callable[[JournalEntry], None] | None = None,
+    ) -> None:
+        """`on_failure` receives a journal entry for every handler failure."""
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._on_failure = on_failure
+        self._signals: dict[type[Message], blinker.Signal] = {}
+        self._meta: dict[tuple[type[Message], Any], _Handler] = {}
+        self._plans: dict[type[Message], _Plan] = {}
+        self._lock = threading.RLock()
+        self._has_async = False
+
+    # -- subscribing ----------------------------------------------------------------------
+
+    @overload
+    def subscribe(self, message_type: type[M], handler: H, *, weak: bool = False) -> H: ...
+    @overload
+    def subscribe(self, message_type: type[M], *, weak: bool = False) -> Callable[[H], H]: ...
+    def subscribe(self, message_type: type[M], handler: Any = None, *, weak: bool = False) -> Any:
+        """Call `handler(message)` (or `handler(message, ctx)`) for every `message_type`.
+
+        Also works as a decorator. Subscribing the same handler twice to one type is a
+        no-op. References are strong unless `weak=True`.
+        """
+        if handler is None:
+
+            def decorate(function: H) -> H:
+                self.subscribe(message_type, function, weak=weak)
+                return function
+
+            return decorate
+        if not (isinstance(message_type, type) and issubclass(message_type, Message)):
+            raise DefinitionError(
+                f"subscribe() takes a message class (an Event or Command subclass), got "
+                f"{message_type!r}"
+            )
+        wants_context, is_async = _inspect_handler(handler)
+        with self._lock:
+            signal = self._signals.get(message_type)
+            if signal is None:
+                signal = self._signals[message_type] = blinker.Signal()
+            before = set(signal.receivers)
+            signal.connect(handler, weak=weak)
+            for receiver_id in set(signal.receivers) - before:
+                self._meta[(message_type, receiver_id)] = _Handler(
+                    None, weak, wants_context, is_async, _handler_name(handler)
+                )
+            self._has_async = self._has_async or is_async
+            self._plans = {}
+        return handler
+
+    def unsubscribe(self, message_type: type[Message], handler: Callable[..., Any]) -> None:
+        """Stop delivering `message_type` to `handler` (nothing happens if it was not)."""
+        with self._lock:
+            signal = self._signals.get(message_type)
+            if signal is None:
+                return
+            before = set(signal.receivers)
+            signal.disconnect(handler)
+            for receiver_id in before - set(signal.receivers):
+                self._meta.pop((message_type, receiver_id), None)
+            self._plans = {}
+
+    @contextmanager
+    def subscribed(
+        self, message_type: type[M], handler: Callable[..., Any], *, weak: bool = False
+    ) -> Iterator[None]:
+        """A temporary subscription for the duration of a `with` block."""
+        self.subscribe(message_type, handler, weak=weak)
+        try:
+            yield
+        finally:
+            self.unsubscribe(message_type, handler)
+
+    def handlers_for(self, message_type: type[Message]) -> list[Callable[..., Any]]:
+        """The live handlers a `message_type` is delivered to, in delivery order."""
+        found = []
+        for handler in self._plan(message_type).handlers:
+            target = handler.target() if handler.weak else handler.target
+            if target is not None:
+                found.append(target)
+        return found
+
+    def _plan(self, message_type: type[Message]) -> _Plan:
+        """Handlers by class, most specific first along the MRO; each handler once."""
+        plan = self._plans.get(message_type)
+        if plan is not None:
+            return plan
+        with self._lock:
+            handlers: list[_Handler] = []
+            seen: set[Any] = set()
+            for klass in message_type.__mro__:
+                signal = self._signals.get(klass)
+                if signal is None:
+                    continue
+                for receiver_id, reference in list(signal.receivers.items()):
+                    meta = self._meta.get((klass, receiver_id))
+                    if meta is None or receiver_id in seen:
+                        continue
+                    seen.add(receiver_id)
+                    handlers.append(meta._replace(target=reference))
+            plan = _Plan(tuple(handlers), any(h.is_async for h in handlers))
+            self._plans[message_type] = plan
+            return plan
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def envelope(
+        self,
+        message: Message,
+        *,
+        correlation_id: str | None = None,
+        cause: Envelope[Message] | None = None,
+    ) -> Envelope[Message]:
+        """Wrap `message` for publishing, continuing `cause`'s correlation when given."""
+        if not isinstance(message, Message):
+            raise UsageError(
+                f"publish() takes a message (an Event or Command instance), got "
+                f"{type(message).__name__}"
+            )
+        if cause is not None:
+            return Envelope(message, correlation_id or cause.correlation_id, cause.message_id)
+        return Envelope(message, correlation_id)
+
+    def publish(
+        self,
+        message: Message | Envelope[Message],
+        *,
+        correlation_id: str | None = None,
+        cause: Envelope[Message] | None = None,
+    ) -> Envelope[Message]:
+        """Deliver `message` and everything it causes; return its envelope.
+
+        Called from inside a handler, the message is queued behind what is already queued
+        and this returns at once (the cascade's first `publish()` returns when all is done).
+        """
+        envelope = (
+            message
+            if isinstance(message, Envelope)
+            else self.envelope(message, correlation_id=correlation_id, cause=cause)
+        )
+        self._check_command(envelope.message)
+        dispatch = _current.get()
+        if dispatch is not None and not dispatch.done:
+            dispatch.queue.append((self, envelope))
+            return envelope
+        if self._has_async:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                raise UsageError(
+                    "this bus has async handlers and publish() was called inside a running "
+                    "event loop; use `await bus.publish_async(...)`"
+                )
+        self._drain(envelope)
+        return envelope
+
+    async def publish_async(
+        self,
+        message: Message | Envelope[Message],
+        *,
+        correlation_id: str | None = None,
+        cause: Envelope[Message] | None = None,
+    ) -> Envelope[Message]:
+        """Like `publish()`, awaiting async handlers on the running loop."""
+        envelope = (
+            message
+            if isinstance(message, Envelope)
+            else self.envelope(message, correlation_id=correlation_id, cause=cause)
+        )
+        self._check_command(envelope.message)
+        dispatch = _current.get()
+        if dispatch is not None and not dispatch.done:
+            dispatch.queue.append((self, envelope))
+            return envelope
+        await self._drain_async(envelope)
+        return envelope
+
+    def _check_command(self, message: Message) -> None:
+        if isinstance(message, Command):
+            count = len(self._plan(type(message)).handlers)
+            if count != 1:
+                raise UsageError(
+                    f"{type(message).__name__} is a Command and has {count} handlers; a "
+                    f"command needs exactly one (publish an Event for several or none)"
+                )
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        """Run `callback` in the current cascade after `delay` seconds on the bus clock.
+
+        Used for retries: the cascade delivers whatever else is queued meanwhile, and its
+        `publish()` returns only after the callback ran. Outside a cascade, this starts one
+        and waits.
+        """
+        dispatch = _current.get()
+        due = self.clock.monotonic() + max(delay, 0.0)
+        if dispatch is not None and not dispatch.done:
+            heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self, callback))
+            return
+        dispatch = _Dispatch()
+        heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self, callback))
+        self._drive(dispatch)
+
+    # -- dispatching ----------------------------------------------------------------------
+
+    def _drain(self, envelope: Envelope[Message]) -> None:
+        dispatch = _Dispatch()
+        dispatch.queue.append((self, envelope))
+        self._drive(dispatch)
+
+    def _drive(self, dispatch: _Dispatch) -> None:
+        token = _current.set(dispatch)
+        try:
+            queue = dispatch.queue
+            while True:
+                while queue:
+                    if dispatch.delayed:
+                        self._release_due(dispatch)
+                    item = queue.popleft()
+                    if type(item) is tuple:
+                        bus, envelope = item
+                        bus._deliver(envelope, dispatch)
+                    else:
+                        item()
+                if not dispatch.delayed:
+                    break
+                due, _, bus, callback = heapq.heappop(dispatch.delayed)
+                wait = due - bus.clock.monotonic()
+                if wait > 0:
+                    bus.clock.sleep(wait)
+                queue.append(callback)
+        finally:
+            dispatch.done = True
+            _current.reset(token)
+            if dispatch.runner is not None:
+                dispatch.runner.close()
+
+    async def _drain_async(self, envelope: Envelope[Message]) -> None:
+        dispatch = _Dispatch()
+        dispatch.queue.append((self, envelope))
+        token = _current.set(dispatch)
+        try:
+            queue = dispatch.queue
+            while True:
+                while queue:
+                    if dispatch.delayed:
+                        self._release_due(dispatch)
+                    item = queue.popleft()
+                    if type(item) is tuple:
+                        bus, envelope = item
+                        await bus._deliver_async(envelope)
+                    else:
+                        result = item()
+                        if inspect.isawaitable(result):
+                            await result
+                if not dispatch.delayed:
+                    break
+                due, _, bus, callback = heapq.heappop(dispatch.delayed)
+                wait = due - bus.clock.monotonic()
+                if wait > 0:
+                    await bus.clock.sleep_async(wait)
+                queue.append(callback)
+        finally:
+            dispatch.done = True
+            _current.reset(token)
+
+    def _release_due(self, dispatch: _Dispatch) -> None:
+        """Move delayed callbacks whose time has come to the back of the queue."""
+        delayed = dispatch.delayed
+        while delayed and delayed[0][0] <= delayed[0][2].clock.monotonic():
+            _, _, _, callback = heapq.heappop(delayed)
+            dispatch.queue.append(callback)
+
+    def _context(self, envelope: Envelope[Message], handler: _Handler) -> Context:
+        return Context(
+            envelope.correlation_id,
+            f"{envelope.message_id}:{handler.name}",
+            1,
+            None,
+            self.clock,
+            message_id=envelope.message_id,
+            causation_id=envelope.causation_id,
+        )
+
+    def _deliver(self, envelope: Envelope[Message], dispatch: _Dispatch) -> None:
+        message = envelope.message
+        plan = self._plans.get(type(message)) or self._plan(type(message))
+        for handler in plan.handlers:
+            target = handler.target() if handler.weak else handler.target
+            if target is None:
+                continue  # a weakly referenced handler that is gone
+            try:
+                if handler.wants_context:
+                    result = target(message, self._context(envelope, handler))
+                else:
+                    result = target(message)
+                if handler.is_async:
+                    if dispatch.runner is None:
+                        dispatch.runner = asyncio.Runner()
+                    dispatch.runner.run(result)
+            except Exception as error:
+                self._failed(envelope, handler, error)
+
+    async def _deliver_async(self, envelope: Envelope[Message]) -> None:
+        message = envelope.message
+        plan = self._plans.get(type(message)) or self._plan(type(message))
+        for handler in plan.handlers:
+            target = handler.target() if handler.weak else handler.target
+            if target is None:
+                continue
+            try:
+                if handler.wants_context:
+                    result = target(message, self._context(envelope, handler))
+                else:
+                    result = target(message)
+                if handler.is_async:
+                    await result
+            except Exception as error:
+                self._failed(envelope, handler, error)
+
+    def _failed(self, envelope: Envelope[Message], handler: _Handler, error: Exception) -> None:
+        message = envelope.message
+        _log.warning(
+            "handler %s failed on %s %s: %s",
+            handler.name,
+            type(message).__name__,
+            envelope.message_id,
+            describe(error),
+            extra={"correlation_id": envelope.correlation_id},
+        )
+        if self._on_failure is not None:
+            self._on_failure(
+                JournalEntry(
+                    EntryKind.FAILED,
+                    "bus",
+                    handler.name,
+                    envelope.correlation_id,
+                    envelope.message_id,
+                    1,
+                    self.clock.now(),
+                    None,
+                    None,
+                    describe(error),
+                    f"handling {type(message).__name__}",
+                )
+            )
+        if isinstance(message, HandlerFailed):
+            return  # logged, never published again: no failure loops
+        failure = HandlerFailed(
+            handler=handler.name,
+            message_type=type_name_of(type(message)),
+            message_id=envelope.message_id,
+            correlation_id=envelope.correlation_id,
+            error=describe(error),
+        )
+        self.publish(Envelope(failure, envelope.correlation_id, envelope.message_id))
+
+    def __repr__(self) -> str:
+        count = sum(len(signal.receivers) for signal in self._signals.values())
+        return f"<EventBus {len(self._signals)} message types, {count} subscriptions>"
