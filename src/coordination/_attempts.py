@@ -108,6 +108,7 @@ class Attempts:
         "_started",
         "_started_at",
         "attempt",
+        "causation",
         "clock",
         "correlation_id",
         "ended_at",
@@ -124,8 +125,11 @@ class Attempts:
         correlation_id: str,
         clock: Clock,
         random: Callable[[], float],
+        causation: str | None = None,
     ) -> None:
         self.plan = plan
+        #: What caused these attempts: the plan's (a step) unless given (a message id).
+        self.causation = plan.causation if causation is None else causation
         self.correlation_id = correlation_id
         self.idempotency_key = f"{correlation_id}:{plan.key}"
         self.clock = clock
@@ -148,7 +152,7 @@ class Attempts:
         self._started_at = clock.now()
         self.rows += (
             (
-                _STARTED, plan.participant, plan.name, self.correlation_id, plan.causation,
+                _STARTED, plan.participant, plan.name, self.correlation_id, self.causation,
                 attempt, self._started_at, None, plan.undoes, None, None,
             )
         )  # fmt: skip
@@ -184,7 +188,7 @@ class Attempts:
         self.rows += (
             (
                 _COMPLETED if plan.undoes is None else _COMPENSATED, plan.participant, plan.name,
-                self.correlation_id, plan.causation, self.attempt, ended_at, duration,
+                self.correlation_id, self.causation, self.attempt, ended_at, duration,
                 plan.undoes, None, None,
             )
         )  # fmt: skip
@@ -196,7 +200,7 @@ class Attempts:
         now = clock.monotonic()
         row: Row = (
             _FAILED if plan.undoes is None else _COMPENSATION_FAILED, plan.participant,
-            plan.name, self.correlation_id, plan.causation, self.attempt, clock.now(),
+            plan.name, self.correlation_id, self.causation, self.attempt, clock.now(),
             now - self._started, plan.undoes, describe(error), None,
         )  # fmt: skip
         retry = plan.retry
@@ -211,7 +215,7 @@ class Attempts:
         self.rows += row
         self.rows += (
             (
-                _RETRIED, plan.participant, plan.name, self.correlation_id, plan.causation,
+                _RETRIED, plan.participant, plan.name, self.correlation_id, self.causation,
                 self.attempt + 1, clock.now(), None, plan.undoes, None, f"after {delay:.3f}s",
             )
         )  # fmt: skip

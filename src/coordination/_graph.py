@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordination._messages import Command, Message
-from coordination._participants import Action, Compensation, Participant
+from coordination._participants import Action, Participant
 from coordination._signatures import Signature
 from coordination.errors import DefinitionError
 
@@ -29,10 +29,13 @@ class ActionNode:
     declared: Any  #: the interface's `Action` (typed Any: an Action field reads through __get__)
 
     @property
-    def compensation(self) -> Compensation[Any, Any] | None:
-        """The action's undo, if it declares one."""
-        undo: Compensation[Any, Any] | None = self.declared.undo
-        return undo
+    def compensation(self) -> Any:
+        """The action's undo (a `Compensation`), or None.
+
+        Typed Any, like `declared`: type checkers read an attribute typed as a descriptor
+        through its `__get__`, which would make it look like a bound method.
+        """
+        return self.declared.undo
 
 
 class FlowGraph:

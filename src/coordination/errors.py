@@ -18,6 +18,7 @@ CoordinationError
 │   ├── WorkflowConflict       a known workflow_id was started with a different message
 │   ├── WorkflowBusy           another live owner is running that workflow
 │   └── WorkflowNotFound       no run with that workflow_id in the store
+├── JoinTimeout                a choreography join waited past its deadline for an input
 ├── InvalidTransition          a run was asked to move where its lifecycle forbids
 ├── UsageError                 an API was called in a way that cannot work (sync in a loop)
 └── StoreError                 the store cannot read or write what was asked
@@ -36,6 +37,7 @@ __all__ = [
     "CoordinationError",
     "DefinitionError",
     "InvalidTransition",
+    "JoinTimeout",
     "MalformedMessage",
     "MessageError",
     "NonRetryable",
@@ -139,6 +141,13 @@ class WorkflowBusy(WorkflowError):
 
 class WorkflowNotFound(WorkflowError):
     """No run with this `workflow_id` is in the store."""
+
+
+class JoinTimeout(CoordinationError):
+    """A choreography action waiting for several inputs did not get them all in time.
+
+    The flow instance fails as if the action had failed: what completed is undone.
+    """
 
 
 class InvalidTransition(CoordinationError):

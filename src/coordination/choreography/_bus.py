@@ -63,7 +63,7 @@ class _Dispatch:
         #: (bus, envelope) to deliver, or a callable to run, in FIFO order.
         self.queue: deque[Any] = deque()
         #: (due on the clock, tie-breaker, bus, callable), earliest first.
-        self.delayed: list[tuple[float, int, EventBus, Callable[[], None]]] = []
+        self.delayed: list[tuple[float, int, EventBus, Callable[[], object]]] = []
         self.sequence = itertools.count()
         self.done = False
         self.runner: asyncio.Runner | None = None
@@ -312,12 +312,12 @@ class EventBus:
                     f"command needs exactly one (publish an Event for several or none)"
                 )
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+    def call_later(self, delay: float, callback: Callable[[], object]) -> None:
         """Run `callback` in the current cascade after `delay` seconds on the bus clock.
 
         Used for retries: the cascade delivers whatever else is queued meanwhile, and its
-        `publish()` returns only after the callback ran. Outside a cascade, this starts one
-        and waits.
+        `publish()` returns only after the callback ran (if it returns an awaitable, that is
+        awaited too). Outside a cascade, this starts one and waits.
         """
         dispatch = _current.get()
         due = self.clock.monotonic() + max(delay, 0.0)
@@ -348,7 +348,11 @@ class EventBus:
                         bus, envelope = item
                         bus._deliver(envelope, dispatch)
                     else:
-                        item()
+                        result = item()
+                        if inspect.isawaitable(result):
+                            if dispatch.runner is None:
+                                dispatch.runner = asyncio.Runner()
+                            dispatch.runner.run(result)  # type: ignore[arg-type]
                 if not dispatch.delayed:
                     break
                 due, _, bus, callback = heapq.heappop(dispatch.delayed)

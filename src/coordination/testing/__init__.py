@@ -5,6 +5,7 @@ flows the same way the library tests itself.
 """
 
 from coordination.testing._clock import VirtualClock
+from coordination.testing._equivalence import BothRuns, assert_equivalent, net_effects, run_both
 from coordination.testing._faults import (
     Fault,
     FaultKind,
@@ -16,6 +17,7 @@ from coordination.testing._saga import Prediction, assert_saga_atomic, predict, 
 from coordination.testing._strategies import fault_plans, messages
 
 __all__ = [
+    "BothRuns",
     "Fault",
     "FaultKind",
     "FaultPlan",
@@ -23,9 +25,12 @@ __all__ = [
     "InjectedRefusal",
     "Prediction",
     "VirtualClock",
+    "assert_equivalent",
     "assert_saga_atomic",
     "fault_plans",
     "messages",
+    "net_effects",
     "predict",
+    "run_both",
     "saga_problems",
 ]

@@ -1,0 +1,624 @@
+"""Choreography: the same participants, each reacting to its own inputs on an event bus.
+
+Nobody holds the sequence: each forward action is subscribed to the message types it
+consumes and publishes what it produces. What the choreography keeps per correlation is
+only what a saga needs — which actions ran, what they produced, which joins wait — so it
+can undo them newest first when one fails, and tell when the flow instance is finished.
+That record is what `ProcessMonitor` shows: the unseen orchestrator, made visible.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random as _random
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from coordination._attempts import ActionPlan, Attempts, describe, invoker, output_check
+from coordination._clock import Clock
+from coordination._context import Context
+from coordination._graph import ActionNode, FlowGraph
+from coordination._journal import EntryKind, Rows
+from coordination._messages import Envelope, Message, new_id, type_name_of
+from coordination._participants import Participant
+from coordination._status import WorkflowStatus
+from coordination._timed import TimedAttempt
+from coordination.choreography._bus import EventBus
+from coordination.choreography._events import ActionFailed, HandlerFailed
+from coordination.choreography._process import Process, Undo
+from coordination.errors import JoinTimeout, UsageError
+
+__all__ = ["Choreography"]
+
+_PUBLISHED = EntryKind.PUBLISHED.value
+_FAILED = EntryKind.FAILED.value
+_LATE = EntryKind.LATE_RESULT.value
+_RUNNING = WorkflowStatus.RUNNING
+_COMPENSATING = WorkflowStatus.COMPENSATING
+
+
+class _Wired:
+    """One action of one participant, with the plans its attempts and undo use."""
+
+    __slots__ = ("backward", "forward", "node")
+
+    def __init__(self, node: ActionNode) -> None:
+        self.node = node
+        declared: Any = node.declared
+        self.forward = ActionPlan(
+            declared,
+            node.key,
+            declared.retry,
+            declared.timeout,
+            None,
+            None,
+            invoker(node.participant, declared.name, node.signature),
+            output_check(node.signature),
+        )
+        self.backward: ActionPlan | None = None
+        compensation: Any = node.compensation
+        if compensation is not None:
+            signature = compensation.signature
+            outputs = signature.outputs
+            self.backward = ActionPlan(
+                compensation,
+                f"{node.key}:undo",
+                compensation.retry,
+                compensation.timeout,
+                None,
+                node.key,
+                invoker(node.participant, compensation.name, signature),
+                (lambda value: value is None)
+                if not outputs
+                else (lambda value: isinstance(value, outputs[0] if len(outputs) == 1 else tuple)),
+            )
+
+
+class Choreography:
+    """Wire participants to a bus: each forward action reacts to its inputs.
+
+    The same participant classes run unchanged under `Orchestrator` or here, with the same
+    `@action(retry=..., timeout=...)`: a retry is a delayed re-delivery (the bus delivers
+    everything else meanwhile), a join waits per `correlation_id` for all its inputs, and
+    a failure after the retries publishes `ActionFailed` and undoes what completed, newest
+    first, publishing each compensation's output like any event.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        *participants: Participant,
+        clock: Clock | None = None,
+        random: Callable[[], float] | None = None,
+        join_timeout: float = 300.0,
+        max_finished: int = 10_000,
+    ) -> None:
+        """`join_timeout`: seconds a join may wait for its other inputs (then JoinTimeout).
+
+        `max_finished` finished flow instances are kept for the monitor; ids of forgotten
+        ones stay as tombstones, so a late message never reopens them.
+        """
+        from coordination.choreography._monitor import ProcessMonitor
+
+        if not isinstance(bus, EventBus):
+            raise UsageError(f"Choreography(bus, ...) takes an EventBus first, got {bus!r}")
+        if not participants:
+            raise UsageError("Choreography needs at least one participant")
+        if join_timeout <= 0:
+            raise UsageError(f"join_timeout={join_timeout} must be > 0 seconds")
+        self.bus = bus
+        self.clock: Clock = clock if clock is not None else bus.clock
+        self.random = random or _random.random
+        self.join_timeout = join_timeout
+        self.max_finished = max_finished
+        self.graph = FlowGraph(participants)
+        self.graph.check_commands()
+        self._wired = {node.key: _Wired(node) for node in self.graph.nodes}
+        self._starts = {
+            wanted
+            for node in self.graph.nodes
+            for wanted in node.signature.inputs
+            if not self.graph.producers(wanted)
+        }
+        self._active: dict[str, Process] = {}
+        self._finished: OrderedDict[str, Process] = OrderedDict()
+        self._tombstones: OrderedDict[str, None] = OrderedDict()
+        self._deadlines: list[tuple[float, str, str]] = []
+        self._lock = threading.Lock()
+        for wired in self._wired.values():
+            for index, wanted in enumerate(wired.node.signature.inputs):
+                bus.subscribe(wanted, self._handler(wired, index))
+        bus.subscribe(HandlerFailed, self._on_handler_failed)
+        self.monitor = ProcessMonitor(self)
+
+    # -- starting ---------------------------------------------------------------------
+
+    def _check_start(self, message: Message) -> None:
+        if not isinstance(message, Message):
+            raise UsageError(f"publish() takes a message, got {type(message).__name__}")
+        if not any(isinstance(message, start) for start in self._starts):
+            starts = ", ".join(sorted(t.__name__ for t in self._starts)) or "none"
+            raise UsageError(
+                f"{type(message).__name__} does not start a flow here: a flow starts with a "
+                f"message no participant produces ({starts})"
+            )
+
+    def publish(self, message: Message, *, correlation_id: str | None = None) -> Envelope[Message]:
+        """Start a flow instance with `message`; return once everything it caused settled."""
+        self._check_start(message)
+        envelope = self.bus.envelope(message, correlation_id=correlation_id)
+        self._open(envelope)
+        return self.bus.publish(envelope)
+
+    async def publish_async(
+        self, message: Message, *, correlation_id: str | None = None
+    ) -> Envelope[Message]:
+        """Like `publish()`, awaiting async participants on the running loop."""
+        self._check_start(message)
+        envelope = self.bus.envelope(message, correlation_id=correlation_id)
+        self._open(envelope)
+        return await self.bus.publish_async(envelope)
+
+    def _open(self, envelope: Envelope[Message]) -> Process | None:
+        """The process of `envelope`'s correlation, created if this message starts one."""
+        correlation_id = envelope.correlation_id
+        with self._lock:
+            process = self._active.get(correlation_id)
+            if process is not None:
+                return process
+            if correlation_id in self._tombstones or correlation_id in self._finished:
+                return None  # finished: a late message never reopens it
+            start = type(envelope.message)
+            if not any(issubclass(start, wanted) for wanted in self._starts):
+                return None  # a mid-flow message for a flow this choreography never saw
+            expected = self.graph.reachable(start)
+            process = Process(correlation_id, start, expected, self.clock.now())
+            self._active[correlation_id] = process
+        self._record_published(process, envelope, "caller")
+        return process
+
+    def _record_published(
+        self, process: Process, envelope: Envelope[Message], publisher: str
+    ) -> None:
+        process.add_rows(
+            (
+                _PUBLISHED, publisher, type(envelope.message).__name__,
+                envelope.correlation_id, envelope.causation_id, 0, self.clock.now(), None,
+                None, None, envelope.message_id,
+            )
+        )  # fmt: skip
+
+    def _publish(
+        self, process: Process, message: Message, cause: str | None, publisher: str
+    ) -> None:
+        envelope = Envelope(message, process.correlation_id, cause, new_id())
+        self._record_published(process, envelope, publisher)
+        self.bus.publish(envelope)
+
+    # -- reacting ---------------------------------------------------------------------
+
+    def _handler(self, wired: _Wired, index: int) -> Callable[..., Any]:
+        if wired.forward.is_async:
+
+            async def react_async(message: Message, ctx: Context) -> None:
+                ready = self._arrive(wired, index, message, ctx)
+                if ready is not None:
+                    process, inputs = ready
+                    attempts = self._attempts(wired.forward, process, ctx.message_id)
+                    await self._attempt_async(process, wired, inputs, attempts)
+
+            react_async.__qualname__ = f"Choreography[{wired.node.key}]"
+            return react_async
+
+        def react(message: Message, ctx: Context) -> None:
+            ready = self._arrive(wired, index, message, ctx)
+            if ready is not None:
+                process, inputs = ready
+                attempts = self._attempts(wired.forward, process, ctx.message_id)
+                self._attempt(process, wired, inputs, attempts)
+
+        react.__qualname__ = f"Choreography[{wired.node.key}]"
+        return react
+
+    def _attempts(self, plan: ActionPlan, process: Process, cause: str | None) -> Attempts:
+        return Attempts(plan, process.correlation_id, self.clock, self.random, causation=cause)
+
+    def _arrive(
+        self, wired: _Wired, index: int, message: Message, ctx: Context
+    ) -> tuple[Process, list[Any]] | None:
+        """Record one input; the inputs to run with once all of the action's have come."""
+        if self._deadlines:
+            self.check_deadlines()
+        process = self._active.get(ctx.correlation_id)
+        if process is None:
+            process = self._open(
+                Envelope(message, ctx.correlation_id, ctx.causation_id, ctx.message_id)
+            )
+            if process is None:
+                return None
+        key = wired.node.key
+        arity = len(wired.node.signature.inputs)
+        with process.lock:
+            if process.status is not _RUNNING or key in process.started:
+                return None
+            if arity == 1:
+                process.started.add(key)
+                return process, [message]
+            waiting = process.joins.setdefault(key, {})
+            waiting.setdefault(index, message)
+            if len(waiting) < arity:
+                if len(waiting) == 1:
+                    deadline = self.clock.monotonic() + self.join_timeout
+                    with self._lock:
+                        heapq.heappush(self._deadlines, (deadline, process.correlation_id, key))
+                return None
+            del process.joins[key]
+            process.started.add(key)
+            return process, [waiting[i] for i in range(arity)]
+
+    def _attempt(
+        self, process: Process, wired: _Wired, inputs: list[Any], attempts: Attempts
+    ) -> None:
+        if process.status is not _RUNNING:
+            return  # a retry that fell due after the flow failed: forward work stops
+        plan = attempts.plan
+        ctx = attempts.begin()
+        try:
+            if plan.timeout is None:
+                result = plan.invoke(inputs, ctx)
+            else:
+                timed = TimedAttempt(
+                    lambda: plan.invoke(inputs, ctx),
+                    self._late_handler(process, wired, attempts.attempt),
+                    plan.key,
+                )
+                result = timed.wait(attempts.attempt_timeout() or 0.0)
+            attempts.succeeded(result)
+        except Exception as error:
+            delay = self._after_failure(process, wired, inputs, attempts, error)
+            if delay is not None:
+                self.bus.call_later(delay, lambda: self._attempt(process, wired, inputs, attempts))
+            return
+        self._completed(process, wired, inputs, result, attempts)
+
+    async def _attempt_async(
+        self, process: Process, wired: _Wired, inputs: list[Any], attempts: Attempts
+    ) -> None:
+        import asyncio
+
+        if process.status is not _RUNNING:
+            return
+        plan = attempts.plan
+        ctx = attempts.begin()
+        try:
+            timeout = attempts.attempt_timeout()
+            if timeout is None:
+                result = await plan.invoke(inputs, ctx)
+            else:
+                try:
+                    result = await asyncio.wait_for(plan.invoke(inputs, ctx), timeout)
+                except TimeoutError:
+                    from coordination.errors import AttemptTimeout
+
+                    raise AttemptTimeout(f"attempt did not finish within {timeout:g}s") from None
+            attempts.succeeded(result)
+        except Exception as error:
+            delay = self._after_failure(process, wired, inputs, attempts, error)
+            if delay is not None:
+                self.bus.call_later(
+                    delay,
+                    lambda: self._attempt_async(process, wired, inputs, attempts),
+                )
+            return
+        await self._completed_async(process, wired, inputs, result, attempts)
+
+    def _after_failure(
+        self,
+        process: Process,
+        wired: _Wired,
+        inputs: list[Any],
+        attempts: Attempts,
+        error: Exception,
+    ) -> float | None:
+        """Journal a failed attempt; the delay before a retry, or None once the action failed."""
+        delay = attempts.failed(error)
+        process.take_rows(attempts)
+        if delay is not None:
+            return delay
+        with process.lock:
+            process.settled.append((wired, None, False, inputs))
+            first = process.status is _RUNNING
+            if first:
+                process.status = _COMPENSATING
+                process.failure = f"{wired.node.key}: {describe(error)}"
+        failure = ActionFailed(
+            correlation_id=process.correlation_id,
+            action=wired.node.key,
+            attempts=attempts.attempt,
+            error=describe(error),
+        )
+        self._publish(process, failure, attempts.causation, wired.node.declared.participant)
+        if first:
+            self._begin_undo(process)
+        return None
+
+    def _completed(
+        self, process: Process, wired: _Wired, inputs: list[Any], result: Any, attempts: Attempts
+    ) -> None:
+        process.take_rows(attempts)
+        with process.lock:
+            process.settled.append((wired, result, True, inputs))
+            if process.status is not _RUNNING:
+                # The flow failed while this ran (another thread): undo it with the rest.
+                undo = process.undo_for(wired, result, True, inputs)
+                if undo is not None:
+                    process.undo_queue.insert(0, undo)
+                return
+            process.done.add(wired.node.key)
+            finished = process.done >= process.expected
+        participant = wired.node.declared.participant
+        outputs = result if isinstance(result, tuple) else () if result is None else (result,)
+        for output in outputs:
+            self._publish(process, output, attempts.causation, participant)
+        if finished:
+            self._finish(process, WorkflowStatus.COMPLETED)
+
+    async def _completed_async(
+        self, process: Process, wired: _Wired, inputs: list[Any], result: Any, attempts: Attempts
+    ) -> None:
+        self._completed(process, wired, inputs, result, attempts)
+
+    # -- undoing ----------------------------------------------------------------------
+
+    def _begin_undo(self, process: Process) -> None:
+        with process.lock:
+            process.undo_queue = process.undo_plan()
+        self._undo_next(process)
+
+    def _undo_next(self, process: Process) -> None:
+        """Run the undos one by one, newest first; retries wait as delayed deliveries."""
+        while True:
+            with process.lock:
+                if not process.undo_queue:
+                    break
+                undo = process.undo_queue[0]
+            plan = undo.wired.backward
+            assert plan is not None
+            attempts = Attempts(plan, process.correlation_id, self.clock, self.random)
+            if plan.is_async:
+                self.bus.call_later(
+                    0.0,
+                    lambda undo=undo, attempts=attempts: self._undo_attempt_async(  # type: ignore[misc]
+                        process, undo, attempts
+                    ),
+                )
+                return
+            if not self._undo_attempt(process, undo, attempts):
+                return  # waiting for a retry, or the undo failed for good
+        if process.status is _COMPENSATING:
+            self._finish(process, WorkflowStatus.COMPENSATED)
+
+    def _undo_attempt(self, process: Process, undo: Undo, attempts: Attempts) -> bool:
+        """One attempt of an undo; True when it succeeded (go on with the next one)."""
+        plan = attempts.plan
+        ctx = attempts.begin()
+        try:
+            if plan.timeout is None:
+                result = plan.invoke([undo.message], ctx)
+            else:
+                timed = TimedAttempt(lambda: plan.invoke([undo.message], ctx), _ignore, plan.key)
+                result = timed.wait(plan.timeout)
+            attempts.succeeded(result)
+        except Exception as error:
+            self._undo_failed(process, undo, attempts, error)
+            return False
+        self._undone(process, undo, result, attempts)
+        return True
+
+    async def _undo_attempt_async(self, process: Process, undo: Undo, attempts: Attempts) -> None:
+        plan = attempts.plan
+        ctx = attempts.begin()
+        try:
+            result = await plan.invoke([undo.message], ctx)
+            attempts.succeeded(result)
+        except Exception as error:
+            self._undo_failed(process, undo, attempts, error, run_async=True)
+            return
+        self._undone(process, undo, result, attempts)
+        self._undo_next(process)
+
+    def _undo_failed(
+        self,
+        process: Process,
+        undo: Undo,
+        attempts: Attempts,
+        error: Exception,
+        *,
+        run_async: bool = False,
+    ) -> None:
+        delay = attempts.failed(error)
+        process.take_rows(attempts)
+        if delay is not None:
+            if run_async:
+                self.bus.call_later(
+                    delay, lambda: self._undo_attempt_async(process, undo, attempts)
+                )
+            else:
+                self.bus.call_later(delay, lambda: self._resume_undo(process, undo, attempts))
+            return
+        with process.lock:
+            left = [item.wired.node.key for item in process.undo_queue]
+            process.undo_queue = []
+            process.failure = (
+                f"{process.failure}; then the undo of {undo.wired.node.key} failed: "
+                f"{describe(error)}; still applied: {', '.join(left)}"
+            )
+        self._finish(process, WorkflowStatus.COMPENSATION_FAILED)
+
+    def _resume_undo(self, process: Process, undo: Undo, attempts: Attempts) -> None:
+        if self._undo_attempt(process, undo, attempts):
+            self._undo_next(process)
+
+    def _undone(self, process: Process, undo: Undo, result: Any, attempts: Attempts) -> None:
+        process.take_rows(attempts)
+        with process.lock:
+            if process.undo_queue and process.undo_queue[0] is undo:
+                process.undo_queue.pop(0)
+            process.undone.add(undo.wired.node.key)
+        if isinstance(result, Message):
+            participant = undo.wired.node.declared.participant
+            self._publish(process, result, None, participant)
+
+    # -- late results, deadlines, failures of others -------------------------------------
+
+    def _late_handler(
+        self, process: Process, wired: _Wired, attempt: int
+    ) -> Callable[[bool, Any], None]:
+        def arrived(ok: bool, value: Any) -> None:
+            key = wired.node.key
+            succeeded = key in process.done
+            detail = (
+                f"timed-out attempt {attempt} returned late: "
+                + ("left alone (the action succeeded)" if ok and succeeded else "")
+                + ("undoing it now" if ok and not succeeded else "")
+                + ("" if ok else "it failed")
+            )
+            process.add_rows(
+                (
+                    _LATE, wired.node.declared.participant, wired.node.declared.name,
+                    process.correlation_id, None, attempt, self.clock.now(), None, None,
+                    None if ok else describe(value), detail,
+                )
+            )  # fmt: skip
+            if ok and not succeeded and wired.backward is not None:
+                undo = process.undo_for(wired, value, True, [])
+                if undo is not None:
+                    attempts = Attempts(
+                        wired.backward, process.correlation_id, self.clock, self.random
+                    )
+                    self._late_undo(process, undo, attempts)
+
+        return arrived
+
+    def _late_undo(self, process: Process, undo: Undo, attempts: Attempts) -> None:
+        """Undo a late result on the thread it returned on (retrying with real waits)."""
+        plan = attempts.plan
+        while True:
+            ctx = attempts.begin()
+            try:
+                result = plan.invoke([undo.message], ctx)
+                attempts.succeeded(result)
+            except Exception as error:
+                delay = attempts.failed(error)
+                process.take_rows(attempts)
+                if delay is None:
+                    if process.status is not WorkflowStatus.COMPENSATION_FAILED:
+                        process.failure = f"{process.failure}; a late result's undo failed"
+                        process.status = WorkflowStatus.COMPENSATION_FAILED
+                    return
+                self.clock.sleep(delay)
+                continue
+            process.take_rows(attempts)
+            return
+
+    def check_deadlines(self) -> list[str]:
+        """Fail the flows whose joins waited past `join_timeout`; their correlation ids."""
+        now = self.clock.monotonic()
+        expired: list[tuple[str, str]] = []
+        with self._lock:
+            while self._deadlines and self._deadlines[0][0] <= now:
+                _, correlation_id, key = heapq.heappop(self._deadlines)
+                expired.append((correlation_id, key))
+        failed: list[str] = []
+        for correlation_id, key in expired:
+            process = self._active.get(correlation_id)
+            if process is None:
+                continue
+            with process.lock:
+                waiting = process.joins.pop(key, None)
+                if waiting is None or process.status is not _RUNNING:
+                    continue
+                process.status = _COMPENSATING
+                wired = self._wired[key]
+                missing = [
+                    t.__name__
+                    for i, t in enumerate(wired.node.signature.inputs)
+                    if i not in waiting
+                ]
+                error = JoinTimeout(
+                    f"{key} waited {self.join_timeout:g}s for {', '.join(missing)} of "
+                    f"correlation {correlation_id}"
+                )
+                process.failure = f"{key}: {describe(error)}"
+            process.add_rows(
+                (
+                    _FAILED, wired.node.declared.participant, wired.node.declared.name,
+                    correlation_id, None, 0, self.clock.now(), None, None, describe(error),
+                    "join timed out",
+                )
+            )  # fmt: skip
+            self._publish(
+                process,
+                ActionFailed(
+                    correlation_id=correlation_id, action=key, attempts=0, error=describe(error)
+                ),
+                None,
+                wired.node.declared.participant,
+            )
+            self._begin_undo(process)
+            failed.append(correlation_id)
+        return failed
+
+    def _on_handler_failed(self, failure: HandlerFailed) -> None:
+        process = self._active.get(failure.correlation_id) or self._finished.get(
+            failure.correlation_id
+        )
+        if process is None or failure.handler.startswith("coordination.choreography"):
+            return
+        process.add_rows(
+            (
+                _FAILED, "subscriber", failure.handler, failure.correlation_id,
+                failure.message_id, 1, self.clock.now(), None, None, failure.error,
+                f"a subscriber failed on {failure.message_type}; the flow goes on",
+            )
+        )  # fmt: skip
+
+    # -- finishing --------------------------------------------------------------------
+
+    def _finish(self, process: Process, status: WorkflowStatus) -> None:
+        with process.lock:
+            if process.status.finished:
+                return
+            process.finish(status, self.clock.now())
+        with self._lock:
+            self._active.pop(process.correlation_id, None)
+            self._finished[process.correlation_id] = process
+            while len(self._finished) > self.max_finished:
+                forgotten, _ = self._finished.popitem(last=False)
+                self._tombstones[forgotten] = None
+                while len(self._tombstones) > 10 * max(self.max_finished, 1_000):
+                    self._tombstones.popitem(last=False)
+
+    def process(self, correlation_id: str) -> Process | None:
+        """The live or finished process of a correlation (None if unknown or forgotten)."""
+        return self._active.get(correlation_id) or self._finished.get(correlation_id)
+
+    def processes(self) -> list[Process]:
+        """Every process kept: running ones first, then finished ones, oldest first."""
+        with self._lock:
+            return [*self._active.values(), *self._finished.values()]
+
+    def __repr__(self) -> str:
+        return (
+            f"<Choreography {len(self.graph.nodes)} actions, {len(self._active)} running, "
+            f"{len(self._finished)} finished>"
+        )
+
+
+def _ignore(ok: bool, value: Any) -> None:
+    """A timed-out undo attempt returned late: the undo landed; nothing more to do."""
+
+
+_ = (Rows, type_name_of)

@@ -1,0 +1,141 @@
+"""The working state of one flow instance in a choreography, and its journal."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from coordination._journal import EntryKind, Journal, Rows
+from coordination._messages import Message
+from coordination._status import WorkflowStatus
+
+if TYPE_CHECKING:
+    from coordination._attempts import Attempts
+
+__all__ = ["Process", "Undo"]
+
+_FINISHED = EntryKind.WORKFLOW_FINISHED.value
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Undo:
+    """One compensation owed: the wired action it undoes and the message it receives."""
+
+    wired: Any
+    message: Any
+
+
+class Process:
+    """What one correlation needs while it runs; released to a small record when finished.
+
+    `settled` (what ran, in order: the saga's undo order), `joins` (inputs waiting for the
+    rest) and `undo_queue` are working state, dropped at the end; `rows` is the journal.
+    """
+
+    __slots__ = (
+        "correlation_id",
+        "done",
+        "expected",
+        "failure",
+        "finished_at",
+        "joins",
+        "lock",
+        "rows",
+        "settled",
+        "start",
+        "started",
+        "started_at",
+        "status",
+        "undo_queue",
+        "undone",
+        "updated_at",
+    )
+
+    def __init__(
+        self,
+        correlation_id: str,
+        start: type[Message],
+        expected: frozenset[str],
+        now: float,
+    ) -> None:
+        self.correlation_id = correlation_id
+        self.start = start
+        #: Keys of every action reachable from the start: all done = COMPLETED.
+        self.expected = expected
+        self.status = WorkflowStatus.RUNNING
+        self.lock = threading.Lock()
+        self.joins: dict[str, dict[int, Message]] = {}
+        self.started: set[str] = set()
+        self.done: set[str] = set()
+        self.undone: set[str] = set()
+        self.settled: list[tuple[Any, Any, bool, list[Any]]] = []
+        self.undo_queue: list[Undo] = []
+        self.rows: list[Rows] = [
+            (
+                EntryKind.WORKFLOW_STARTED.value, "choreography", "", correlation_id, None, 0,
+                now, None, None, None, start.__name__,
+            )
+        ]  # fmt: skip
+        self.failure: str | None = None
+        self.started_at = now
+        self.updated_at = now
+        self.finished_at: float | None = None
+
+    def add_rows(self, chunk: Rows) -> None:
+        """Append journal rows (entries end to end)."""
+        self.rows.append(chunk)
+        self.updated_at = chunk[-5]  # the `at` of the chunk's last entry
+
+    def take_rows(self, attempts: Attempts) -> None:
+        """Move the rows an `Attempts` wrote so far into the journal."""
+        if attempts.rows:
+            self.add_rows(tuple(attempts.rows))
+            attempts.rows.clear()
+
+    def undo_for(self, wired: Any, output: Any, completed: bool, inputs: list[Any]) -> Undo | None:
+        """The undo owed for one settled action, or None when nothing undoes it."""
+        compensation = wired.node.compensation
+        if compensation is None:
+            return None
+        signature = wired.node.signature
+        taken = compensation.signature.inputs[0]
+        if taken in signature.outputs:
+            if not completed:
+                return None
+            member = output[signature.outputs.index(taken)] if signature.returns_tuple else output
+            return Undo(wired, member)
+        if not inputs:
+            return None
+        return Undo(wired, inputs[signature.inputs.index(taken)])
+
+    def undo_plan(self) -> list[Undo]:
+        """Undos for everything settled, newest first (call under the lock)."""
+        plan: list[Undo] = []
+        for wired, output, completed, inputs in reversed(self.settled):
+            undo = self.undo_for(wired, output, completed, inputs)
+            if undo is not None:
+                plan.append(undo)
+        return plan
+
+    def finish(self, status: WorkflowStatus, now: float) -> None:
+        """Record the end and release the working state (call under the lock)."""
+        self.status = status
+        self.finished_at = now
+        self.add_rows(
+            (
+                _FINISHED, "choreography", "", self.correlation_id, None, 0, now, None, None,
+                self.failure, status.value,
+            )
+        )  # fmt: skip
+        self.joins = {}
+        self.settled = []
+        self.undo_queue = []
+
+    @property
+    def journal(self) -> Journal:
+        """Everything that happened to this flow instance, in order."""
+        return Journal.from_rows(list(self.rows))
+
+    def __repr__(self) -> str:
+        return f"<Process {self.correlation_id} {self.status.name}>"
