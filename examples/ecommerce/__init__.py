@@ -1,6 +1,7 @@
 """The bundled e-commerce example: charge, reserve stock, assign a courier, confirm by email."""
 
 from .flow import PlaceOrder
+from .loyalty import LoyaltyProgram, PointsMove
 from .messages import (
     ConfirmationSent,
     CourierAssigned,
@@ -37,6 +38,7 @@ __all__ = [
     "InMemoryPayments",
     "InMemorySellers",
     "Logistics",
+    "LoyaltyProgram",
     "NoCourierAvailable",
     "Notifications",
     "OrderPlaced",
@@ -45,6 +47,7 @@ __all__ = [
     "PaymentRefunded",
     "Payments",
     "PlaceOrder",
+    "PointsMove",
     "Sellers",
     "StockReleased",
     "StockReserved",
