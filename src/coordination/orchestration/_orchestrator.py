@@ -115,6 +115,7 @@ class Orchestrator(Generic[StartT, OutputT]):
                 f"clock= takes a Clock (now, monotonic, sleep, sleep_async), got {clock!r}"
             )
         self.store: Store = store if store is not None else MemoryStore()
+        self.store.register_types(flow.message_types)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._driver = Driver(flow, bind(flow, participants), self.clock, random or _random.random)
         self._owner = _owner_id()

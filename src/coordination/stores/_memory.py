@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from coordination._messages import Message
@@ -28,6 +29,9 @@ class MemoryStore:
         self._runs: dict[str, RunRecord] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
+
+    def register_types(self, types: Iterable[type[Message]]) -> None:
+        """Nothing to learn: runs are kept as objects, never read back by name."""
 
     def start_run(
         self,

@@ -53,7 +53,7 @@ _FINISHED = EntryKind.WORKFLOW_FINISHED.value
 _NO_DETAIL = (None, None, None, None)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, weakref_slot=True)
 class RunRecord:
     """One workflow run as stored: who owns it, where it stands, and its appended steps.
 

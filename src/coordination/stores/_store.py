@@ -8,6 +8,7 @@ PostgreSQL later) are siblings behind this protocol, as eventsourcing's recorder
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from coordination._messages import Message
@@ -20,6 +21,14 @@ __all__ = ["Store"]
 @runtime_checkable
 class Store(Protocol):
     """Persistence for workflow runs."""
+
+    def register_types(self, types: Iterable[type[Message]]) -> None:
+        """Learn the message types a flow's runs hold, so they can be read back by name.
+
+        Runners call it when they are built; a durable store raises `StoreError` here for a
+        type it could not read back, before anything is stored.
+        """
+        ...
 
     def start_run(
         self,

@@ -1,0 +1,530 @@
+"""SQLiteStore: runs kept in one SQLite file (WAL), the embedded durable default.
+
+Each write is one transaction and one commit: creating a run, appending one step (with
+the status move and lease renewal it carries), finishing a run. A run of N steps costs
+N + 2 commits. Opening a file that is not ours, is corrupt, or has a newer schema raises
+`StoreError` and writes nothing. No `sqlite3` error reaches callers unwrapped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from coordination._messages import (
+    Message,
+    from_json,
+    persistence_problem,
+    to_json,
+    type_name_of,
+)
+from coordination._status import WorkflowStatus
+from coordination.errors import (
+    CompensationFailed,
+    MessageError,
+    StepFailed,
+    StoreError,
+)
+from coordination.stores._records import RunRecord, StepOutcome, StepRecord
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+SCHEMA_VERSION = 1
+_APPLICATION = "coordination"
+
+_SCHEMA = """
+CREATE TABLE coordination_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE runs (
+    workflow_id TEXT PRIMARY KEY,
+    flow TEXT NOT NULL,
+    start TEXT NOT NULL,
+    status TEXT NOT NULL,
+    owner TEXT,
+    lease_expires REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL,
+    output TEXT,
+    error TEXT,
+    compensation_error TEXT,
+    recoveries INTEGER NOT NULL DEFAULT 0,
+    recovery_step TEXT
+);
+CREATE INDEX runs_by_flow_status ON runs (flow, status);
+CREATE TABLE steps (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    workflow_id TEXT NOT NULL REFERENCES runs (workflow_id),
+    key TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    output TEXT,
+    error TEXT,
+    rows TEXT NOT NULL,
+    UNIQUE (workflow_id, key)
+);
+"""
+
+_RUN_COLUMNS = (
+    "workflow_id, flow, start, status, owner, lease_expires, created_at, updated_at, "
+    "finished_at, output, error, compensation_error"
+)
+
+
+def _encode_output(output: Any) -> str | None:
+    if output is None:
+        return None
+    if isinstance(output, tuple):
+        return json.dumps([json.loads(to_json(member)) for member in output])
+    return to_json(output)
+
+
+def _encode_error(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    document: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+    for attribute in ("step", "compensation", "attempts"):
+        if hasattr(error, attribute):
+            document[attribute] = getattr(error, attribute)
+    return json.dumps(document)
+
+
+def _decode_error(text: str | None) -> BaseException | None:
+    if text is None:
+        return None
+    document = json.loads(text)
+    if document.get("type") == "CompensationFailed":
+        return CompensationFailed(
+            document["message"],
+            step=document.get("step", ""),
+            compensation=document.get("compensation", ""),
+            attempts=document.get("attempts", 0),
+        )
+    return StepFailed(
+        document["message"], step=document.get("step", ""), attempts=document.get("attempts", 0)
+    )
+
+
+class SQLiteStore:
+    """Runs in one SQLite file in WAL mode; safe for several threads and processes.
+
+    `synchronous="NORMAL"` (the default) survives a killed process; `"FULL"` also survives
+    power loss, at the cost of a disk flush per commit. Message types are read back by name:
+    runners register their flows' types, so explicit `type_name`s resolve.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 30.0,
+        lease: float = 30.0,
+    ) -> None:
+        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+            raise StoreError(
+                f"SQLiteStore(synchronous={synchronous!r}): use 'NORMAL' (survives a killed "
+                f"process) or 'FULL' (also survives power loss)"
+            )
+        self.path = Path(path)
+        self.synchronous = synchronous.upper()
+        self.lease = lease
+        self._types: dict[str, type[Message]] = {}
+        self._live: weakref.WeakValueDictionary[str, RunRecord] = weakref.WeakValueDictionary()
+        self._lock = threading.RLock()
+        try:
+            self._connection = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,
+            )
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open SQLite store {self.path}: {error}") from error
+        try:
+            self._open()
+        except BaseException:
+            self._connection.close()
+            raise
+
+    # -- opening --------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        connection = self._connection
+        try:
+            tables = {
+                row[0]
+                for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                ).fetchall()
+            }
+        except sqlite3.DatabaseError as error:
+            raise StoreError(
+                f"{self.path} is not a readable SQLite database ({error}); it was left "
+                f"untouched: point SQLiteStore at a new file or a coordination store"
+            ) from error
+        if tables and "coordination_meta" not in tables:
+            raise StoreError(
+                f"{self.path} is a SQLite database of something else (tables: "
+                f"{', '.join(sorted(tables))}); it was left untouched: use a separate file "
+                f"for coordination"
+            )
+        if tables:
+            meta = dict(connection.execute("SELECT key, value FROM coordination_meta"))
+            if meta.get("application") != _APPLICATION:
+                raise StoreError(f"{self.path} is not a coordination store; left untouched")
+            version = int(meta.get("schema", "0"))
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this coordination "
+                    f"(which reads up to {SCHEMA_VERSION}); upgrade coordination to open it"
+                )
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+            connection.execute("PRAGMA foreign_keys = ON")
+            if not tables:
+                with self._transaction() as cursor:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            cursor.execute(statement)
+                    cursor.executemany(
+                        "INSERT INTO coordination_meta (key, value) VALUES (?, ?)",
+                        [("application", _APPLICATION), ("schema", str(SCHEMA_VERSION))],
+                    )
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot prepare SQLite store {self.path}: {error}") from error
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+        with self._lock:
+            cursor = self._connection.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                raise StoreError(f"SQLite store {self.path} is unavailable: {error}") from error
+            try:
+                yield cursor
+            except BaseException:
+                try:
+                    cursor.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise
+            try:
+                cursor.execute("COMMIT")
+            except sqlite3.Error as error:
+                try:
+                    cursor.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise StoreError(f"SQLite store {self.path}: commit failed: {error}") from error
+
+    def close(self) -> None:
+        """Close the connection (the file stays as it is)."""
+        with self._lock:
+            self._connection.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- types ----------------------------------------------------------------------------
+
+    def register_types(self, types: Iterable[type[Message]]) -> None:
+        """Learn the message types runs of a flow store, so they read back by name.
+
+        Raises `StoreError` at once for a type that could not be read back (defined in a
+        function or in `__main__` without a `type_name`), before anything is stored.
+        """
+        for message_type in types:
+            problem = persistence_problem(message_type)
+            if problem is not None:
+                raise StoreError(f"a durable store cannot keep it: {problem}")
+            self._types[type_name_of(message_type)] = message_type
+
+    def _encode(self, message: Message, what: str) -> str:
+        try:
+            return to_json(message)
+        except MessageError as error:
+            raise StoreError(f"cannot store {what}: {error}") from error
+
+    def _decode(self, text: str, workflow_id: str, what: str) -> Message:
+        try:
+            return from_json(text, self._types.values())
+        except MessageError as error:
+            raise StoreError(
+                f"run {workflow_id!r}: cannot read its {what} ({error}); the row is left "
+                f"intact: register the message type (construct the flow's orchestrator "
+                f"with this store first) or add an upcaster"
+            ) from error
+
+    def _decode_output(self, text: str | None, workflow_id: str, what: str) -> Any:
+        if text is None:
+            return None
+        document = json.loads(text)
+        if isinstance(document, list):
+            return tuple(self._decode(json.dumps(member), workflow_id, what) for member in document)
+        return self._decode(text, workflow_id, what)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        workflow_id: str,
+        flow: str,
+        start: Message,
+        *,
+        owner: str,
+        now: float,
+    ) -> tuple[RunRecord, bool]:
+        encoded = self._encode(start, f"the start message of {workflow_id!r}")
+        with self._transaction() as cursor:
+            cursor.execute(
+                "INSERT OR IGNORE INTO runs (workflow_id, flow, start, status, owner, "
+                "lease_expires, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    workflow_id,
+                    flow,
+                    encoded,
+                    WorkflowStatus.RUNNING.value,
+                    owner,
+                    now + self.lease,
+                    now,
+                    now,
+                ),
+            )
+            created = cursor.rowcount == 1
+        if created:
+            record = RunRecord(
+                workflow_id=workflow_id,
+                flow=flow,
+                start=start,
+                status=WorkflowStatus.RUNNING,
+                owner=owner,
+                created_at=now,
+                updated_at=now,
+                lease_expires=now + self.lease,
+            )
+            self._live[workflow_id] = record
+            return record, True
+        existing = self.get_run(workflow_id)
+        assert existing is not None
+        return existing, False
+
+    def append_step(
+        self,
+        workflow_id: str,
+        step: StepRecord,
+        *,
+        now: float,
+        status: WorkflowStatus | None = None,
+    ) -> None:
+        output = _encode_output_safely(self, step.output, workflow_id, step.key)
+        rows = json.dumps(step.rows)
+        try:
+            with self._transaction() as cursor:
+                cursor.execute(
+                    "INSERT INTO steps (workflow_id, key, outcome, attempts, output, error, rows) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (workflow_id, step.key, step.outcome.value, step.attempts, output,
+                     step.error, rows),
+                )  # fmt: skip
+                # Appending is also the heartbeat: the owner's lease is renewed.
+                cursor.execute(
+                    "UPDATE runs SET updated_at = ?, status = COALESCE(?, status), "
+                    "lease_expires = CASE WHEN owner IS NULL THEN lease_expires ELSE ? END "
+                    "WHERE workflow_id = ?",
+                    (now, status.value if status else None, now + self.lease, workflow_id),
+                )
+                if cursor.rowcount != 1:
+                    raise StoreError(f"no run {workflow_id!r} in {self.path}")
+        except sqlite3.IntegrityError as error:
+            if "UNIQUE" in str(error):
+                raise StoreError(
+                    f"run {workflow_id!r} already has a record for step {step.key!r}; a step "
+                    f"is recorded once"
+                ) from error
+            raise StoreError(f"no run {workflow_id!r} in {self.path}: {error}") from error
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {self.path}: {error}") from error
+        record = self._live.get(workflow_id)
+        if record is not None:
+            with self._lock:
+                record.add_step(step)
+                record.updated_at = now
+                if status is not None:
+                    record.status = status
+
+    def finish_run(
+        self,
+        workflow_id: str,
+        status: WorkflowStatus,
+        *,
+        now: float,
+        output: Any = None,
+        error: BaseException | None = None,
+        compensation_error: BaseException | None = None,
+    ) -> None:
+        encoded = _encode_output_safely(self, output, workflow_id, "output")
+        finished_at = now if status.finished else None
+        try:
+            with self._transaction() as cursor:
+                cursor.execute(
+                    "UPDATE runs SET status = ?, output = ?, error = ?, compensation_error = ?, "
+                    "updated_at = ?, finished_at = COALESCE(?, finished_at), owner = NULL, "
+                    "lease_expires = NULL WHERE workflow_id = ?",
+                    (status.value, encoded, _encode_error(error),
+                     _encode_error(compensation_error), now, finished_at, workflow_id),
+                )  # fmt: skip
+                if cursor.rowcount != 1:
+                    raise StoreError(f"no run {workflow_id!r} in {self.path}")
+        except sqlite3.Error as sqlite_error:
+            raise StoreError(f"SQLite store {self.path}: {sqlite_error}") from sqlite_error
+        record = self._live.get(workflow_id)
+        if record is not None:
+            with self._lock:
+                record.status = status
+                record.output = output
+                record.error = error
+                record.compensation_error = compensation_error
+                record.updated_at = now
+                record.owner = None
+                record.lease_expires = None
+                if finished_at is not None:
+                    record.finished_at = finished_at
+
+    def claim_run(self, workflow_id: str, owner: str, *, now: float) -> RunRecord | None:
+        try:
+            with self._transaction() as cursor:
+                cursor.execute(
+                    "UPDATE runs SET owner = ?, lease_expires = ?, updated_at = ? "
+                    "WHERE workflow_id = ? AND owner IS NULL AND finished_at IS NULL",
+                    (owner, now + self.lease, now, workflow_id),
+                )
+                claimed = cursor.rowcount == 1
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {self.path}: {error}") from error
+        if not claimed:
+            return None
+        record = self._load(workflow_id)
+        if record is not None:
+            self._live[workflow_id] = record
+        return record
+
+    def release_run(self, workflow_id: str, owner: str, *, now: float) -> None:
+        try:
+            with self._transaction() as cursor:
+                cursor.execute(
+                    "UPDATE runs SET owner = NULL, lease_expires = NULL, updated_at = ? "
+                    "WHERE workflow_id = ? AND owner = ?",
+                    (now, workflow_id, owner),
+                )
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {self.path}: {error}") from error
+        record = self._live.get(workflow_id)
+        if record is not None and record.owner == owner:
+            record.owner = None
+            record.lease_expires = None
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _load(self, workflow_id: str) -> RunRecord | None:
+        try:
+            with self._lock:
+                row = self._connection.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE workflow_id = ?", (workflow_id,)
+                ).fetchone()
+                if row is None:
+                    return None
+                steps = self._connection.execute(
+                    "SELECT key, outcome, attempts, output, error, rows FROM steps "
+                    "WHERE workflow_id = ? ORDER BY seq",
+                    (workflow_id,),
+                ).fetchall()
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {self.path}: {error}") from error
+        return self._record(row, steps)
+
+    def _record(self, row: tuple[Any, ...], steps: list[tuple[Any, ...]]) -> RunRecord:
+        (workflow_id, flow, start, status, owner, lease_expires, created_at, updated_at,
+         finished_at, output, error, compensation_error) = row  # fmt: skip
+        record = RunRecord(
+            workflow_id=workflow_id,
+            flow=flow,
+            start=self._decode(start, workflow_id, "start message"),
+            status=WorkflowStatus(status),
+            owner=owner,
+            created_at=created_at,
+            updated_at=updated_at,
+            lease_expires=lease_expires,
+            finished_at=finished_at,
+            output=self._decode_output(output, workflow_id, "output"),
+            error=_decode_error(error),
+            compensation_error=_decode_error(compensation_error),
+        )
+        for key, outcome, attempts, step_output, step_error, rows in steps:
+            record.add_step(
+                StepRecord(
+                    key,
+                    StepOutcome(outcome),
+                    attempts,
+                    self._decode_output(step_output, workflow_id, f"output of {key}"),
+                    step_error,
+                    tuple(json.loads(rows)),
+                )
+            )
+        return record
+
+    def get_run(self, workflow_id: str) -> RunRecord | None:
+        live = self._live.get(workflow_id)
+        if live is not None:
+            return live
+        return self._load(workflow_id)
+
+    def list_runs(
+        self, *, flow: str | None = None, status: WorkflowStatus | None = None
+    ) -> list[RunRecord]:
+        query = "SELECT workflow_id FROM runs"
+        clauses: list[str] = []
+        parameters: list[Any] = []
+        if flow is not None:
+            clauses.append("flow = ?")
+            parameters.append(flow)
+        if status is not None:
+            clauses.append("status = ?")
+            parameters.append(status.value)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        query += " ORDER BY created_at, workflow_id"
+        try:
+            with self._lock:
+                ids = [row[0] for row in self._connection.execute(query, parameters)]
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {self.path}: {error}") from error
+        records = [self.get_run(workflow_id) for workflow_id in ids]
+        return [record for record in records if record is not None]
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
+
+
+def _encode_output_safely(
+    store: SQLiteStore, output: Any, workflow_id: str, what: str
+) -> str | None:
+    try:
+        return _encode_output(output)
+    except MessageError as error:
+        raise StoreError(f"run {workflow_id!r}: cannot store {what}: {error}") from error

@@ -1,0 +1,172 @@
+"""SQLiteStore: real SQLite on disk (WAL), read back by a fresh store, and refusing bad files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from coordination import WorkflowStatus
+from coordination.errors import StoreError, WorkflowConflict
+from coordination.stores import SQLiteStore
+from examples.ecommerce import (
+    InMemoryLogistics,
+    InMemoryNotifications,
+    InMemoryPayments,
+    InMemorySellers,
+    OrderPlaced,
+    PlaceOrder,
+)
+
+
+def services(stock: int = 5) -> tuple[object, ...]:
+    return (
+        InMemoryPayments({"c1": 10_000}),
+        InMemorySellers({"sku-1": stock}),
+        InMemoryLogistics(["ann", "bob"]),
+        InMemoryNotifications(),
+    )
+
+
+def order(order_id: str = "o1", quantity: int = 2) -> OrderPlaced:
+    return OrderPlaced(
+        order_id=order_id,
+        customer_id="c1",
+        email="a@b.c",
+        sku="sku-1",
+        quantity=quantity,
+        amount_cents=1500,
+        address="1 Road",
+    )
+
+
+def test_runs_survive_closing_and_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "orders.db"
+    with SQLiteStore(path) as store:
+        orders = PlaceOrder(*services(), store=store)  # type: ignore[arg-type]
+        done = orders.run(order(), workflow_id="order-1")
+        failed = orders.run(order("o2", quantity=9), workflow_id="order-2")
+    assert done.status is WorkflowStatus.COMPLETED
+    assert failed.status is WorkflowStatus.COMPENSATED
+
+    with SQLiteStore(path) as store:
+        orders = PlaceOrder(*services(), store=store)  # type: ignore[arg-type]
+        again = orders.get("order-1")
+        assert again.status is WorkflowStatus.COMPLETED
+        assert again.output == done.output
+        assert again.journal.names() == done.journal.names()
+        compensated = orders.get("order-2")
+        assert compensated.status is WorkflowStatus.COMPENSATED
+        assert [s.key for s in compensated.steps] == [s.key for s in failed.steps]
+        assert str(compensated.error) == str(failed.error)
+        # Idempotent across processes: the recorded run comes back, nothing runs again.
+        fresh = services()
+        orders = PlaceOrder(*fresh, store=store)  # type: ignore[arg-type]
+        assert orders.run(order(), workflow_id="order-1").status is WorkflowStatus.COMPLETED
+        assert fresh[0].snapshot()["charged"] == []  # type: ignore[attr-defined]
+        with pytest.raises(WorkflowConflict):
+            orders.run(order("other"), workflow_id="order-1")
+
+
+def test_the_file_is_wal_with_a_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "orders.db"
+    SQLiteStore(path).close()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    meta = dict(connection.execute("SELECT key, value FROM coordination_meta"))
+    assert meta == {"application": "coordination", "schema": "1"}
+    connection.close()
+
+
+def test_a_step_is_recorded_once(tmp_path: Path) -> None:
+    from coordination.stores import StepOutcome, StepRecord
+
+    with SQLiteStore(tmp_path / "s.db") as store:
+        store.register_types([OrderPlaced])
+        store.start_run("wf", "flow", order(), owner="me", now=1.0)
+        step = StepRecord("A.x", StepOutcome.COMPLETED, 1, None, None, ())
+        store.append_step("wf", step, now=2.0)
+        with pytest.raises(StoreError, match="recorded once"):
+            store.append_step("wf", step, now=3.0)
+        record = store.get_run("wf")
+        assert record is not None
+        assert [s.key for s in record.steps] == ["A.x"]
+
+
+def test_a_foreign_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE users (name TEXT)")
+    connection.commit()
+    connection.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="something else"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+def test_a_corrupt_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"definitely not a database " * 200)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a readable SQLite database"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    SQLiteStore(path).close()
+    connection = sqlite3.connect(path)
+    connection.execute("UPDATE coordination_meta SET value = '99' WHERE key = 'schema'")
+    connection.commit()
+    connection.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        SQLiteStore(path)
+
+
+def test_unreadable_message_types_are_refused_before_anything_is_stored(tmp_path: Path) -> None:
+    from abc import abstractmethod
+
+    from coordination import Context, Event, Participant, action
+    from coordination.orchestration import Orchestrator, step
+
+    class Local(Event):
+        n: int
+
+    class Done(Event):
+        n: int
+
+    class Worker(Participant):
+        @action
+        @abstractmethod
+        def work(self, message: Local, ctx: Context) -> Done: ...
+
+    class RealWorker(Worker):
+        def work(self, message: Local, ctx: Context) -> Done:
+            return Done(n=message.n)
+
+    class LocalFlow(Orchestrator[Local, Done], name="local-flow"):
+        steps = (step(Worker.work),)
+
+    with SQLiteStore(tmp_path / "s.db") as store:
+        with pytest.raises(StoreError, match="type_name"):
+            LocalFlow(RealWorker(), store=store)
+        assert store.list_runs() == []
+
+
+def test_an_unregistered_explicit_type_name_names_the_run_and_leaves_the_row(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.register_types([OrderPlaced])
+        store.start_run("wf", "flow", order(), owner="me", now=1.0)
+    with SQLiteStore(path) as store:  # a process that never registered OrderPlaced
+        with pytest.raises(StoreError, match="run 'wf'.*ecommerce.OrderPlaced"):
+            store.get_run("wf")
+        store.register_types([OrderPlaced])
+        record = store.get_run("wf")
+        assert record is not None
+        assert record.start == order()
