@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random as _random
-import socket
-import time
 import typing
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic
@@ -15,10 +12,12 @@ from typing_extensions import TypeVar
 
 from coordination._clock import Clock, SystemClock
 from coordination._messages import Message, new_id
+from coordination._ownership import owner_alive, process_owner
 from coordination._participants import Action, Participant
 from coordination._status import WorkflowStatus
 from coordination.errors import (
     DefinitionError,
+    StepFailed,
     UsageError,
     WorkflowBusy,
     WorkflowConflict,
@@ -31,19 +30,13 @@ from coordination.orchestration._flow import FlowDefinition, compile_flow
 from coordination.orchestration._run import WorkflowRun
 from coordination.orchestration._steps import Parallel, Step
 from coordination.stores._memory import MemoryStore
+from coordination.stores._records import RunRecord
 from coordination.stores._store import Store
 
 __all__ = ["Orchestrator"]
 
 StartT = TypeVar("StartT", bound=Message, default=Message)
 OutputT = TypeVar("OutputT", default=Any)
-
-_PROCESS_STARTED = f"{time.time():.6f}"
-
-
-def _owner_id() -> str:
-    """`host:pid:start-time`: unique per live process, so a dead owner is recognisable."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_STARTED}"
 
 
 def _type_arguments(cls: type) -> tuple[type[Message] | None, Any]:
@@ -118,7 +111,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         self.store.register_types(flow.message_types)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._driver = Driver(flow, bind(flow, participants), self.clock, random or _random.random)
-        self._owner = _owner_id()
+        self._owner = process_owner()
 
     @property
     def name(self) -> str:
@@ -203,7 +196,7 @@ class Orchestrator(Generic[StartT, OutputT]):
                 workflow_id=workflow_id,
             )
         if not record.status.finished:
-            claimed = self.store.claim_run(workflow_id, self._owner, now=now)
+            claimed = self._claim(record, now)
             if claimed is None:
                 raise WorkflowBusy(
                     f"workflow {workflow_id!r} is {record.status.name} under owner "
@@ -213,6 +206,77 @@ class Orchestrator(Generic[StartT, OutputT]):
             # Interrupted earlier (its owner let go): resume from its records.
             return RunState(flow, self.store, self.clock, claimed)
         return WorkflowRun(record)
+
+    def _claim(self, record: RunRecord, now: float) -> RunRecord | None:
+        """Take over an unfinished run whose owner let go, died, or let its lease expire."""
+        replacing = None
+        owner = record.owner
+        if owner is not None and owner != self._owner:
+            alive = owner_alive(owner)
+            if alive is True:
+                return None  # a live process on this host holds it, lease or not
+            if alive is False:
+                replacing = owner
+        return self.store.claim_run(record.workflow_id, self._owner, now=now, replacing=replacing)
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def recover(self, *, max_recoveries: int = 5) -> list[WorkflowRun[OutputT]]:
+        """Resume this flow's unfinished runs whose owner is gone; return them as they end.
+
+        A run is taken over when its owner let go of it, its owner process on this host is
+        dead, or its lease expired. Recorded steps never run again; a step that started but
+        was not recorded runs again under the same idempotency key. A run recovered
+        `max_recoveries` times in a row at the same step (a step that kills its process) is
+        parked (`PARKED`) for a human instead of looping.
+        """
+        if max_recoveries < 1:
+            raise UsageError(f"max_recoveries={max_recoveries} must be at least 1")
+        self._check_sync_allowed()
+        resumed: list[WorkflowRun[OutputT]] = []
+        for record in self.store.list_runs(flow=self.flow.name):
+            if record.status.finished or record.owner == self._owner:
+                continue
+            now = self.clock.now()
+            claimed = self._claim(record, now)
+            if claimed is None:
+                continue  # a live owner holds it, or another recoverer claimed it first
+            position = f"{len(claimed.steps)} records"
+            count = self.store.note_recovery(claimed.workflow_id, position)
+            if count > max_recoveries:
+                self.store.finish_run(
+                    claimed.workflow_id,
+                    WorkflowStatus.PARKED,
+                    now=now,
+                    error=StepFailed(
+                        f"parked: recovered {count - 1} times in a row at the same step "
+                        f"(after {position}) without progress; a human decides",
+                        step=position,
+                        attempts=count - 1,
+                    ),
+                )
+                resumed.append(WorkflowRun(claimed))
+                continue
+            state = RunState(self.flow, self.store, self.clock, claimed)
+            try:
+                self._driver.run(state)
+            except BaseException:
+                self._release(state)
+                raise
+            resumed.append(WorkflowRun(state.record))
+        return resumed
+
+    def _check_sync_allowed(self) -> None:
+        if not self.flow.has_async:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        raise UsageError(
+            f"{self.flow.name} has async actions and was driven synchronously inside a running "
+            f"event loop; use the async methods (run_async)"
+        )
 
     # -- reading --------------------------------------------------------------------------
 

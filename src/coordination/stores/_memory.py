@@ -117,14 +117,28 @@ class MemoryStore:
                     forgotten, _ = self._finished.popitem(last=False)
                     del self._runs[forgotten]
 
-    def claim_run(self, workflow_id: str, owner: str, *, now: float) -> RunRecord | None:
+    def claim_run(
+        self, workflow_id: str, owner: str, *, now: float, replacing: str | None = None
+    ) -> RunRecord | None:
         with self._lock:
             record = self._runs.get(workflow_id)
-            if record is None or record.owner is not None or record.status.finished:
+            if record is None or record.status.finished:
+                return None
+            expired = record.lease_expires is not None and record.lease_expires < now
+            if record.owner is not None and not expired and record.owner != replacing:
                 return None
             record.owner = owner
             record.updated_at = now
             return record
+
+    def note_recovery(self, workflow_id: str, position: str) -> int:
+        with self._lock:
+            record = self._record(workflow_id)
+            if record.recovery_step == position:
+                record.recoveries += 1
+            else:
+                record.recovery_step, record.recoveries = position, 1
+            return record.recoveries
 
     def release_run(self, workflow_id: str, owner: str, *, now: float) -> None:
         with self._lock:

@@ -76,7 +76,7 @@ CREATE TABLE steps (
 
 _RUN_COLUMNS = (
     "workflow_id, flow, start, status, owner, lease_expires, created_at, updated_at, "
-    "finished_at, output, error, compensation_error"
+    "finished_at, output, error, compensation_error, recoveries, recovery_step"
 )
 
 
@@ -139,6 +139,10 @@ class SQLiteStore:
         self.synchronous = synchronous.upper()
         self.lease = lease
         self._types: dict[str, type[Message]] = {}
+        #: Owners that started or claimed runs through this store: their leases are renewed.
+        self._owners: set[str] = set()
+        self._heartbeat: threading.Thread | None = None
+        self._closed = threading.Event()
         self._live: weakref.WeakValueDictionary[str, RunRecord] = weakref.WeakValueDictionary()
         self._lock = threading.RLock()
         try:
@@ -231,9 +235,43 @@ class SQLiteStore:
                 raise StoreError(f"SQLite store {self.path}: commit failed: {error}") from error
 
     def close(self) -> None:
-        """Close the connection (the file stays as it is)."""
+        """Stop renewing leases and close the connection (the file stays as it is)."""
+        self._closed.set()
         with self._lock:
             self._connection.close()
+
+    def _keep_alive(self, owner: str) -> None:
+        """Renew `owner`'s leases every third of a lease while this store is open.
+
+        Appending a step renews a run's lease too; this covers steps that run longer than
+        a lease, so another host never takes over a run that is still making progress.
+        """
+        if owner in self._owners:
+            return
+        with self._lock:
+            self._owners.add(owner)
+            if self._heartbeat is None:
+                self._heartbeat = threading.Thread(
+                    target=self._beat, name="coordination:lease-heartbeat", daemon=True
+                )
+                self._heartbeat.start()
+
+    def _beat(self) -> None:
+        import time
+
+        while not self._closed.wait(self.lease / 3):
+            now = time.time()
+            try:
+                with self._transaction() as cursor:
+                    for owner in list(self._owners):
+                        cursor.execute(
+                            "UPDATE runs SET lease_expires = ? WHERE owner = ? "
+                            "AND finished_at IS NULL",
+                            (now + self.lease, owner),
+                        )
+            except (StoreError, sqlite3.Error):
+                if self._closed.is_set():
+                    return
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -307,6 +345,7 @@ class SQLiteStore:
                 ),
             )
             created = cursor.rowcount == 1
+        self._keep_alive(owner)
         if created:
             record = RunRecord(
                 workflow_id=workflow_id,
@@ -406,23 +445,48 @@ class SQLiteStore:
                 if finished_at is not None:
                     record.finished_at = finished_at
 
-    def claim_run(self, workflow_id: str, owner: str, *, now: float) -> RunRecord | None:
+    def claim_run(
+        self, workflow_id: str, owner: str, *, now: float, replacing: str | None = None
+    ) -> RunRecord | None:
         try:
             with self._transaction() as cursor:
                 cursor.execute(
                     "UPDATE runs SET owner = ?, lease_expires = ?, updated_at = ? "
-                    "WHERE workflow_id = ? AND owner IS NULL AND finished_at IS NULL",
-                    (owner, now + self.lease, now, workflow_id),
+                    "WHERE workflow_id = ? AND finished_at IS NULL AND (owner IS NULL "
+                    "OR lease_expires < ? OR owner = ?)",
+                    (owner, now + self.lease, now, workflow_id, now, replacing),
                 )
                 claimed = cursor.rowcount == 1
         except sqlite3.Error as error:
             raise StoreError(f"SQLite store {self.path}: {error}") from error
         if not claimed:
             return None
+        self._keep_alive(owner)
         record = self._load(workflow_id)
         if record is not None:
             self._live[workflow_id] = record
         return record
+
+    def note_recovery(self, workflow_id: str, position: str) -> int:
+        try:
+            with self._transaction() as cursor:
+                cursor.execute(
+                    "UPDATE runs SET recoveries = CASE WHEN recovery_step = ? "
+                    "THEN recoveries + 1 ELSE 1 END, recovery_step = ? WHERE workflow_id = ?",
+                    (position, position, workflow_id),
+                )
+                row = cursor.execute(
+                    "SELECT recoveries FROM runs WHERE workflow_id = ?", (workflow_id,)
+                ).fetchone()
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {self.path}: {error}") from error
+        if row is None:
+            raise StoreError(f"no run {workflow_id!r} in {self.path}")
+        count = int(row[0])
+        record = self._live.get(workflow_id)
+        if record is not None:
+            record.recoveries, record.recovery_step = count, position
+        return count
 
     def release_run(self, workflow_id: str, owner: str, *, now: float) -> None:
         try:
@@ -460,7 +524,8 @@ class SQLiteStore:
 
     def _record(self, row: tuple[Any, ...], steps: list[tuple[Any, ...]]) -> RunRecord:
         (workflow_id, flow, start, status, owner, lease_expires, created_at, updated_at,
-         finished_at, output, error, compensation_error) = row  # fmt: skip
+         finished_at, output, error, compensation_error, recoveries,
+         recovery_step) = row  # fmt: skip
         record = RunRecord(
             workflow_id=workflow_id,
             flow=flow,
@@ -474,6 +539,8 @@ class SQLiteStore:
             output=self._decode_output(output, workflow_id, "output"),
             error=_decode_error(error),
             compensation_error=_decode_error(compensation_error),
+            recoveries=recoveries,
+            recovery_step=recovery_step,
         )
         for key, outcome, attempts, step_output, step_error, rows in steps:
             record.add_step(

@@ -72,11 +72,19 @@ class Store(Protocol):
         """Record the run's outcome and release its owner."""
         ...
 
-    def claim_run(self, workflow_id: str, owner: str, *, now: float) -> RunRecord | None:
-        """Make `owner` the owner of an unfinished run nobody owns; None if it is owned.
+    def claim_run(
+        self, workflow_id: str, owner: str, *, now: float, replacing: str | None = None
+    ) -> RunRecord | None:
+        """Make `owner` the owner of an unfinished run; None if someone else holds it.
 
-        Atomic (a conditional update), so two callers never both resume one run.
+        Claims a run nobody owns, one whose lease expired before `now`, or one owned by
+        `replacing` (an owner known to be dead). Atomic (a conditional update), so two
+        callers never both resume one run.
         """
+        ...
+
+    def note_recovery(self, workflow_id: str, position: str) -> int:
+        """Count a recovery at `position`; the count of recoveries there in a row."""
         ...
 
     def release_run(self, workflow_id: str, owner: str, *, now: float) -> None:

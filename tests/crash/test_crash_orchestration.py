@@ -1,0 +1,201 @@
+"""Kill -9 a worker running orders against a SQLite file, again and again; lose nothing.
+
+Each round starts a real process that first recovers what its killed predecessor left,
+then runs the remaining orders; the parent SIGKILLs it after a seeded random delay. At the
+end every order must have ended as it should (completed, or compensated for the ones
+ordering too much), no effect may have been applied twice, and re-executed attempts are
+bounded by the number of kills.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coordination import WorkflowStatus
+from coordination.stores import SQLiteStore
+from examples.ecommerce import PlaceOrder
+from tests.crash.shop import (
+    DurableLogistics,
+    DurableNotifications,
+    DurablePayments,
+    DurableSellers,
+    Effects,
+    order_for,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_with_kills(tmp_path: Path, count: int, kills: int, seed: int) -> int:
+    """Run the worker until it finishes, killing it `kills` times; the kills made."""
+    store, effects = tmp_path / "orders.db", tmp_path / "effects.db"
+    chance = random.Random(seed)
+    made = 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for round_number in range(kills + 20):
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tests.crash.worker", str(store), str(effects), str(count),
+             "--pause", "0.006", "--seed", str(round_number)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        if made < kills:
+            try:
+                worker.wait(timeout=chance.uniform(0.5, 1.0))
+            except subprocess.TimeoutExpired:
+                worker.send_signal(signal.SIGKILL)
+                worker.communicate()  # reap it and close its pipes
+                made += 1
+                continue
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err.decode()
+        assert b"done" in out
+        return made
+    raise AssertionError("the worker never finished")
+
+
+def check(tmp_path: Path, count: int, kills: int) -> None:
+    effects = Effects(tmp_path / "effects.db")
+    with SQLiteStore(tmp_path / "orders.db") as store:
+        orders = PlaceOrder(
+            DurablePayments(effects),
+            DurableSellers(effects),
+            DurableLogistics(effects),
+            DurableNotifications(effects),
+            store=store,
+        )
+        runs = {run.workflow_id: run for run in orders.runs()}
+    assert len(runs) == count, "a workflow was lost"
+    rows = effects.connection.execute("SELECT key, action, workflow, undone FROM effects")
+    by_workflow: dict[str, dict[str, int]] = {}
+    for _key, action, workflow, undone in rows:
+        by_workflow.setdefault(workflow, {})[action] = undone
+    for index in range(count):
+        workflow_id = f"order-{index}"
+        run = runs[workflow_id]
+        done = by_workflow.get(workflow_id, {})
+        if order_for(index).quantity > 3:
+            assert run.status is WorkflowStatus.COMPENSATED, run.journal.render()
+            assert all(undone for undone in done.values()), (workflow_id, done)
+            assert "send_confirmation" not in done
+        else:
+            assert run.status is WorkflowStatus.COMPLETED, run.journal.render()
+            assert done == {
+                "charge": 0,
+                "reserve_stock": 0,
+                "assign_courier": 0,
+                "send_confirmation": 0,
+            }, workflow_id
+    # Every forward effect key at most once (the table's key), and executions beyond one
+    # per step happen only for attempts a kill interrupted.
+    (executions,) = effects.connection.execute("SELECT COUNT(*) FROM executions").fetchone()
+    (distinct,) = effects.connection.execute(
+        "SELECT COUNT(DISTINCT key) FROM executions"
+    ).fetchone()
+    assert executions - distinct <= kills, (executions, distinct, kills)
+    effects.connection.close()
+
+
+def test_orders_survive_repeated_kill_9(tmp_path: Path) -> None:
+    kills = run_with_kills(tmp_path, count=100, kills=5, seed=7)
+    assert kills >= 3, "the test barely managed to kill the worker"
+    check(tmp_path, count=100, kills=kills)
+
+
+@pytest.mark.long
+def test_a_thousand_orders_survive_many_kill_9(tmp_path: Path) -> None:
+    kills = run_with_kills(tmp_path, count=1000, kills=25, seed=11)
+    check(tmp_path, count=1000, kills=kills)
+
+
+def test_two_processes_recovering_one_file_never_double_a_step(tmp_path: Path) -> None:
+    """Leave runs unfinished, then let two real processes recover them at once."""
+    store_path, effects_path = tmp_path / "orders.db", tmp_path / "effects.db"
+    with SQLiteStore(store_path) as store:
+        effects = Effects(effects_path)
+        orders = PlaceOrder(
+            DurablePayments(effects),
+            DurableSellers(effects),
+            DurableLogistics(effects),
+            DurableNotifications(effects),
+            store=store,
+        )
+        for index in range(30):  # started by a "dead" owner: claimable at once
+            store.start_run(
+                f"order-{index}", orders.name, order_for(index), owner="gone:1:k1", now=0.0
+            )
+        effects.connection.close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.crash.worker",
+                str(store_path),
+                str(effects_path),
+                "0",
+                "--pause",
+                "0.001",
+                "--seed",
+                str(seed),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for seed in (1, 2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err.decode()
+    check_partial = Effects(effects_path)
+    (duplicates,) = check_partial.connection.execute(
+        "SELECT COUNT(*) FROM (SELECT key FROM executions GROUP BY key HAVING COUNT(*) > 1)"
+    ).fetchone()
+    assert duplicates == 0, "two processes ran the same step"
+    check_partial.connection.close()
+    check(tmp_path, count=30, kills=0)
+
+
+def test_a_step_that_kills_its_process_is_parked_after_five_recoveries(tmp_path: Path) -> None:
+    store_path, effects_path = tmp_path / "orders.db", tmp_path / "effects.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable, "-m", "tests.crash.worker", str(store_path), str(effects_path), "1",
+        "--die-in", "send_confirmation",
+    ]  # fmt: skip
+    codes = []
+    for _ in range(8):
+        worker = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=60)
+        codes.append(worker.returncode)
+        if worker.returncode == 0:
+            break
+    # The first run and five recoveries die; the sixth recovery parks the run.
+    assert codes == [-signal.SIGKILL] * 6 + [0], codes
+    effects = Effects(effects_path)
+    with SQLiteStore(store_path) as store:
+        orders = PlaceOrder(
+            DurablePayments(effects),
+            DurableSellers(effects),
+            DurableLogistics(effects),
+            DurableNotifications(effects),
+            store=store,
+        )
+        run = orders.get("order-0")
+        assert run.status is WorkflowStatus.PARKED
+        assert "parked" in str(run.error)
+        assert orders.recover() == []  # parked runs wait for a human
+    # The charge, stock and courier ran once each, never again across the six deaths.
+    rows = effects.connection.execute(
+        "SELECT action, COUNT(*) FROM executions GROUP BY action ORDER BY action"
+    ).fetchall()
+    assert dict(rows) == {"assign_courier": 1, "charge": 1, "reserve_stock": 1}
+    effects.connection.close()

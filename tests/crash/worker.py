@@ -1,0 +1,49 @@
+"""A worker process for crash tests: recover what a killed predecessor left, then go on.
+
+python -m tests.crash.worker STORE EFFECTS COUNT [--pause SECONDS] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from coordination.stores import SQLiteStore
+from examples.ecommerce import PlaceOrder
+from tests.crash.shop import (
+    DurableLogistics,
+    DurableNotifications,
+    DurablePayments,
+    DurableSellers,
+    Effects,
+    order_for,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("store", type=Path)
+    parser.add_argument("effects", type=Path)
+    parser.add_argument("count", type=int)
+    parser.add_argument("--pause", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--die-in", default=None, help="an action that kills its own process")
+    args = parser.parse_args(argv)
+    effects = Effects(args.effects, pause=args.pause, seed=args.seed, die_in=args.die_in)
+    store = SQLiteStore(args.store)
+    orders = PlaceOrder(
+        DurablePayments(effects),
+        DurableSellers(effects),
+        DurableLogistics(effects),
+        DurableNotifications(effects),
+        store=store,
+    )
+    orders.recover()
+    for index in range(args.count):
+        orders.run(order_for(index), workflow_id=f"order-{index}")
+    print("done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
