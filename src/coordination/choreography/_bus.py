@@ -15,6 +15,7 @@ import inspect
 import itertools
 import logging
 import threading
+import types
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,6 +77,19 @@ def _handler_name(handler: Callable[..., Any]) -> str:
     name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
     module = getattr(handler, "__module__", None)
     return f"{module}.{name}" if module else str(name)
+
+
+def _subscribed_as(signal: blinker.Signal, handler: Callable[..., Any]) -> Callable[..., Any]:
+    """The object `signal` holds for `handler`, if it holds an equal one, else `handler`.
+
+    A builtin's bound method (`received.append`) is a new object on every access, so
+    blinker, which keys receivers by `id()`, would take each access for another handler.
+    """
+    if isinstance(handler, types.BuiltinMethodType):
+        for receiver in signal.receivers.values():
+            if type(receiver) is type(handler) and receiver == handler:
+                return receiver
+    return handler
 
 
 def _inspect_handler(handler: Callable[..., Any]) -> tuple[bool, bool]:
@@ -164,12 +178,17 @@ class EventBus:
             signal = self._signals.get(message_type)
             if signal is None:
                 signal = self._signals[message_type] = blinker.Signal()
-            before = set(signal.receivers)
-            signal.connect(handler, weak=weak)
-            for receiver_id in set(signal.receivers) - before:
+            before = dict(signal.receivers)
+            signal.connect(_subscribed_as(signal, handler), weak=weak)
+            for receiver_id in signal.receivers.keys() - before.keys():
                 self._meta[(message_type, receiver_id)] = _Handler(
                     None, weak, wants_context, is_async, _handler_name(handler)
                 )
+            # blinker replaces the reference of a receiver connected again (strong by weak
+            # or back): keep the first subscription, which `_meta` describes
+            for receiver_id, reference in before.items():
+                if receiver_id in signal.receivers:
+                    signal.receivers[receiver_id] = reference
             self._has_async = self._has_async or is_async
             self._plans = {}
         return handler
@@ -181,7 +200,7 @@ class EventBus:
             if signal is None:
                 return
             before = set(signal.receivers)
-            signal.disconnect(handler)
+            signal.disconnect(_subscribed_as(signal, handler))
             for receiver_id in before - set(signal.receivers):
                 self._meta.pop((message_type, receiver_id), None)
             self._plans = {}
@@ -305,7 +324,7 @@ class EventBus:
 
     def _check_command(self, message: Message) -> None:
         if isinstance(message, Command):
-            count = len(self._plan(type(message)).handlers)
+            count = len(self.handlers_for(type(message)))  # live ones: weak ones may be gone
             if count != 1:
                 raise UsageError(
                     f"{type(message).__name__} is a Command and has {count} handlers; a "
