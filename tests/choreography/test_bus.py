@@ -1245,3 +1245,26 @@ def test_repr_counts_types_and_subscriptions() -> None:
     bus.subscribe(Ping, lambda ping: None)
     bus.subscribe(Pong, lambda pong: None)
     assert repr(bus) == "<EventBus 2 message types, 3 subscriptions>"
+
+
+def test_what_a_handler_publishes_joins_the_flow_instance_of_the_message_it_handles() -> None:
+    from coordination import Event
+
+    class Asked(Event):
+        n: int
+
+    class Answered(Event):
+        n: int
+
+    bus = EventBus()
+    seen: list[tuple[str, str | None]] = []
+    bus.subscribe(Asked, lambda message: bus.publish(Answered(n=message.n)))
+    bus.subscribe(
+        Answered, lambda message, ctx: seen.append((ctx.correlation_id, ctx.causation_id))
+    )
+    first = bus.publish(Asked(n=1))
+    assert seen == [(first.correlation_id, first.message_id)]
+    # Outside any handler, a message without a cause starts a new flow instance.
+    second = bus.publish(Answered(n=2))
+    assert second.correlation_id != first.correlation_id
+    assert second.causation_id is None

@@ -58,7 +58,7 @@ class _Plan(NamedTuple):
 class _Dispatch:
     """One cascade: what is queued, what is delayed, on one thread or task."""
 
-    __slots__ = ("delayed", "done", "queue", "runner", "sequence")
+    __slots__ = ("current", "delayed", "done", "queue", "runner", "sequence")
 
     def __init__(self) -> None:
         #: (bus, envelope) to deliver, or a callable to run, in FIFO order.
@@ -68,6 +68,8 @@ class _Dispatch:
         self.sequence = itertools.count()
         self.done = False
         self.runner: asyncio.Runner | None = None
+        #: The envelope being delivered: what a handler publishes is caused by it.
+        self.current: Envelope[Message] | None = None
 
 
 _current: ContextVar[_Dispatch | None] = ContextVar("coordination_dispatch", default=None)
@@ -256,12 +258,20 @@ class EventBus:
         correlation_id: str | None = None,
         cause: Envelope[Message] | None = None,
     ) -> Envelope[Message]:
-        """Wrap `message` for publishing, continuing `cause`'s correlation when given."""
+        """Wrap `message` for publishing, continuing `cause`'s correlation when given.
+
+        Inside a handler, with neither `cause` nor `correlation_id`, the message being
+        handled is the cause: a handler's publishes join its flow instance.
+        """
         if not isinstance(message, Message):
             raise UsageError(
                 f"publish() takes a message (an Event or Command instance), got "
                 f"{type(message).__name__}"
             )
+        if cause is None and correlation_id is None:
+            dispatch = _current.get()
+            if dispatch is not None and not dispatch.done:
+                cause = dispatch.current
         if cause is not None:
             return Envelope(message, correlation_id or cause.correlation_id, cause.message_id)
         return Envelope(message, correlation_id)
@@ -365,7 +375,9 @@ class EventBus:
                     item = queue.popleft()
                     if type(item) is tuple:
                         bus, envelope = item
+                        dispatch.current = envelope
                         bus._deliver(envelope, dispatch)
+                        dispatch.current = None
                     else:
                         result = item()
                         if inspect.isawaitable(result):
@@ -398,7 +410,9 @@ class EventBus:
                     item = queue.popleft()
                     if type(item) is tuple:
                         bus, envelope = item
+                        dispatch.current = envelope
                         await bus._deliver_async(envelope)
+                        dispatch.current = None
                     else:
                         result = item()
                         if inspect.isawaitable(result):
