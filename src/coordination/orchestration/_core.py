@@ -39,11 +39,16 @@ class Undo:
     message: Any
     #: Which late attempt's result this undoes (None: the step's own output or input).
     late_attempt: int | None = None
+    #: How many earlier tries of this undo failed for good (an operator retried it).
+    retry: int = 0
 
     @property
     def key(self) -> str:
+        """The record key: one record per undo try, so a retried undo gets its own."""
         if self.late_attempt is not None:
             return f"{self.step.key}:late{self.late_attempt}:undo"
+        if self.retry:
+            return f"{self.step.key}:undo:retry{self.retry}"
         return f"{self.step.key}:undo"
 
 
@@ -51,6 +56,7 @@ class RunState:
     """One run in progress: which group is next, what completed, what must be undone."""
 
     __slots__ = (
+        "cancelling",
         "clock",
         "compensation_error",
         "failure",
@@ -64,6 +70,8 @@ class RunState:
         "status",
         "store",
         "undo_queue",
+        "undo_retries",
+        "undone_steps",
         "values",
         "workflow_id",
     )
@@ -88,6 +96,11 @@ class RunState:
         self.lock = threading.Lock()
         #: Keys of the step records already in the store (a resumed run never re-runs them).
         self.recorded: frozenset[str] = frozenset()
+        #: Steps whose undo is recorded as done, and how often each one's undo failed.
+        self.undone_steps: set[str] = set()
+        self.undo_retries: dict[str, int] = {}
+        #: An operator cancelled the run: undo everything, then end CANCELLED.
+        self.cancelling = False
         if record.has_any_step():
             self._replay()
 
@@ -104,7 +117,13 @@ class RunState:
             recorded.add(step.key)
             compiled = by_key.get(step.key)
             if compiled is None:
-                continue  # an undo or a late result: only its key matters
+                base, undo, _ = step.key.partition(":undo")
+                if undo and ":late" not in base:
+                    if step.outcome is StepOutcome.COMPENSATED:
+                        self.undone_steps.add(base)
+                    elif step.outcome is StepOutcome.COMPENSATION_FAILED:
+                        self.undo_retries[base] = self.undo_retries.get(base, 0) + 1
+                continue
             if step.outcome is StepOutcome.COMPLETED:
                 slots = compiled.output_slots
                 if len(slots) == 1:
@@ -136,7 +155,7 @@ class RunState:
     def next(self) -> tuple[CompiledStep, ...] | Undo | None:
         """The next group of steps to run, the next undo, or None when the run is over."""
         if self.status is _RUNNING:
-            if self.failure is None:
+            if self.failure is None and not self.cancelling:
                 if self.group < len(self.flow.groups):
                     group = self.flow.groups[self.group]
                     self.group += 1
@@ -151,7 +170,9 @@ class RunState:
         if self.status is _COMPENSATING:
             if self.undo_queue:
                 return self.undo_queue.pop(0)
-            self._finish(WorkflowStatus.COMPENSATED)
+            self._finish(
+                WorkflowStatus.CANCELLED if self.cancelling else WorkflowStatus.COMPENSATED
+            )
         return None
 
     def inputs(self, compiled: CompiledStep) -> list[Any]:
@@ -232,12 +253,20 @@ class RunState:
                         if compiled.signature.returns_tuple
                         else output
                     )
-                    queue.append(Undo(compiled, message))
+                    queue.append(
+                        Undo(compiled, message, None, self.undo_retries.get(compiled.key, 0))
+                    )
             else:
                 assert compiled.undo_input_slot is not None
-                queue.append(Undo(compiled, self.values[compiled.undo_input_slot]))
-        if self.recorded:  # resumed: undos already recorded are done
-            queue = [undo for undo in queue if undo.key not in self.recorded]
+                message = self.values[compiled.undo_input_slot]
+                queue.append(Undo(compiled, message, None, self.undo_retries.get(compiled.key, 0)))
+        if self.recorded:  # resumed: undos already recorded (or done) are not run again
+            queue = [
+                undo
+                for undo in queue
+                if undo.key not in self.recorded
+                and (undo.late_attempt is not None or undo.step.key not in self.undone_steps)
+            ]
         self.undo_queue = queue
 
     def undone(self, undo: Undo, output: Any, attempts: Attempts) -> None:

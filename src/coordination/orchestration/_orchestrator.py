@@ -27,6 +27,7 @@ from coordination.orchestration._binding import bind
 from coordination.orchestration._core import RunState
 from coordination.orchestration._drivers import Driver
 from coordination.orchestration._flow import FlowDefinition, compile_flow
+from coordination.orchestration._lifecycle import check_move
 from coordination.orchestration._run import WorkflowRun
 from coordination.orchestration._steps import Parallel, Step
 from coordination.stores._memory import MemoryStore
@@ -265,6 +266,78 @@ class Orchestrator(Generic[StartT, OutputT]):
                 raise
             resumed.append(WorkflowRun(state.record))
         return resumed
+
+    # -- operators ------------------------------------------------------------------------
+
+    def retry(self, workflow_id: str) -> WorkflowRun[OutputT]:
+        """Go on with a run a human had to look at, to its end.
+
+        A `PARKED` run resumes where it stopped; a `COMPENSATION_FAILED` run tries the
+        failed undo again (as a new record) and goes on undoing, newest first.
+        """
+        self._check_sync_allowed()
+        record = self._record(workflow_id)
+        if record.status is WorkflowStatus.PARKED:
+            target = WorkflowStatus.RUNNING
+        elif record.status is WorkflowStatus.COMPENSATION_FAILED:
+            target = WorkflowStatus.COMPENSATING
+        else:
+            raise UsageError(
+                f"workflow {workflow_id!r} is {record.status.name}; retry() takes a PARKED or "
+                f"COMPENSATION_FAILED run"
+            )
+        check_move(record.status, target)
+        return self._drive_reopened(record, target, cancelling=False)
+
+    def cancel(self, workflow_id: str) -> WorkflowRun[OutputT]:
+        """Stop a run that has not finished (or is parked): undo what it did, end CANCELLED."""
+        self._check_sync_allowed()
+        record = self._record(workflow_id)
+        check_move(record.status, WorkflowStatus.COMPENSATING)
+        if record.status is WorkflowStatus.RUNNING:
+            claimed = self._claim(record, self.clock.now())
+            if claimed is None:
+                raise WorkflowBusy(
+                    f"workflow {workflow_id!r} is running under owner {record.owner!r}; "
+                    f"cancel it once that owner stopped",
+                    workflow_id=workflow_id,
+                )
+            record = claimed
+        return self._drive_reopened(record, WorkflowStatus.COMPENSATING, cancelling=True)
+
+    def _record(self, workflow_id: str) -> RunRecord:
+        record = self.store.get_run(workflow_id)
+        if record is None or record.flow != self.flow.name:
+            raise WorkflowNotFound(
+                f"no run {workflow_id!r} of flow {self.flow.name!r} in {self.store!r}",
+                workflow_id=workflow_id,
+            )
+        return record
+
+    def _drive_reopened(
+        self, record: RunRecord, status: WorkflowStatus, *, cancelling: bool
+    ) -> WorkflowRun[OutputT]:
+        reopened = self.store.reopen_run(
+            record.workflow_id,
+            expected=record.status,
+            status=status,
+            owner=self._owner,
+            now=self.clock.now(),
+        )
+        if reopened is None:
+            raise WorkflowBusy(
+                f"workflow {record.workflow_id!r} changed or is owned by someone else; "
+                f"look at it again",
+                workflow_id=record.workflow_id,
+            )
+        state = RunState(self.flow, self.store, self.clock, reopened)
+        state.cancelling = cancelling
+        try:
+            self._driver.run(state)
+        except BaseException:
+            self._release(state)
+            raise
+        return WorkflowRun(state.record)
 
     def _check_sync_allowed(self) -> None:
         if not self.flow.has_async:

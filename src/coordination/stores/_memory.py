@@ -131,6 +131,26 @@ class MemoryStore:
             record.updated_at = now
             return record
 
+    def reopen_run(
+        self,
+        workflow_id: str,
+        *,
+        expected: WorkflowStatus,
+        status: WorkflowStatus,
+        owner: str,
+        now: float,
+    ) -> RunRecord | None:
+        with self._lock:
+            record = self._runs.get(workflow_id)
+            if record is None or record.status is not expected:
+                return None
+            if record.owner is not None and record.owner != owner:
+                return None
+            record.status, record.owner, record.updated_at = status, owner, now
+            record.finished_at, record.recoveries, record.recovery_step = None, 0, None
+            self._finished.pop(workflow_id, None)
+            return record
+
     def note_recovery(self, workflow_id: str, position: str) -> int:
         with self._lock:
             record = self._record(workflow_id)

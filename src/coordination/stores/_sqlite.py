@@ -467,6 +467,36 @@ class SQLiteStore:
             self._live[workflow_id] = record
         return record
 
+    def reopen_run(
+        self,
+        workflow_id: str,
+        *,
+        expected: WorkflowStatus,
+        status: WorkflowStatus,
+        owner: str,
+        now: float,
+    ) -> RunRecord | None:
+        try:
+            with self._transaction() as cursor:
+                cursor.execute(
+                    "UPDATE runs SET status = ?, owner = ?, lease_expires = ?, updated_at = ?, "
+                    "finished_at = NULL, recoveries = 0, recovery_step = NULL "
+                    "WHERE workflow_id = ? AND status = ? AND (owner IS NULL OR owner = ?)",
+                    (status.value, owner, now + self.lease, now, workflow_id, expected.value,
+                     owner),
+                )  # fmt: skip
+                reopened = cursor.rowcount == 1
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {self.path}: {error}") from error
+        if not reopened:
+            return None
+        self._keep_alive(owner)
+        self._live.pop(workflow_id, None)
+        record = self._load(workflow_id)
+        if record is not None:
+            self._live[workflow_id] = record
+        return record
+
     def note_recovery(self, workflow_id: str, position: str) -> int:
         try:
             with self._transaction() as cursor:

@@ -83,6 +83,22 @@ class Store(Protocol):
         """
         ...
 
+    def reopen_run(
+        self,
+        workflow_id: str,
+        *,
+        expected: WorkflowStatus,
+        status: WorkflowStatus,
+        owner: str,
+        now: float,
+    ) -> RunRecord | None:
+        """Move a run from `expected` to `status` and make `owner` its owner (operators).
+
+        Atomic: None unless the run is in `expected` and nobody else owns it. Clears its
+        finished time and recovery count.
+        """
+        ...
+
     def note_recovery(self, workflow_id: str, position: str) -> int:
         """Count a recovery at `position`; the count of recoveries there in a row."""
         ...
