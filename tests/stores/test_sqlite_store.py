@@ -164,7 +164,7 @@ def test_an_unregistered_explicit_type_name_names_the_run_and_leaves_the_row(
         store.register_types([OrderPlaced])
         store.start_run("wf", "flow", order(), owner="me", now=1.0)
     with SQLiteStore(path) as store:  # a process that never registered OrderPlaced
-        with pytest.raises(StoreError, match="run 'wf'.*ecommerce.OrderPlaced"):
+        with pytest.raises(StoreError, match=r"run 'wf'.*ecommerce\.OrderPlaced"):
             store.get_run("wf")
         store.register_types([OrderPlaced])
         record = store.get_run("wf")

@@ -14,16 +14,19 @@ from coordination.testing._faults import (
     InjectedRefusal,
 )
 from coordination.testing._saga import Prediction, assert_saga_atomic, predict, saga_problems
+from coordination.testing._store_contract import ContractMessage, StoreContract
 from coordination.testing._strategies import fault_plans, messages
 
 __all__ = [
     "BothRuns",
+    "ContractMessage",
     "Fault",
     "FaultKind",
     "FaultPlan",
     "InjectedFault",
     "InjectedRefusal",
     "Prediction",
+    "StoreContract",
     "VirtualClock",
     "assert_equivalent",
     "assert_saga_atomic",
