@@ -42,6 +42,11 @@ class Message(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: The version of this class's shape. Raise it when fields change, and give the class
+    #: a static `upcast_v<N>_v<N+1>(data: dict) -> dict` for each step, so payloads stored
+    #: in an older shape are upgraded when read (as eventsourcing upcasts).
+    class_version: ClassVar[int] = 1
+
     # Set on every class (not inherited) so a subclass never borrows its parent's name.
     __coordination_type_name__: ClassVar[str | None] = None
 
@@ -102,7 +107,11 @@ def to_json(message: Message) -> str:
     problem = persistence_problem(cls)
     if problem is not None:
         raise MessageError(problem)
-    return f'{{"type":{json.dumps(type_name_of(cls))},"data":{message.model_dump_json()}}}'
+    name = json.dumps(type_name_of(cls))
+    data = message.model_dump_json()
+    if cls.class_version != 1:
+        return f'{{"type":{name},"version":{int(cls.class_version)},"data":{data}}}'
+    return f'{{"type":{name},"data":{data}}}'
 
 
 def from_json(text: str | bytes, types: Iterable[type[Message]] = ()) -> Message:
@@ -126,12 +135,35 @@ def from_json(text: str | bytes, types: Iterable[type[Message]] = ()) -> Message
         )
     name: str = document["type"]
     cls = resolve_type_name(name, types)
+    data = _upcast(cls, name, document.get("version", 1), document["data"])
     try:
-        return cls.model_validate(document["data"])
+        return cls.model_validate(data)
     except ValidationError as error:
         raise MalformedMessage(
             f"stored data is not a valid {name}: {error.error_count()} problem(s)\n{error}"
         ) from error
+
+
+def _upcast(cls: type[Message], name: str, version: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """Bring `data`, stored at `version`, up to `cls.class_version`, one step at a time."""
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise MalformedMessage(f"{name}: stored version {version!r} is not a positive integer")
+    current = cls.class_version
+    if version > current:
+        raise MalformedMessage(
+            f"{name} was stored at version {version}, newer than this code's version "
+            f"{current}; upgrade the code that reads it"
+        )
+    while version < current:
+        upcast = getattr(cls, f"upcast_v{version}_v{version + 1}", None)
+        if upcast is None:
+            raise MalformedMessage(
+                f"{name} was stored at version {version} and is now at {current}, but "
+                f"{cls.__qualname__} has no upcast_v{version}_v{version + 1}(data) to upgrade it"
+            )
+        data = upcast(dict(data))
+        version += 1
+    return data
 
 
 def resolve_type_name(name: str, types: Iterable[type[Message]] = ()) -> type[Message]:
