@@ -38,6 +38,7 @@ EXPORTS: dict[str, list[str]] = {
         "CompensationFailed",
         "CoordinationError",
         "DefinitionError",
+        "FlowChanged",
         "InvalidTransition",
         "JoinTimeout",
         "MalformedMessage",

@@ -17,6 +17,7 @@ CoordinationError
 ├── WorkflowError              about one workflow run as a whole
 │   ├── WorkflowConflict       a known workflow_id was started with a different message
 │   ├── WorkflowBusy           another live owner is running that workflow
+│   ├── FlowChanged            a run started by a different definition of its flow
 │   └── WorkflowNotFound       no run with that workflow_id in the store
 ├── JoinTimeout                a choreography join waited past its deadline for an input
 ├── InvalidTransition          a run was asked to move where its lifecycle forbids
@@ -36,6 +37,7 @@ __all__ = [
     "CompensationFailed",
     "CoordinationError",
     "DefinitionError",
+    "FlowChanged",
     "InvalidTransition",
     "JoinTimeout",
     "MalformedMessage",
@@ -137,6 +139,11 @@ class WorkflowConflict(WorkflowError):
 
 class WorkflowBusy(WorkflowError):
     """Another live owner is running this workflow; try again once it has finished."""
+
+
+class FlowChanged(WorkflowError):
+    """A run to resume was started by a different definition of its flow (other steps or
+    messages); resume it with the old code, or cancel it."""
 
 
 class WorkflowNotFound(WorkflowError):

@@ -6,15 +6,20 @@ import asyncio
 
 import pytest
 
-from coordination import WorkflowStatus
-from coordination.errors import WorkflowBusy
+from coordination import Retry, WorkflowStatus
+from coordination.errors import FlowChanged, WorkflowBusy
+from coordination.orchestration import Orchestrator, step
 from tests.orchestration.flows import (
+    FAKES,
     Alpha,
     AsyncAlpha,
     AsyncFork,
     AsyncLeft,
     Beta,
     Boom,
+    C,
+    D,
+    Delta,
     Fork,
     Gamma,
     Harness,
@@ -131,3 +136,42 @@ def test_claim_is_refused_for_owned_and_finished_runs() -> None:
     assert run.status is WorkflowStatus.COMPLETED
     assert h.store.claim_run("done", "me", now=1.0) is None
     assert h.store.claim_run("unknown", "me", now=1.0) is None
+
+
+class VersionOne(Orchestrator[Start, C], name="versioned"):
+    steps = (step(Alpha.first), step(Beta.second), step(Gamma.third))
+
+
+class VersionTwo(Orchestrator[Start, D], name="versioned"):
+    """The same flow name with a step added: its runs cannot resume VersionOne's."""
+
+    steps = (step(Alpha.first), step(Beta.second), step(Gamma.third), step(Delta.fourth))
+
+
+class VersionOneSlower(Orchestrator[Start, C], name="versioned"):
+    """Only retries changed: same shape, so it may resume VersionOne's runs."""
+
+    steps = (
+        step(Alpha.first, retry=Retry(attempts=9)),
+        step(Beta.second),
+        step(Gamma.third),
+    )
+
+
+def test_a_run_of_another_flow_definition_is_not_resumed() -> None:
+    h = Harness(VersionOne)
+    h[Beta].fail("second", KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        h.orchestrator.run(Start(n=1), workflow_id="wf")
+    newer = VersionTwo(*[FAKES[i]() for i in VersionTwo.flow.interfaces], store=h.store)
+    with pytest.raises(FlowChanged, match=r"run 'wf'.*Delta\.fourth"):
+        newer.run(Start(n=1), workflow_id="wf")
+    with pytest.raises(FlowChanged, match="run 'wf'"):
+        newer.recover()
+    stored = h.store.get_run("wf")
+    assert stored is not None
+    assert stored.owner is None  # left for code that can resume it
+    same_shape = VersionOneSlower(
+        *[FAKES[i]() for i in VersionOneSlower.flow.interfaces], store=h.store
+    )
+    assert same_shape.run(Start(n=1), workflow_id="wf").status is WorkflowStatus.COMPLETED

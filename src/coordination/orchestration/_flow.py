@@ -7,17 +7,18 @@ around has a numbered slot (slot 0 is the start message, then every step output)
 
 from __future__ import annotations
 
+import json
 import typing
 from dataclasses import dataclass
 from typing import Any
 
-from coordination._messages import Message
+from coordination._messages import Message, type_name_of
 from coordination._participants import Action, Compensation, Participant
 from coordination._signatures import Signature
 from coordination.errors import DefinitionError
 from coordination.orchestration._steps import Parallel, Step, step
 
-__all__ = ["CompiledStep", "FlowDefinition", "compile_flow"]
+__all__ = ["CompiledStep", "FlowDefinition", "compile_flow", "shape_difference"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -60,6 +61,18 @@ class FlowDefinition:
     has_async: bool
 
     @property
+    def shape(self) -> str:
+        """The flow's steps and message types as text, stored with every run.
+
+        A run is resumed only by a definition of the same shape: retries and timeouts may
+        change between versions, steps and their messages may not (`shape_difference`).
+        """
+        return json.dumps(
+            [[_step_shape(member) for member in group] for group in self.groups],
+            separators=(",", ":"),
+        )
+
+    @property
     def message_types(self) -> tuple[type[Message], ...]:
         """Every message type a run of this flow stores (stores read JSON back with these)."""
         extra: list[type[Message]] = []
@@ -67,6 +80,27 @@ class FlowDefinition:
             if compiled.compensation is not None:
                 extra.extend(compiled.compensation.signature.outputs)
         return tuple(dict.fromkeys((*self.slot_types, *extra)))
+
+
+def _step_shape(compiled: CompiledStep) -> str:
+    signature = compiled.signature
+    inputs = ", ".join(type_name_of(t) for t in signature.inputs)
+    outputs = ", ".join(type_name_of(t) for t in signature.outputs) or "None"
+    return f"{compiled.key}({inputs}) -> {outputs}"
+
+
+def shape_difference(stored: str, current: str) -> str | None:
+    """How a stored flow shape differs from the current one, in words; None if equal."""
+    if stored == current:
+        return None
+    old: list[list[str]] = json.loads(stored)
+    new: list[list[str]] = json.loads(current)
+    for position, (was, now) in enumerate(zip(old, new, strict=False), start=1):
+        if was != now:
+            return f"step group {position} was {' + '.join(was)}; it is now {' + '.join(now)}"
+    if len(old) > len(new):
+        return f"steps after group {len(new)} were removed: {old[len(new) :]}"
+    return f"steps were added after group {len(old)}: {new[len(old) :]}"
 
 
 def _normalise(flow: str, declared: object) -> list[tuple[Step, ...]]:

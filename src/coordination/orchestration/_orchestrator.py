@@ -17,6 +17,7 @@ from coordination._participants import Action, Participant
 from coordination._status import WorkflowStatus
 from coordination.errors import (
     DefinitionError,
+    FlowChanged,
     StepFailed,
     UsageError,
     WorkflowBusy,
@@ -26,7 +27,7 @@ from coordination.errors import (
 from coordination.orchestration._binding import bind
 from coordination.orchestration._core import RunState
 from coordination.orchestration._drivers import Driver
-from coordination.orchestration._flow import FlowDefinition, compile_flow
+from coordination.orchestration._flow import FlowDefinition, compile_flow, shape_difference
 from coordination.orchestration._lifecycle import check_move
 from coordination.orchestration._run import WorkflowRun
 from coordination.orchestration._steps import Parallel, Step
@@ -113,6 +114,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._driver = Driver(flow, bind(flow, participants), self.clock, random or _random.random)
         self._owner = process_owner()
+        self._shape = flow.shape
 
     @property
     def name(self) -> str:
@@ -180,7 +182,7 @@ class Orchestrator(Generic[StartT, OutputT]):
             raise UsageError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
         now = self.clock.now()
         record, created = self.store.start_run(
-            workflow_id, flow.name, message, owner=self._owner, now=now
+            workflow_id, flow.name, message, owner=self._owner, now=now, shape=self._shape
         )
         if created:
             return RunState(flow, self.store, self.clock, record)
@@ -205,8 +207,22 @@ class Orchestrator(Generic[StartT, OutputT]):
                     workflow_id=workflow_id,
                 )
             # Interrupted earlier (its owner let go): resume from its records.
-            return RunState(flow, self.store, self.clock, claimed)
+            return self._resumed(claimed)
         return WorkflowRun(record)
+
+    def _resumed(self, record: RunRecord) -> RunState:
+        """The state of a claimed run, if this flow's definition can resume it."""
+        if record.shape is not None:
+            difference = shape_difference(record.shape, self._shape)
+            if difference is not None:
+                self.store.release_run(record.workflow_id, self._owner, now=self.clock.now())
+                raise FlowChanged(
+                    f"run {record.workflow_id!r} was started by another definition of flow "
+                    f"{self.flow.name!r}: {difference}. Resume it with the code that started "
+                    f"it, or cancel it",
+                    workflow_id=record.workflow_id,
+                )
+        return RunState(self.flow, self.store, self.clock, record)
 
     def _claim(self, record: RunRecord, now: float) -> RunRecord | None:
         """Take over an unfinished run whose owner let go, died, or let its lease expire."""
@@ -258,7 +274,7 @@ class Orchestrator(Generic[StartT, OutputT]):
                 )
                 resumed.append(WorkflowRun(claimed))
                 continue
-            state = RunState(self.flow, self.store, self.clock, claimed)
+            state = self._resumed(claimed)
             try:
                 self._driver.run(state)
             except BaseException:
@@ -330,7 +346,7 @@ class Orchestrator(Generic[StartT, OutputT]):
                 f"look at it again",
                 workflow_id=record.workflow_id,
             )
-        state = RunState(self.flow, self.store, self.clock, reopened)
+        state = self._resumed(reopened)
         state.cancelling = cancelling
         try:
             self._driver.run(state)

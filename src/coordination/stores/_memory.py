@@ -41,6 +41,7 @@ class MemoryStore:
         *,
         owner: str,
         now: float,
+        shape: str | None = None,
     ) -> tuple[RunRecord, bool]:
         with self._lock:
             existing = self._runs.get(workflow_id)
@@ -54,6 +55,7 @@ class MemoryStore:
                 owner=owner,
                 created_at=now,
                 updated_at=now,
+                shape=shape,
             )
             self._runs[workflow_id] = record
             return record, True

@@ -77,6 +77,8 @@ class RunRecord:
     #: Why it failed: a StepFailed (and, once compensation failed, a CompensationFailed).
     error: BaseException | None = None
     compensation_error: BaseException | None = None
+    #: The flow definition's shape when the run started (see `FlowDefinition.shape`).
+    shape: str | None = None
     #: How often recovery resumed it at the same position (`recovery_step`) in a row.
     recoveries: int = 0
     recovery_step: str | None = None

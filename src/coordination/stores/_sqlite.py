@@ -58,7 +58,8 @@ CREATE TABLE runs (
     error TEXT,
     compensation_error TEXT,
     recoveries INTEGER NOT NULL DEFAULT 0,
-    recovery_step TEXT
+    recovery_step TEXT,
+    shape TEXT
 );
 CREATE INDEX runs_by_flow_status ON runs (flow, status);
 CREATE TABLE steps (
@@ -76,7 +77,7 @@ CREATE TABLE steps (
 
 _RUN_COLUMNS = (
     "workflow_id, flow, start, status, owner, lease_expires, created_at, updated_at, "
-    "finished_at, output, error, compensation_error, recoveries, recovery_step"
+    "finished_at, output, error, compensation_error, recoveries, recovery_step, shape"
 )
 
 
@@ -327,12 +328,13 @@ class SQLiteStore:
         *,
         owner: str,
         now: float,
+        shape: str | None = None,
     ) -> tuple[RunRecord, bool]:
         encoded = self._encode(start, f"the start message of {workflow_id!r}")
         with self._transaction() as cursor:
             cursor.execute(
                 "INSERT OR IGNORE INTO runs (workflow_id, flow, start, status, owner, "
-                "lease_expires, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "lease_expires, created_at, updated_at, shape) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     workflow_id,
                     flow,
@@ -342,6 +344,7 @@ class SQLiteStore:
                     now + self.lease,
                     now,
                     now,
+                    shape,
                 ),
             )
             created = cursor.rowcount == 1
@@ -356,6 +359,7 @@ class SQLiteStore:
                 created_at=now,
                 updated_at=now,
                 lease_expires=now + self.lease,
+                shape=shape,
             )
             self._live[workflow_id] = record
             return record, True
@@ -555,7 +559,7 @@ class SQLiteStore:
     def _record(self, row: tuple[Any, ...], steps: list[tuple[Any, ...]]) -> RunRecord:
         (workflow_id, flow, start, status, owner, lease_expires, created_at, updated_at,
          finished_at, output, error, compensation_error, recoveries,
-         recovery_step) = row  # fmt: skip
+         recovery_step, shape) = row  # fmt: skip
         record = RunRecord(
             workflow_id=workflow_id,
             flow=flow,
@@ -571,6 +575,7 @@ class SQLiteStore:
             compensation_error=_decode_error(compensation_error),
             recoveries=recoveries,
             recovery_step=recovery_step,
+            shape=shape,
         )
         for key, outcome, attempts, step_output, step_error, rows in steps:
             record.add_step(

@@ -38,6 +38,7 @@ class Store(Protocol):
         *,
         owner: str,
         now: float,
+        shape: str | None = None,
     ) -> tuple[RunRecord, bool]:
         """Create the run `workflow_id` owned by `owner`, or return the one already there.
 
