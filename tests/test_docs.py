@@ -18,7 +18,7 @@ import pytest
 from coordination.orchestration import lifecycle_mermaid
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES_WITH_EXAMPLES = ["index.md", "orchestration.md"]
+PAGES_WITH_EXAMPLES = ["index.md", "orchestration.md", "choreography.md"]
 MARKER = "<!-- runnable -->"
 
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -64,6 +64,8 @@ def test_runnable_examples_run(page: str) -> None:
     runnable = [(line, body) for line, lang, body, marked in fenced_blocks(text) if marked]
     if page == "orchestration.md":
         assert len(runnable) >= 8, "the orchestration guide lost its runnable examples"
+    if page == "choreography.md":
+        assert len(runnable) >= 12, "the choreography guide lost its runnable examples"
     if not runnable:
         return
     result = subprocess.run(

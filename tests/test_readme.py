@@ -34,14 +34,11 @@ def test_quick_start_is_exactly_make_demo_and_make_test() -> None:
     assert "make" in quick_start
 
 
-def test_first_flow_example_runs_as_written(tmp_path: Path) -> None:
-    first_flow = section("A first flow")
-    [code] = blocks(first_flow, "python")
-    [expected] = blocks(first_flow, "text")
-    script = tmp_path / "first_flow.py"
+def run_script(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "readme_example.py"
     script.write_text(code, encoding="utf-8")
     # A real script: its classes live in `__main__`, as a reader's would.
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-W", "error", str(script)],
         cwd=tmp_path,
         capture_output=True,
@@ -49,10 +46,30 @@ def test_first_flow_example_runs_as_written(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
+
+
+def test_first_flow_example_runs_as_written(tmp_path: Path) -> None:
+    first_flow = section("A first flow")
+    [code] = blocks(first_flow, "python")
+    [expected] = blocks(first_flow, "text")
+    result = run_script(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout == expected
     assert result.stdout.startswith("COMPLETED ")
+
+
+def test_choreography_example_runs_after_the_first_flow(tmp_path: Path) -> None:
+    [first_flow] = blocks(section("A first flow"), "python")
+    [first_output] = blocks(section("A first flow"), "text")
+    choreography = section("The same participants as a choreography")
+    [code] = blocks(choreography, "python")
+    [expected] = blocks(choreography, "text")
+    result = run_script(first_flow + "\n" + code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout == first_output + expected
+    assert expected.startswith("COMPLETED ")
 
 
 def test_documentation_links_point_to_files() -> None:
