@@ -6,6 +6,8 @@ retry policy, statuses, the journal. The runners live in `coordination.orchestra
 `coordination.stores`; test helpers in `coordination.testing`.
 """
 
+import logging
+
 from coordination._clock import Clock, SystemClock
 from coordination._context import Context
 from coordination._journal import EntryKind, Journal, JournalEntry
@@ -38,3 +40,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# A library leaves logging output to the application (the standard-library convention).
+logging.getLogger("coordination").addHandler(logging.NullHandler())
