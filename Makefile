@@ -47,6 +47,8 @@ test-long: $(VENV)/.installed-dev
 ## bench: benchmarks side by side with their baselines (see docs/performance.md)
 bench: $(VENV)/.installed-bench
 	PYTHONPATH=. $(BIN)/python bench/orchestration.py
+	PYTHONPATH=. $(BIN)/python bench/bus.py
+	PYTHONPATH=. $(BIN)/python bench/choreography.py
 
 docs: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict

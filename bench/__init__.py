@@ -1,0 +1,1 @@
+"""Benchmarks: run side by side with their baselines (see docs/performance.md)."""
