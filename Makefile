@@ -26,9 +26,9 @@ $(VENV)/.installed-bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[dev,cli,bench]'
 	touch $@
 
-## demo: run the bundled e-commerce example (a good order and one that compensates)
+## demo: run the bundled e-commerce example (DB=orders.db: durable, interrupt and rerun)
 demo: $(VENV)/.installed-base
-	$(BIN)/python -m examples.ecommerce
+	$(BIN)/python -m examples.ecommerce $(if $(DB),--db $(DB)) $(if $(PACE),--pace $(PACE))
 
 ## lint: ruff, formatting and mypy strict
 lint: $(VENV)/.installed-dev

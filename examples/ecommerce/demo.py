@@ -13,6 +13,7 @@ import argparse
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from coordination import EntryKind, Journal, WorkflowStatus
@@ -454,7 +455,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             "that runs out of stock and is compensated."
         ),
     )
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--db",
+        type=Path,
+        help="store the orders in this SQLite file instead: interrupt and run again to see "
+        "unfinished orders recovered",
+    )
+    parser.add_argument("--orders", type=int, default=8, help="with --db: how many orders")
+    parser.add_argument(
+        "--pace", type=float, default=0.3, help="with --db: seconds each step takes"
+    )
+    args = parser.parse_args(argv)
+    if args.db is not None:
+        from .durable import run_durable
+
+        return run_durable(args.db, orders=args.orders, pace=args.pace)
 
     _heading("coordination demo: one order flow, run two ways")
     _say(
