@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _recorded_steps(db: Path, workflow_id: str) -> int:
+    try:
+        connection = sqlite3.connect(db, timeout=5)
+        try:
+            row = connection.execute(
+                "SELECT COUNT(*) FROM steps WHERE workflow_id = ?", (workflow_id,)
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return 0  # the demo has not created its tables yet
+    return int(row[0])
 
 
 def test_a_killed_durable_demo_recovers_its_orders_when_run_again(tmp_path: Path) -> None:
@@ -23,10 +39,12 @@ def test_a_killed_durable_demo_recovers_its_orders_when_run_again(tmp_path: Path
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert first.stdout is not None
-    for line in first.stdout:
-        if line.strip().startswith("order-1"):
-            break  # order-2 is under way now
+    # Kill it once order-2 has recorded a step but not its last one: mid-order.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if db.exists() and _recorded_steps(db, "order-2") >= 1:
+            break
+        time.sleep(0.005)
     first.send_signal(signal.SIGKILL)
     first.communicate()
     assert first.returncode == -signal.SIGKILL
