@@ -9,6 +9,7 @@ That record is what `ProcessMonitor` shows: the unseen orchestrator, made visibl
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import random as _random
 import threading
@@ -36,7 +37,6 @@ _PUBLISHED = EntryKind.PUBLISHED.value
 _FAILED = EntryKind.FAILED.value
 _LATE = EntryKind.LATE_RESULT.value
 _RUNNING = WorkflowStatus.RUNNING
-_COMPENSATING = WorkflowStatus.COMPENSATING
 
 
 class _Wired:
@@ -116,6 +116,7 @@ class Choreography:
         self.graph = FlowGraph(participants)
         self.graph.check_commands()
         self._wired = {node.key: _Wired(node) for node in self.graph.nodes}
+        self._has_async = any(wired.forward.is_async for wired in self._wired.values())
         self._starts = {
             wanted
             for node in self.graph.nodes
@@ -148,8 +149,13 @@ class Choreography:
     def publish(self, message: Message, *, correlation_id: str | None = None) -> Envelope[Message]:
         """Start a flow instance with `message`; return once everything it caused settled."""
         self._check_start(message)
+        if self._has_async and _loop_running():
+            raise UsageError(
+                "this choreography has async actions and publish() was called inside a "
+                "running event loop; use `await flow.publish_async(...)`"
+            )
         envelope = self.bus.envelope(message, correlation_id=correlation_id)
-        self._open(envelope)
+        self._open(envelope, from_caller=True)
         return self.bus.publish(envelope)
 
     async def publish_async(
@@ -158,24 +164,29 @@ class Choreography:
         """Like `publish()`, awaiting async participants on the running loop."""
         self._check_start(message)
         envelope = self.bus.envelope(message, correlation_id=correlation_id)
-        self._open(envelope)
+        self._open(envelope, from_caller=True)
         return await self.bus.publish_async(envelope)
 
-    def _open(self, envelope: Envelope[Message]) -> Process | None:
-        """The process of `envelope`'s correlation, created if this message starts one."""
+    def _open(self, envelope: Envelope[Message], *, from_caller: bool = False) -> Process | None:
+        """The process of `envelope`'s correlation, created if this message starts one.
+
+        `from_caller`: `publish()` journals its message in a running process too (a join's
+        other input, say), not only in the process it creates.
+        """
         correlation_id = envelope.correlation_id
         with self._lock:
             process = self._active.get(correlation_id)
-            if process is not None:
+            if process is None:
+                if correlation_id in self._tombstones or correlation_id in self._finished:
+                    return None  # finished: a late message never reopens it
+                start = type(envelope.message)
+                if not any(issubclass(start, wanted) for wanted in self._starts):
+                    return None  # a mid-flow message for a flow this choreography never saw
+                expected = self.graph.reachable(start)
+                process = Process(correlation_id, start, expected, self.clock.now())
+                self._active[correlation_id] = process
+            elif not from_caller:
                 return process
-            if correlation_id in self._tombstones or correlation_id in self._finished:
-                return None  # finished: a late message never reopens it
-            start = type(envelope.message)
-            if not any(issubclass(start, wanted) for wanted in self._starts):
-                return None  # a mid-flow message for a flow this choreography never saw
-            expected = self.graph.reachable(start)
-            process = Process(correlation_id, start, expected, self.clock.now())
-            self._active[correlation_id] = process
         self._record_published(process, envelope, "caller")
         return process
 
@@ -261,8 +272,10 @@ class Choreography:
     def _attempt(
         self, process: Process, wired: _Wired, inputs: list[Any], attempts: Attempts
     ) -> None:
-        if process.status is not _RUNNING:
-            return  # a retry that fell due after the flow failed: forward work stops
+        with process.lock:
+            process.retrying.pop(wired.node.key, None)
+            if process.status is not _RUNNING:
+                return  # a retry that fell due after the flow failed: forward work stops
         plan = attempts.plan
         ctx = attempts.begin()
         try:
@@ -286,10 +299,10 @@ class Choreography:
     async def _attempt_async(
         self, process: Process, wired: _Wired, inputs: list[Any], attempts: Attempts
     ) -> None:
-        import asyncio
-
-        if process.status is not _RUNNING:
-            return
+        with process.lock:
+            process.retrying.pop(wired.node.key, None)
+            if process.status is not _RUNNING:
+                return
         plan = attempts.plan
         ctx = attempts.begin()
         try:
@@ -325,14 +338,30 @@ class Choreography:
         """Journal a failed attempt; the delay before a retry, or None once the action failed."""
         delay = attempts.failed(error)
         process.take_rows(attempts)
-        if delay is not None:
-            return delay
+        key = wired.node.key
         with process.lock:
-            process.settled.append((wired, None, False, inputs))
+            if delay is not None and process.status is _RUNNING:
+                process.retrying[key] = (wired, inputs)  # started: owed an undo if dropped
+                return delay
+            held = process.settle(key, False) if wired.forward.timeout else []
             first = process.status is _RUNNING
             if first:
-                process.status = _COMPENSATING
-                process.failure = f"{wired.node.key}: {describe(error)}"
+                for _, ok, value in held:
+                    if ok:  # a late result of this action: undone with the rest
+                        process.settled.append((wired, value, True, []))
+                process.settled.append((wired, None, False, inputs))
+                taken = process.fail(f"{key}: {describe(error)}")
+        for attempt, ok, value in held:
+            self._late_result(process, wired, attempt, ok, value, False)
+        if first:
+            for other, attempt, ok, value in taken:
+                self._late_result(process, other, attempt, ok, value, False)
+        else:
+            # The flow failed meanwhile (on another thread): owe this action's undos too.
+            for _, ok, value in held:
+                if ok:
+                    self._owe(process, process.undo_for(wired, value, True, []))
+            self._owe(process, process.undo_for(wired, None, False, inputs))
         failure = ActionFailed(
             correlation_id=process.correlation_id,
             action=wired.node.key,
@@ -341,7 +370,7 @@ class Choreography:
         )
         self._publish(process, failure, attempts.causation, wired.node.declared.participant)
         if first:
-            self._begin_undo(process)
+            self._undo_next(process)
         return None
 
     def _completed(
@@ -349,15 +378,19 @@ class Choreography:
     ) -> None:
         process.take_rows(attempts)
         with process.lock:
-            process.settled.append((wired, result, True, inputs))
-            if process.status is not _RUNNING:
-                # The flow failed while this ran (another thread): undo it with the rest.
-                undo = process.undo_for(wired, result, True, inputs)
-                if undo is not None:
-                    process.undo_queue.insert(0, undo)
-                return
-            process.done.add(wired.node.key)
-            finished = process.done >= process.expected
+            # Only timed attempts can return late: only they need their outcome kept.
+            held = process.settle(wired.node.key, True) if wired.forward.timeout else []
+            running = process.status is _RUNNING
+            if running:
+                process.settled.append((wired, result, True, inputs))
+                process.done.add(wired.node.key)
+                finished = process.done >= process.expected
+        for attempt, ok, value in held:
+            self._late_result(process, wired, attempt, ok, value, True)
+        if not running:
+            # The flow failed while this ran (another thread): undo it too.
+            self._owe(process, process.undo_for(wired, result, True, inputs))
+            return
         participant = wired.node.declared.participant
         outputs = result if isinstance(result, tuple) else () if result is None else (result,)
         for output in outputs:
@@ -372,10 +405,25 @@ class Choreography:
 
     # -- undoing ----------------------------------------------------------------------
 
-    def _begin_undo(self, process: Process) -> None:
+    def _owe(self, process: Process, undo: Undo | None) -> None:
+        """An undo owed after the saga was planned (an action that ended meanwhile).
+
+        While the saga runs it goes next, behind the undo under way; once the saga is over
+        it runs now, on this thread, like the undo of a late result.
+        """
+        if undo is None:
+            return
         with process.lock:
-            process.undo_queue = process.undo_plan()
-        self._undo_next(process)
+            if process.undo_queue:
+                process.undo_queue.insert(1, undo)
+                return
+        plan = undo.wired.backward
+        assert plan is not None
+        attempts = Attempts(plan, process.correlation_id, self.clock, self.random)
+        if plan.is_async:  # awaited by the cascade, like the saga's own async undos
+            self.bus.call_later(0.0, lambda: self._undo_attempt_async(process, undo, attempts))
+            return
+        self._late_undo(process, undo, attempts)
 
     def _undo_next(self, process: Process) -> None:
         """Run the undos one by one, newest first; retries wait as delayed deliveries."""
@@ -397,8 +445,7 @@ class Choreography:
                 return
             if not self._undo_attempt(process, undo, attempts):
                 return  # waiting for a retry, or the undo failed for good
-        if process.status is _COMPENSATING:
-            self._finish(process, WorkflowStatus.COMPENSATED)
+        self._finish(process, WorkflowStatus.COMPENSATED)
 
     def _undo_attempt(self, process: Process, undo: Undo, attempts: Attempts) -> bool:
         """One attempt of an undo; True when it succeeded (go on with the next one)."""
@@ -450,6 +497,8 @@ class Choreography:
             return
         with process.lock:
             left = [item.wired.node.key for item in process.undo_queue]
+            if undo.wired.node.key not in left:  # an undo owed after the saga was planned
+                left.insert(0, undo.wired.node.key)
             process.undo_queue = []
             process.failure = (
                 f"{process.failure}; then the undo of {undo.wired.node.key} failed: "
@@ -477,34 +526,39 @@ class Choreography:
         self, process: Process, wired: _Wired, attempt: int
     ) -> Callable[[bool, Any], None]:
         def arrived(ok: bool, value: Any) -> None:
-            key = wired.node.key
-            succeeded = key in process.done
-            detail = (
-                f"timed-out attempt {attempt} returned late: "
-                + ("left alone (the action succeeded)" if ok and succeeded else "")
-                + ("undoing it now" if ok and not succeeded else "")
-                + ("" if ok else "it failed")
-            )
-            process.add_rows(
-                (
-                    _LATE, wired.node.declared.participant, wired.node.declared.name,
-                    process.correlation_id, None, attempt, self.clock.now(), None, None,
-                    None if ok else describe(value), detail,
-                )
-            )  # fmt: skip
-            if ok and not succeeded and wired.backward is not None:
-                undo = process.undo_for(wired, value, True, [])
-                if undo is not None:
-                    attempts = Attempts(
-                        wired.backward, process.correlation_id, self.clock, self.random
-                    )
-                    self._late_undo(process, undo, attempts)
+            with process.lock:
+                succeeded = process.outcomes.get(wired.node.key)
+                if succeeded is None:  # the action has not settled: decide once it has
+                    process.late.setdefault(wired.node.key, []).append((attempt, ok, value))
+                    return
+            self._late_result(process, wired, attempt, ok, value, succeeded)
+            if ok and not succeeded:
+                self._owe(process, process.undo_for(wired, value, True, []))
 
         return arrived
 
+    def _late_result(
+        self, process: Process, wired: _Wired, attempt: int, ok: bool, value: Any, succeeded: bool
+    ) -> None:
+        """Journal what a timed-out attempt returned once its action had settled."""
+        detail = (
+            f"timed-out attempt {attempt} returned late: "
+            + ("left alone (the action succeeded)" if ok and succeeded else "")
+            + ("undoing it now" if ok and not succeeded else "")
+            + ("" if ok else "it failed")
+        )
+        process.add_rows(
+            (
+                _LATE, wired.node.declared.participant, wired.node.declared.name,
+                process.correlation_id, None, attempt, self.clock.now(), None, None,
+                None if ok else describe(value), detail,
+            )
+        )  # fmt: skip
+
     def _late_undo(self, process: Process, undo: Undo, attempts: Attempts) -> None:
-        """Undo a late result on the thread it returned on (retrying with real waits)."""
+        """Undo what ended after the saga, on this thread (retrying with the clock's waits)."""
         plan = attempts.plan
+        key = undo.wired.node.key
         while True:
             ctx = attempts.begin()
             try:
@@ -514,13 +568,24 @@ class Choreography:
                 delay = attempts.failed(error)
                 process.take_rows(attempts)
                 if delay is None:
-                    if process.status is not WorkflowStatus.COMPENSATION_FAILED:
-                        process.failure = f"{process.failure}; a late result's undo failed"
-                        process.status = WorkflowStatus.COMPENSATION_FAILED
+                    with process.lock:
+                        process.failure = (
+                            f"{process.failure}; then the late undo of {key} failed: "
+                            f"{describe(error)}; still applied: {key}"
+                        )
+                        ended = process.finished_at is not None
+                        if not ended:  # the saga still runs: it ends COMPENSATION_FAILED
+                            process.status = WorkflowStatus.COMPENSATION_FAILED
+                    if ended:
+                        self._finish(process, WorkflowStatus.COMPENSATION_FAILED)
                     return
                 self.clock.sleep(delay)
                 continue
             process.take_rows(attempts)
+            with process.lock:
+                process.undone.add(key)
+            if isinstance(result, Message):
+                self._publish(process, result, None, undo.wired.node.declared.participant)
             return
 
     def check_deadlines(self) -> list[str]:
@@ -540,7 +605,6 @@ class Choreography:
                 waiting = process.joins.pop(key, None)
                 if waiting is None or process.status is not _RUNNING:
                     continue
-                process.status = _COMPENSATING
                 wired = self._wired[key]
                 missing = [
                     t.__name__
@@ -551,7 +615,7 @@ class Choreography:
                     f"{key} waited {self.join_timeout:g}s for {', '.join(missing)} of "
                     f"correlation {correlation_id}"
                 )
-                process.failure = f"{key}: {describe(error)}"
+                taken = process.fail(f"{key}: {describe(error)}")
             process.add_rows(
                 (
                     _FAILED, wired.node.declared.participant, wired.node.declared.name,
@@ -559,6 +623,8 @@ class Choreography:
                     "join timed out",
                 )
             )  # fmt: skip
+            for other, attempt, ok, value in taken:
+                self._late_result(process, other, attempt, ok, value, False)
             self._publish(
                 process,
                 ActionFailed(
@@ -567,7 +633,7 @@ class Choreography:
                 None,
                 wired.node.declared.participant,
             )
-            self._begin_undo(process)
+            self._undo_next(process)
             failed.append(correlation_id)
         return failed
 
@@ -589,8 +655,14 @@ class Choreography:
 
     def _finish(self, process: Process, status: WorkflowStatus) -> None:
         with process.lock:
-            if process.status.finished:
+            if process.finished_at is not None:
+                failed = WorkflowStatus.COMPENSATION_FAILED
+                if status is failed and process.status is not failed:
+                    # An undo owed after the end failed: journal the new end.
+                    process.finish(status, self.clock.now())
                 return
+            if process.status is WorkflowStatus.COMPENSATION_FAILED:
+                status = process.status  # a late undo failed while the saga ran
             process.finish(status, self.clock.now())
         with self._lock:
             self._active.pop(process.correlation_id, None)
@@ -615,6 +687,14 @@ class Choreography:
             f"<Choreography {len(self.graph.nodes)} actions, {len(self._active)} running, "
             f"{len(self._finished)} finished>"
         )
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _ignore(ok: bool, value: Any) -> None:

@@ -95,7 +95,13 @@ def reconstruct(process: Process) -> ProcessView:
             failed.append(name)
     if failure is None and not status.finished:
         failure = process.failure
-    pending = () if status.finished else tuple(sorted(process.expected - set(done) - set(failed)))
+    with process.lock:
+        waiting = set(process.joins)  # joins holding some inputs are pending too
+    pending = (
+        ()
+        if status.finished
+        else tuple(sorted((process.expected | waiting) - set(done) - set(failed)))
+    )
     return ProcessView(
         correlation_id=process.correlation_id,
         status=status,

@@ -30,7 +30,10 @@ class Process:
     """What one correlation needs while it runs; released to a small record when finished.
 
     `settled` (what ran, in order: the saga's undo order), `joins` (inputs waiting for the
-    rest) and `undo_queue` are working state, dropped at the end; `rows` is the journal.
+    rest), `retrying` (actions waiting for a retry), `late` (late results of timed-out
+    attempts, held until their action settles) and `undo_queue` are working state, dropped
+    at the end; `outcomes` (which actions settled, and how) stays, for late results;
+    `rows` is the journal.
     """
 
     __slots__ = (
@@ -40,7 +43,10 @@ class Process:
         "failure",
         "finished_at",
         "joins",
+        "late",
         "lock",
+        "outcomes",
+        "retrying",
         "rows",
         "settled",
         "start",
@@ -71,6 +77,9 @@ class Process:
         self.undone: set[str] = set()
         self.settled: list[tuple[Any, Any, bool, list[Any]]] = []
         self.undo_queue: list[Undo] = []
+        self.retrying: dict[str, tuple[Any, list[Any]]] = {}
+        self.late: dict[str, list[tuple[int, bool, Any]]] = {}
+        self.outcomes: dict[str, bool] = {}
         self.rows: list[Rows] = [
             (
                 EntryKind.WORKFLOW_STARTED.value, "choreography", "", correlation_id, None, 0,
@@ -118,6 +127,31 @@ class Process:
                 plan.append(undo)
         return plan
 
+    def settle(self, key: str, succeeded: bool) -> list[tuple[int, bool, Any]]:
+        """Record how action `key` ended; the late results held for it (call under the lock)."""
+        self.outcomes[key] = succeeded
+        return self.late.pop(key, [])
+
+    def fail(self, failure: str) -> list[tuple[Any, int, bool, Any]]:
+        """Start compensating: plan the undo of everything settled (call under the lock).
+
+        Actions waiting for a retry have started: their retries are dropped and they count
+        as failed (an input-typed undo is owed), and the late results held for them are
+        undone too. Returns those late results, `(wired, attempt, ok, value)`, to journal.
+        """
+        self.status = WorkflowStatus.COMPENSATING
+        self.failure = failure
+        taken: list[tuple[Any, int, bool, Any]] = []
+        for key, (wired, inputs) in self.retrying.items():
+            for attempt, ok, value in self.settle(key, False):
+                taken.append((wired, attempt, ok, value))
+                if ok:
+                    self.settled.append((wired, value, True, []))
+            self.settled.append((wired, None, False, inputs))
+        self.retrying = {}
+        self.undo_queue = self.undo_plan()
+        return taken
+
     def finish(self, status: WorkflowStatus, now: float) -> None:
         """Record the end and release the working state (call under the lock)."""
         self.status = status
@@ -131,6 +165,8 @@ class Process:
         self.joins = {}
         self.settled = []
         self.undo_queue = []
+        self.retrying = {}
+        self.late = {}
 
     @property
     def journal(self) -> Journal:
