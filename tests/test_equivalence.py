@@ -404,19 +404,13 @@ def test_landed_effects_agree_on_many_more_examples(start: Any, plan: FaultPlan)
     check(TRAVEL, run_both(BookTrip, TRAVEL.services, start, plan), plan)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "choreography bug: a step waiting for its retry when a sibling fails is dropped "
-        "(Choreography._attempt returns once the process is not RUNNING) without its "
-        "input-typed undo, although it started and its failed attempt landed an effect"
-    ),
-)
 def test_a_retry_cut_short_by_a_failed_sibling_is_still_undone() -> None:
     # The hotel is subscribed before the airline, so in the choreography the hold runs
     # first: its attempt 1 holds a room and then fails (retried in 0.02 s); the airline
-    # refuses; the flow compensates without Hotels.release_room, and the room stays held.
+    # refuses. The hold waiting for its retry has started, so its input-typed undo
+    # (Hotels.release_room) is owed: the choreography runs it, and the room is free again.
     # The orchestration, in declared order, never starts the hold. Both end COMPENSATED.
+    # (This once failed: the waiting hold was dropped without its undo.)
     plan = FaultPlan.of(
         Fault(HOLD, 1, FaultKind.ERROR, after_effect=True),
         Fault("Airline.book_seats", 1, FaultKind.REFUSAL),

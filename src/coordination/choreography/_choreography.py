@@ -154,7 +154,7 @@ class Choreography:
                 "this choreography has async actions and publish() was called inside a "
                 "running event loop; use `await flow.publish_async(...)`"
             )
-        envelope = self.bus.envelope(message, correlation_id=correlation_id)
+        envelope = self.bus.envelope(message, correlation_id=correlation_id or new_id())
         self._open(envelope, from_caller=True)
         return self.bus.publish(envelope)
 
@@ -163,7 +163,7 @@ class Choreography:
     ) -> Envelope[Message]:
         """Like `publish()`, awaiting async participants on the running loop."""
         self._check_start(message)
-        envelope = self.bus.envelope(message, correlation_id=correlation_id)
+        envelope = self.bus.envelope(message, correlation_id=correlation_id or new_id())
         self._open(envelope, from_caller=True)
         return await self.bus.publish_async(envelope)
 
