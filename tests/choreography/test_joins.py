@@ -283,3 +283,39 @@ def test_a_join_of_a_running_flow_times_out_only_for_its_own_correlation() -> No
     rig.flow.publish(R(n=4), correlation_id="late")  # too late: never reopens it
     assert [c.message for c in rig[Pair].named("pair")] == [(L(n=2), R(n=3), "fresh")]
     assert rig.view("fresh").status is COMPLETED
+
+
+def test_completed_joins_leave_no_deadline_behind() -> None:
+    """A join's deadline is dropped once it completes, so deadlines never pile up."""
+    from coordination.choreography import Choreography, EventBus
+    from coordination.testing import VirtualClock
+    from examples.ecommerce import (
+        InMemoryLogistics,
+        InMemoryNotifications,
+        InMemoryPayments,
+        InMemorySellers,
+        OrderPlaced,
+    )
+
+    clock = VirtualClock()
+    flow = Choreography(
+        EventBus(clock=clock),
+        InMemoryPayments({"c1": 10**9}),
+        InMemoryLogistics(f"c{i}" for i in range(50)),
+        InMemorySellers({"sku-1": 10**6}),
+        InMemoryNotifications(),
+        clock=clock,
+    )
+    for index in range(50):
+        flow.publish(
+            OrderPlaced(
+                order_id=f"o{index}",
+                customer_id="c1",
+                email="a@b.c",
+                sku="sku-1",
+                quantity=1,
+                amount_cents=10,
+                address="x",
+            )
+        )
+    assert flow._deadlines == {}  # three joins per order, all completed

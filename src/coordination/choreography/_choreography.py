@@ -10,7 +10,6 @@ That record is what `ProcessMonitor` shows: the unseen orchestrator, made visibl
 from __future__ import annotations
 
 import asyncio
-import heapq
 import random as _random
 import threading
 from collections import OrderedDict
@@ -126,7 +125,9 @@ class Choreography:
         self._active: dict[str, Process] = {}
         self._finished: OrderedDict[str, Process] = OrderedDict()
         self._tombstones: OrderedDict[str, None] = OrderedDict()
-        self._deadlines: list[tuple[float, str, str]] = []
+        #: (correlation, join action) -> deadline, in deadline order (join_timeout is one
+        #: constant, so insertion order is deadline order); removed when the join completes.
+        self._deadlines: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()
         for wired in self._wired.values():
             for index, wanted in enumerate(wired.node.signature.inputs):
@@ -240,7 +241,7 @@ class Choreography:
         self, wired: _Wired, index: int, message: Message, ctx: Context
     ) -> tuple[Process, list[Any]] | None:
         """Record one input; the inputs to run with once all of the action's have come."""
-        if self._deadlines:
+        if self._deadlines and next(iter(self._deadlines.values())) <= self.clock.monotonic():
             self.check_deadlines()
         process = self._active.get(ctx.correlation_id)
         if process is None:
@@ -255,7 +256,7 @@ class Choreography:
             if process.status is not _RUNNING or key in process.started:
                 return None
             if arity == 1:
-                process.started.add(key)
+                process.mark_started(key)
                 return process, [message]
             waiting = process.joins.setdefault(key, {})
             waiting.setdefault(index, message)
@@ -263,10 +264,13 @@ class Choreography:
                 if len(waiting) == 1:
                     deadline = self.clock.monotonic() + self.join_timeout
                     with self._lock:
-                        heapq.heappush(self._deadlines, (deadline, process.correlation_id, key))
+                        self._deadlines[(process.correlation_id, key)] = deadline
                 return None
             del process.joins[key]
-            process.started.add(key)
+            if arity > 1:
+                with self._lock:
+                    self._deadlines.pop((process.correlation_id, key), None)
+            process.mark_started(key)
             return process, [waiting[i] for i in range(arity)]
 
     def _attempt(
@@ -383,8 +387,7 @@ class Choreography:
             running = process.status is _RUNNING
             if running:
                 process.settled.append((wired, result, True, inputs))
-                process.done.add(wired.node.key)
-                finished = process.done >= process.expected
+                finished = process.mark_done(wired.node.key)
         for attempt, ok, value in held:
             self._late_result(process, wired, attempt, ok, value, True)
         if not running:
@@ -515,7 +518,7 @@ class Choreography:
         with process.lock:
             if process.undo_queue and process.undo_queue[0] is undo:
                 process.undo_queue.pop(0)
-            process.undone.add(undo.wired.node.key)
+            process.mark_undone(undo.wired.node.key)
         if isinstance(result, Message):
             participant = undo.wired.node.declared.participant
             self._publish(process, result, None, participant)
@@ -583,7 +586,7 @@ class Choreography:
                 continue
             process.take_rows(attempts)
             with process.lock:
-                process.undone.add(key)
+                process.mark_undone(key)
             if isinstance(result, Message):
                 self._publish(process, result, None, undo.wired.node.declared.participant)
             return
@@ -593,8 +596,11 @@ class Choreography:
         now = self.clock.monotonic()
         expired: list[tuple[str, str]] = []
         with self._lock:
-            while self._deadlines and self._deadlines[0][0] <= now:
-                _, correlation_id, key = heapq.heappop(self._deadlines)
+            while self._deadlines:
+                (correlation_id, key), deadline = next(iter(self._deadlines.items()))
+                if deadline > now:
+                    break
+                del self._deadlines[(correlation_id, key)]
                 expired.append((correlation_id, key))
         failed: list[str] = []
         for correlation_id, key in expired:
@@ -663,8 +669,11 @@ class Choreography:
                 return
             if process.status is WorkflowStatus.COMPENSATION_FAILED:
                 status = process.status  # a late undo failed while the saga ran
+            waiting_joins = list(process.joins)
             process.finish(status, self.clock.now())
         with self._lock:
+            for key in waiting_joins:
+                self._deadlines.pop((process.correlation_id, key), None)
             self._active.pop(process.correlation_id, None)
             self._finished[process.correlation_id] = process
             while len(self._finished) > self.max_finished:

@@ -72,15 +72,15 @@ class Process:
         self.status = WorkflowStatus.RUNNING
         self.lock = threading.Lock()
         self.joins: dict[str, dict[int, Message]] = {}
-        self.started: set[str] = set()
-        self.done: set[str] = set()
-        self.undone: set[str] = set()
+        self.started: set[str] | tuple[str, ...] = set()
+        self.done: set[str] | tuple[str, ...] = set()
+        self.undone: set[str] | tuple[str, ...] = set()
         self.settled: list[tuple[Any, Any, bool, list[Any]]] = []
         self.undo_queue: list[Undo] = []
         self.retrying: dict[str, tuple[Any, list[Any]]] = {}
         self.late: dict[str, list[tuple[int, bool, Any]]] = {}
         self.outcomes: dict[str, bool] = {}
-        self.rows: list[Rows] = [
+        self.rows: list[Rows] | tuple[Rows, ...] = [
             (
                 EntryKind.WORKFLOW_STARTED.value, "choreography", "", correlation_id, None, 0,
                 now, None, None, None, start.__name__,
@@ -93,7 +93,10 @@ class Process:
 
     def add_rows(self, chunk: Rows) -> None:
         """Append journal rows (entries end to end)."""
-        self.rows.append(chunk)
+        if isinstance(self.rows, tuple):
+            self.rows = (*self.rows, chunk)  # finished: rare late entries
+        else:
+            self.rows.append(chunk)
         self.updated_at = chunk[-5]  # the `at` of the chunk's last entry
 
     def take_rows(self, attempts: Attempts) -> None:
@@ -162,11 +165,36 @@ class Process:
                 self.failure, status.value,
             )
         )  # fmt: skip
+        # Release the working state, and keep what stays as tuples: thousands of finished
+        # processes are kept for the monitor, and tuples of strings are invisible to the
+        # garbage collector while sets and lists are walked at every full collection.
         self.joins = {}
         self.settled = []
         self.undo_queue = []
         self.retrying = {}
         self.late = {}
+        self.started = ()
+        self.done = tuple(self.done)
+        self.undone = tuple(self.undone)
+        self.rows = tuple(self.rows)
+
+    def mark_started(self, key: str) -> None:
+        """Note that `key` took its inputs (only while running: call under the lock)."""
+        assert isinstance(self.started, set), "a finished process starts nothing"
+        self.started.add(key)
+
+    def mark_done(self, key: str) -> bool:
+        """Note that `key` completed; True when every expected action has (under the lock)."""
+        assert isinstance(self.done, set), "a finished process completes nothing"
+        self.done.add(key)
+        return self.done >= self.expected
+
+    def mark_undone(self, key: str) -> None:
+        """Note that `key`'s undo ran (also after the end, for undos owed late)."""
+        if isinstance(self.undone, tuple):
+            self.undone = (*self.undone, key)
+        else:
+            self.undone.add(key)
 
     @property
     def journal(self) -> Journal:
