@@ -27,92 +27,21 @@ from coordination._messages import (
 )
 from coordination._status import WorkflowStatus
 from coordination.errors import (
-    CompensationFailed,
     MessageError,
-    StepFailed,
     StoreError,
 )
 from coordination.stores._records import RunRecord, StepOutcome, StepRecord
-
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
-
-SCHEMA_VERSION = 1
-_APPLICATION = "coordination"
-
-_SCHEMA = """
-CREATE TABLE coordination_meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE runs (
-    workflow_id TEXT PRIMARY KEY,
-    flow TEXT NOT NULL,
-    start TEXT NOT NULL,
-    status TEXT NOT NULL,
-    owner TEXT,
-    lease_expires REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    finished_at REAL,
-    output TEXT,
-    error TEXT,
-    compensation_error TEXT,
-    recoveries INTEGER NOT NULL DEFAULT 0,
-    recovery_step TEXT,
-    shape TEXT
-);
-CREATE INDEX runs_by_flow_status ON runs (flow, status);
-CREATE TABLE steps (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    workflow_id TEXT NOT NULL REFERENCES runs (workflow_id),
-    key TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    output TEXT,
-    error TEXT,
-    rows TEXT NOT NULL,
-    UNIQUE (workflow_id, key)
-);
-"""
-
-_RUN_COLUMNS = (
-    "workflow_id, flow, start, status, owner, lease_expires, created_at, updated_at, "
-    "finished_at, output, error, compensation_error, recoveries, recovery_step, shape"
+from coordination.stores._sqlite_schema import (
+    APPLICATION,
+    RUN_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    decode_error,
+    encode_error,
+    encode_output,
 )
 
-
-def _encode_output(output: Any) -> str | None:
-    if output is None:
-        return None
-    if isinstance(output, tuple):
-        return json.dumps([json.loads(to_json(member)) for member in output])
-    return to_json(output)
-
-
-def _encode_error(error: BaseException | None) -> str | None:
-    if error is None:
-        return None
-    document: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
-    for attribute in ("step", "compensation", "attempts"):
-        if hasattr(error, attribute):
-            document[attribute] = getattr(error, attribute)
-    return json.dumps(document)
-
-
-def _decode_error(text: str | None) -> BaseException | None:
-    if text is None:
-        return None
-    document = json.loads(text)
-    if document.get("type") == "CompensationFailed":
-        return CompensationFailed(
-            document["message"],
-            step=document.get("step", ""),
-            compensation=document.get("compensation", ""),
-            attempts=document.get("attempts", 0),
-        )
-    return StepFailed(
-        document["message"], step=document.get("step", ""), attempts=document.get("attempts", 0)
-    )
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 
 class SQLiteStore:
@@ -185,7 +114,7 @@ class SQLiteStore:
             )
         if tables:
             meta = dict(connection.execute("SELECT key, value FROM coordination_meta"))
-            if meta.get("application") != _APPLICATION:
+            if meta.get("application") != APPLICATION:
                 raise StoreError(f"{self.path} is not a coordination store; left untouched")
             version = int(meta.get("schema", "0"))
             if version > SCHEMA_VERSION:
@@ -199,12 +128,12 @@ class SQLiteStore:
             connection.execute("PRAGMA foreign_keys = ON")
             if not tables:
                 with self._transaction() as cursor:
-                    for statement in _SCHEMA.split(";"):
+                    for statement in SCHEMA.split(";"):
                         if statement.strip():
                             cursor.execute(statement)
                     cursor.executemany(
                         "INSERT INTO coordination_meta (key, value) VALUES (?, ?)",
-                        [("application", _APPLICATION), ("schema", str(SCHEMA_VERSION))],
+                        [("application", APPLICATION), ("schema", str(SCHEMA_VERSION))],
                     )
         except sqlite3.Error as error:
             raise StoreError(f"cannot prepare SQLite store {self.path}: {error}") from error
@@ -429,8 +358,8 @@ class SQLiteStore:
                     "UPDATE runs SET status = ?, output = ?, error = ?, compensation_error = ?, "
                     "updated_at = ?, finished_at = COALESCE(?, finished_at), owner = NULL, "
                     "lease_expires = NULL WHERE workflow_id = ?",
-                    (status.value, encoded, _encode_error(error),
-                     _encode_error(compensation_error), now, finished_at, workflow_id),
+                    (status.value, encoded, encode_error(error),
+                     encode_error(compensation_error), now, finished_at, workflow_id),
                 )  # fmt: skip
                 if cursor.rowcount != 1:
                     raise StoreError(f"no run {workflow_id!r} in {self.path}")
@@ -543,7 +472,7 @@ class SQLiteStore:
         try:
             with self._lock:
                 row = self._connection.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE workflow_id = ?", (workflow_id,)
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE workflow_id = ?", (workflow_id,)
                 ).fetchone()
                 if row is None:
                     return None
@@ -571,8 +500,8 @@ class SQLiteStore:
             lease_expires=lease_expires,
             finished_at=finished_at,
             output=self._decode_output(output, workflow_id, "output"),
-            error=_decode_error(error),
-            compensation_error=_decode_error(compensation_error),
+            error=decode_error(error),
+            compensation_error=decode_error(compensation_error),
             recoveries=recoveries,
             recovery_step=recovery_step,
             shape=shape,
@@ -627,6 +556,6 @@ def _encode_output_safely(
     store: SQLiteStore, output: Any, workflow_id: str, what: str
 ) -> str | None:
     try:
-        return _encode_output(output)
+        return encode_output(output)
     except MessageError as error:
         raise StoreError(f"run {workflow_id!r}: cannot store {what}: {error}") from error
