@@ -220,3 +220,19 @@ def test_compensation_outputs_carry_the_correlation() -> None:
     assert envelope.correlation_id == "c-1"
     assert [(e.message, e.correlation_id) for e in undone.envelopes] == [(AUndone(n=2), "c-1")]
     assert also.envelopes == []  # Beta.second never completed: nothing of it to undo
+
+
+def test_what_the_undos_publish_is_caused_by_the_failure_that_started_them() -> None:
+    from coordination.choreography import ActionFailed
+    from examples.ecommerce import CourierReleased, PaymentRefunded
+    from tests.choreography.helpers import Shop, an_order
+
+    shop = Shop()
+    recorder = shop.record()
+    envelope = shop.flow.publish(an_order(quantity=99))  # more than the seller has
+    assert shop.view(envelope.correlation_id).status.name == "COMPENSATED"
+    (failure,) = recorder.of(ActionFailed)
+    undone = [*recorder.of(CourierReleased), *recorder.of(PaymentRefunded)]
+    assert undone
+    assert all(e.causation_id == failure.message_id for e in undone)
+    assert all(e.correlation_id == envelope.correlation_id for e in undone)

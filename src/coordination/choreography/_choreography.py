@@ -206,6 +206,9 @@ class Choreography:
         self, process: Process, message: Message, cause: str | None, publisher: str
     ) -> None:
         envelope = Envelope(message, process.correlation_id, cause, new_id())
+        if isinstance(message, ActionFailed) and process.failure_id is None:
+            # What the undos publish is caused by the failure that started them.
+            process.failure_id = envelope.message_id
         self._record_published(process, envelope, publisher)
         self.bus.publish(envelope)
 
@@ -521,7 +524,7 @@ class Choreography:
             process.mark_undone(undo.wired.node.key)
         if isinstance(result, Message):
             participant = undo.wired.node.declared.participant
-            self._publish(process, result, None, participant)
+            self._publish(process, result, process.failure_id, participant)
 
     # -- late results, deadlines, failures of others -------------------------------------
 
@@ -588,7 +591,9 @@ class Choreography:
             with process.lock:
                 process.mark_undone(key)
             if isinstance(result, Message):
-                self._publish(process, result, None, undo.wired.node.declared.participant)
+                self._publish(
+                    process, result, process.failure_id, undo.wired.node.declared.participant
+                )
             return
 
     def check_deadlines(self) -> list[str]:

@@ -41,6 +41,7 @@ class Process:
         "done",
         "expected",
         "failure",
+        "failure_id",
         "finished_at",
         "joins",
         "late",
@@ -87,6 +88,8 @@ class Process:
             )
         ]  # fmt: skip
         self.failure: str | None = None
+        #: The message id of the ActionFailed that started the undos (their cause).
+        self.failure_id: str | None = None
         self.started_at = now
         self.updated_at = now
         self.finished_at: float | None = None
