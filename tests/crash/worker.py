@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from coordination.choreography import Choreography, EventBus
 from coordination.stores import SQLiteStore
 from examples.ecommerce import PlaceOrder
 from tests.crash.shop import (
@@ -28,9 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pause", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--die-in", default=None, help="an action that kills its own process")
+    parser.add_argument(
+        "--mode", choices=("orchestration", "choreography"), default="orchestration"
+    )
     args = parser.parse_args(argv)
     effects = Effects(args.effects, pause=args.pause, seed=args.seed, die_in=args.die_in)
     store = SQLiteStore(args.store)
+    if args.mode == "choreography":
+        return react(store, effects, args.count)
     orders = PlaceOrder(
         DurablePayments(effects),
         DurableSellers(effects),
@@ -41,6 +47,25 @@ def main(argv: list[str] | None = None) -> int:
     orders.recover()
     for index in range(args.count):
         orders.run(order_for(index), workflow_id=f"order-{index}")
+    print("done", flush=True)
+    return 0
+
+
+def react(store: SQLiteStore, effects: Effects, count: int) -> int:
+    """The same orders as a durable choreography of the same participants."""
+    flow = Choreography(
+        EventBus(),
+        DurablePayments(effects),
+        DurableLogistics(effects),
+        DurableSellers(effects),
+        DurableNotifications(effects),
+        store=store,
+    )
+    flow.recover()
+    for index in range(count):
+        correlation_id = f"order-{index}"
+        if store.process_status(correlation_id) is None:
+            flow.publish(order_for(index), correlation_id=correlation_id)
     print("done", flush=True)
     return 0
 

@@ -13,7 +13,7 @@ import asyncio
 import random as _random
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from coordination._attempts import ActionPlan, Attempts, describe, invoker, output_check
@@ -21,14 +21,17 @@ from coordination._clock import Clock
 from coordination._context import Context
 from coordination._graph import ActionNode, FlowGraph
 from coordination._journal import EntryKind, Rows
-from coordination._messages import Envelope, Message, new_id, type_name_of
+from coordination._messages import Envelope, Message, from_json, new_id, type_name_of
 from coordination._participants import Participant
 from coordination._status import WorkflowStatus
 from coordination._timed import TimedAttempt
 from coordination.choreography._bus import EventBus
+from coordination.choreography._durable import derived_id, dump_process, load_process
 from coordination.choreography._events import ActionFailed, HandlerFailed
+from coordination.choreography._monitor import ProcessView
 from coordination.choreography._process import Process, Undo
-from coordination.errors import JoinTimeout, UsageError
+from coordination.errors import JoinTimeout, MessageError, StoreError, UsageError
+from coordination.stores._sqlite_events import SQLiteEventLog
 
 __all__ = ["Choreography"]
 
@@ -93,11 +96,17 @@ class Choreography:
         random: Callable[[], float] | None = None,
         join_timeout: float = 300.0,
         max_finished: int = 10_000,
+        store: SQLiteEventLog | None = None,
+        max_deliveries: int = 5,
     ) -> None:
         """`join_timeout`: seconds a join may wait for its other inputs (then JoinTimeout).
 
         `max_finished` finished flow instances are kept for the monitor; ids of forgotten
-        ones stay as tombstones, so a late message never reopens them.
+        ones stay as tombstones, so a late message never reopens them. With a `store`
+        (a `SQLiteStore`), every published message goes to its event log before delivery,
+        each handling commits its inbox mark, outputs and flow state together, and
+        `recover()` delivers again what a crashed process had not handled; a delivery
+        that comes back `max_deliveries` times is set aside as a dead letter.
         """
         from coordination.choreography._monitor import ProcessMonitor
 
@@ -107,6 +116,15 @@ class Choreography:
             raise UsageError("Choreography needs at least one participant")
         if join_timeout <= 0:
             raise UsageError(f"join_timeout={join_timeout} must be > 0 seconds")
+        if store is not None and not isinstance(store, SQLiteEventLog):
+            raise UsageError(
+                f"a durable choreography needs a store with an event log, like "
+                f"SQLiteStore('orders.db'); got {store!r}"
+            )
+        if max_deliveries < 1:
+            raise UsageError(f"max_deliveries={max_deliveries} must be at least 1")
+        self.store = store
+        self.max_deliveries = max_deliveries
         self.bus = bus
         self.clock: Clock = clock if clock is not None else bus.clock
         self.random = random or _random.random
@@ -129,6 +147,9 @@ class Choreography:
         #: constant, so insertion order is deadline order); removed when the join completes.
         self._deadlines: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()
+        self._types = self._message_types()
+        if store is not None:
+            store.register_types(self._types)  # type: ignore[attr-defined]
         for wired in self._wired.values():
             for index, wanted in enumerate(wired.node.signature.inputs):
                 bus.subscribe(wanted, self._handler(wired, index))
@@ -180,6 +201,10 @@ class Choreography:
             if process is None:
                 if correlation_id in self._tombstones or correlation_id in self._finished:
                     return None  # finished: a late message never reopens it
+                if self.store is not None:
+                    stored = self.store.process_status(correlation_id)
+                    if stored is not None and stored.finished:
+                        return None  # finished in an earlier process
                 start = type(envelope.message)
                 if not any(issubclass(start, wanted) for wanted in self._starts):
                     return None  # a mid-flow message for a flow this choreography never saw
@@ -189,6 +214,7 @@ class Choreography:
             elif not from_caller:
                 return process
         self._record_published(process, envelope, "caller")
+        self._commit(process, None, None, (envelope,))  # the outbox: before delivery
         return process
 
     def _record_published(
@@ -203,14 +229,57 @@ class Choreography:
         )  # fmt: skip
 
     def _publish(
-        self, process: Process, message: Message, cause: str | None, publisher: str
+        self,
+        process: Process,
+        messages: Iterable[Message],
+        cause: str | None,
+        publisher: str,
+        handled: str | None = None,
     ) -> None:
-        envelope = Envelope(message, process.correlation_id, cause, new_id())
-        if isinstance(message, ActionFailed) and process.failure_id is None:
-            # What the undos publish is caused by the failure that started them.
-            process.failure_id = envelope.message_id
-        self._record_published(process, envelope, publisher)
-        self.bus.publish(envelope)
+        """Publish what `handled` (an action or undo key) produced from `cause`.
+
+        Durable: the envelopes, `cause`'s inbox mark for `handled` and the flow state are
+        committed together first, with ids derived from what produced them, so doing the
+        same work again after a crash publishes the same ids.
+        """
+        envelopes = []
+        for message in messages:
+            if self.store is not None and handled is not None:
+                produced = f"{handled}>{type_name_of(type(message))}"
+                message_id = derived_id(process.correlation_id, produced, (cause,))
+            else:
+                message_id = new_id()
+            envelope = Envelope(message, process.correlation_id, cause, message_id)
+            if isinstance(message, ActionFailed) and process.failure_id is None:
+                # What the undos publish is caused by the failure that started them.
+                process.failure_id = envelope.message_id
+            self._record_published(process, envelope, publisher)
+            envelopes.append(envelope)
+        self._commit(process, cause, handled, envelopes)
+        for envelope in envelopes:
+            self.bus.publish(envelope)
+
+    def _commit(
+        self,
+        process: Process,
+        cause: str | None,
+        handled: str | None,
+        envelopes: Sequence[Envelope[Message]] = (),
+    ) -> None:
+        """Save the flow state (and `cause`'s inbox mark, and `envelopes`) in one commit."""
+        store = self.store
+        if store is None:
+            return
+        with process.lock:
+            state = dump_process(process)
+            status = process.status
+        now = self.clock.now()
+        if cause is not None and handled is not None:
+            store.record_handled(
+                cause, handled, process.correlation_id, status, state, now=now, events=envelopes
+            )
+        else:
+            store.save_process(process.correlation_id, status, state, now=now, events=envelopes)
 
     # -- reacting ---------------------------------------------------------------------
 
@@ -375,7 +444,8 @@ class Choreography:
             attempts=attempts.attempt,
             error=describe(error),
         )
-        self._publish(process, failure, attempts.causation, wired.node.declared.participant)
+        participant = wired.node.declared.participant
+        self._publish(process, (failure,), attempts.causation, participant, wired.node.key)
         if first:
             self._undo_next(process)
         return None
@@ -399,8 +469,7 @@ class Choreography:
             return
         participant = wired.node.declared.participant
         outputs = result if isinstance(result, tuple) else () if result is None else (result,)
-        for output in outputs:
-            self._publish(process, output, attempts.causation, participant)
+        self._publish(process, outputs, attempts.causation, participant, wired.node.key)
         if finished:
             self._finish(process, WorkflowStatus.COMPLETED)
 
@@ -522,9 +591,11 @@ class Choreography:
             if process.undo_queue and process.undo_queue[0] is undo:
                 process.undo_queue.pop(0)
             process.mark_undone(undo.wired.node.key)
-        if isinstance(result, Message):
-            participant = undo.wired.node.declared.participant
-            self._publish(process, result, process.failure_id, participant)
+        participant = undo.wired.node.declared.participant
+        outputs = (result,) if isinstance(result, Message) else ()
+        self._publish(
+            process, outputs, process.failure_id, participant, f"{undo.wired.node.key}:undo"
+        )
 
     # -- late results, deadlines, failures of others -------------------------------------
 
@@ -590,10 +661,9 @@ class Choreography:
             process.take_rows(attempts)
             with process.lock:
                 process.mark_undone(key)
-            if isinstance(result, Message):
-                self._publish(
-                    process, result, process.failure_id, undo.wired.node.declared.participant
-                )
+            outputs = (result,) if isinstance(result, Message) else ()
+            participant = undo.wired.node.declared.participant
+            self._publish(process, outputs, process.failure_id, participant, f"{key}:undo")
             return
 
     def check_deadlines(self) -> list[str]:
@@ -638,8 +708,13 @@ class Choreography:
                 self._late_result(process, other, attempt, ok, value, False)
             self._publish(
                 process,
-                ActionFailed(
-                    correlation_id=correlation_id, action=key, attempts=0, error=describe(error)
+                (
+                    ActionFailed(
+                        correlation_id=correlation_id,
+                        action=key,
+                        attempts=0,
+                        error=describe(error),
+                    ),
                 ),
                 None,
                 wired.node.declared.participant,
@@ -662,20 +737,131 @@ class Choreography:
             )
         )  # fmt: skip
 
+    # -- recovering -------------------------------------------------------------------
+
+    def _message_types(self) -> tuple[type[Message], ...]:
+        found: list[type[Message]] = [ActionFailed, HandlerFailed]
+        for node in self.graph.nodes:
+            found.extend((*node.signature.inputs, *node.signature.outputs))
+            compensation = node.compensation
+            if compensation is not None:
+                found.extend(compensation.signature.outputs)
+        return tuple(dict.fromkeys(found))
+
+    def _decode(self, text: str) -> Message:
+        try:
+            return from_json(text, self._types)
+        except MessageError as error:
+            raise StoreError(
+                f"cannot read a stored message of this choreography: {error}"
+            ) from error
+
+    def _consumers(self, message_type: type[Message]) -> list[tuple[_Wired, int]]:
+        return [
+            (wired, index)
+            for wired in self._wired.values()
+            for index, wanted in enumerate(wired.node.signature.inputs)
+            if issubclass(message_type, wanted)
+        ]
+
+    def recover(self) -> list[ProcessView]:
+        """Go on with the flow instances a crashed process left unfinished in the store.
+
+        Running ones get again every logged message an action had not handled (in log
+        order); compensating ones go on undoing. A delivery that came back more than
+        `max_deliveries` times is set aside as a dead letter and its flow is PARKED for a
+        human. Free-form subscribers are not redelivered (at most once across a crash).
+        Returns the recovered flows as they stand afterwards.
+        """
+        from coordination.choreography._monitor import reconstruct
+
+        store = self.store
+        if store is None:
+            raise UsageError("recover() needs a durable choreography: pass store=SQLiteStore(...)")
+        by_name = {type_name_of(t): t for t in self._types}
+        recovered: list[Process] = []
+        for correlation_id, state in store.unfinished_processes():
+            if correlation_id in self._active:
+                continue
+            start = by_name.get(state["start"])
+            if start is None:
+                raise StoreError(
+                    f"flow instance {correlation_id!r} was started by {state['start']}, which "
+                    f"no participant of this choreography consumes; the row is left intact"
+                )
+            process = load_process(correlation_id, state, start, self._wired, self._decode)
+            with self._lock:
+                self._active[correlation_id] = process
+            recovered.append(process)
+            if process.status is WorkflowStatus.COMPENSATING:
+                with process.lock:
+                    process.undo_queue = [
+                        undo
+                        for undo in process.undo_plan()
+                        if undo.wired.node.key not in process.undone
+                    ]
+                self.bus.call_later(0.0, lambda process=process: self._undo_next(process))  # type: ignore[misc]
+                continue
+            self._redeliver(process)
+        return [reconstruct(process) for process in recovered]
+
+    def _redeliver(self, process: Process) -> None:
+        store = self.store
+        assert store is not None
+        handled = store.handled(process.correlation_id)
+        for envelope in store.events_of(process.correlation_id):
+            for wired, index in self._consumers(type(envelope.message)):
+                key = wired.node.key
+                if (envelope.message_id, key) in handled or key in process.started:
+                    continue
+                count = store.count_delivery(envelope.message_id, key)
+                if count > self.max_deliveries:
+                    reason = (
+                        f"{type(envelope.message).__name__} {envelope.message_id} was delivered "
+                        f"to {key} {count - 1} times without being handled"
+                    )
+                    store.dead_letter(envelope.message_id, key, reason)
+                    with process.lock:
+                        process.failure = f"{key}: dead letter: {reason}"
+                    self._finish(process, WorkflowStatus.PARKED)
+                    return
+                ctx = Context(
+                    process.correlation_id,
+                    f"{envelope.message_id}:{key}",
+                    1,
+                    None,
+                    self.clock,
+                    message_id=envelope.message_id,
+                    causation_id=envelope.causation_id,
+                )
+                handler = self._handler(wired, index)
+                message = envelope.message
+                self.bus.call_later(0.0, lambda h=handler, m=message, c=ctx: h(m, c))  # type: ignore[misc]
+                if process.status is not _RUNNING:
+                    return
+
     # -- finishing --------------------------------------------------------------------
 
     def _finish(self, process: Process, status: WorkflowStatus) -> None:
         with process.lock:
             if process.finished_at is not None:
                 failed = WorkflowStatus.COMPENSATION_FAILED
-                if status is failed and process.status is not failed:
+                refinished = status is failed and process.status is not failed
+                if refinished:
                     # An undo owed after the end failed: journal the new end.
                     process.finish(status, self.clock.now())
-                return
-            if process.status is WorkflowStatus.COMPENSATION_FAILED:
-                status = process.status  # a late undo failed while the saga ran
-            waiting_joins = list(process.joins)
-            process.finish(status, self.clock.now())
+            else:
+                refinished = None
+            if refinished is None:
+                if process.status is WorkflowStatus.COMPENSATION_FAILED:
+                    status = process.status  # a late undo failed while the saga ran
+                waiting_joins = list(process.joins)
+                process.finish(status, self.clock.now())
+        if refinished is not None:
+            if refinished:
+                self._commit(process, None, None)
+            return
+        self._commit(process, None, None)
         with self._lock:
             for key in waiting_joins:
                 self._deadlines.pop((process.correlation_id, key), None)

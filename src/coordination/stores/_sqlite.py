@@ -31,6 +31,7 @@ from coordination.errors import (
     StoreError,
 )
 from coordination.stores._records import RunRecord, StepOutcome, StepRecord
+from coordination.stores._sqlite_events import EVENT_SCHEMA, SQLiteEventLog
 from coordination.stores._sqlite_schema import (
     APPLICATION,
     RUN_COLUMNS,
@@ -44,7 +45,7 @@ from coordination.stores._sqlite_schema import (
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteEventLog):
     """Runs in one SQLite file in WAL mode; safe for several threads and processes.
 
     `synchronous="NORMAL"` (the default) survives a killed process; `"FULL"` also survives
@@ -126,6 +127,11 @@ class SQLiteStore:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute(f"PRAGMA synchronous = {self.synchronous}")
             connection.execute("PRAGMA foreign_keys = ON")
+            if not tables or "events" not in tables:
+                with self._transaction() as cursor:
+                    for statement in EVENT_SCHEMA.split(";"):
+                        if statement.strip():
+                            cursor.execute(statement)
             if not tables:
                 with self._transaction() as cursor:
                     for statement in SCHEMA.split(";"):

@@ -1,0 +1,146 @@
+"""A durable choreography: an event log before delivery, one commit per handling, recover()."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coordination import WorkflowStatus
+from coordination.choreography import Choreography, EventBus
+from coordination.errors import UsageError
+from coordination.stores import MemoryStore, SQLiteStore
+from coordination.testing import VirtualClock
+from examples.ecommerce import (
+    InMemoryLogistics,
+    InMemoryNotifications,
+    InMemoryPayments,
+    InMemorySellers,
+    OrderPlaced,
+)
+
+
+def services() -> tuple[Any, ...]:
+    return (
+        InMemoryPayments({"c1": 10_000}),
+        InMemoryLogistics(["ann", "bob"]),
+        InMemorySellers({"sku-1": 5}),
+        InMemoryNotifications(),
+    )
+
+
+def order(order_id: str = "o1", quantity: int = 1) -> OrderPlaced:
+    return OrderPlaced(
+        order_id=order_id,
+        customer_id="c1",
+        email="a@b.c",
+        sku="sku-1",
+        quantity=quantity,
+        amount_cents=1_000,
+        address="1 Road",
+    )
+
+
+def durable(store: SQLiteStore, parts: tuple[Any, ...]) -> Choreography:
+    clock = VirtualClock()
+    return Choreography(EventBus(clock=clock), *parts, clock=clock, store=store)
+
+
+def test_every_published_message_is_logged_and_every_handling_marked(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "s.db") as store:
+        flow = durable(store, services())
+        envelope = flow.publish(order(), correlation_id="order-1")
+        assert store.process_status("order-1") is WorkflowStatus.COMPLETED
+        logged = [type(e.message).__name__ for e in store.events_of("order-1")]
+        assert logged == [
+            "OrderPlaced",
+            "PaymentCaptured",
+            "CourierAssigned",
+            "StockReserved",
+            "ConfirmationSent",
+        ]
+        assert next(iter(store.events_of("order-1"))).message_id == envelope.message_id
+        marked = {subscriber for _, subscriber in store.handled("order-1")}
+        assert marked == {
+            "Payments.charge",
+            "Logistics.assign_courier",
+            "Sellers.reserve_stock",
+            "Notifications.send_confirmation",
+        }
+
+
+def test_an_interrupted_flow_is_recovered_and_each_effect_happens_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    first = services()
+    first[2].fail("reserve_stock", KeyboardInterrupt())  # the process "dies" here
+    with SQLiteStore(path) as store:
+        flow = durable(store, first)
+        with pytest.raises(KeyboardInterrupt):
+            flow.publish(order(), correlation_id="order-1")
+        assert store.process_status("order-1") is WorkflowStatus.RUNNING
+
+    # A new process with the same services (their state carried over, as a database's would).
+    with SQLiteStore(path) as store:
+        flow = durable(store, first)
+        (view,) = flow.recover()
+        assert view.correlation_id == "order-1"
+        assert view.status is WorkflowStatus.COMPLETED
+        assert first[0].snapshot()["charged"] == ["o1"]  # charged once, not twice
+        assert first[2].snapshot()["reserved"] == ["o1"]
+        assert first[3].snapshot()["sent"] == [("o1", "TRK-o1-0001")]
+        assert flow.recover() == []  # nothing left to do
+
+
+def test_a_compensating_flow_goes_on_undoing_after_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    parts = services()
+    parts[0].fail("refund", KeyboardInterrupt())  # dies while undoing the charge
+    with SQLiteStore(path) as store:
+        flow = durable(store, parts)
+        with pytest.raises(KeyboardInterrupt):
+            flow.publish(order(quantity=50), correlation_id="order-1")  # out of stock
+        assert store.process_status("order-1") is WorkflowStatus.COMPENSATING
+    with SQLiteStore(path) as store:
+        flow = durable(store, parts)
+        (view,) = flow.recover()
+        assert view.status is WorkflowStatus.COMPENSATED
+        assert parts[0].snapshot() == {"balances": {"c1": 10_000}, "charged": []}
+        assert parts[1].snapshot()["assigned"] == []
+
+
+def test_a_finished_flow_is_never_reopened_by_a_later_process(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    parts = services()
+    with SQLiteStore(path) as store:
+        durable(store, parts).publish(order(), correlation_id="order-1")
+    with SQLiteStore(path) as store:
+        flow = durable(store, parts)
+        flow.publish(order(), correlation_id="order-1")  # the same order again
+        assert parts[0].snapshot()["charged"] == ["o1"]
+        assert len(parts[0].payments) == 1
+
+
+def test_output_ids_are_derived_so_work_done_again_logs_nothing_twice(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    parts = services()
+    parts[3].fail("send_confirmation", KeyboardInterrupt())
+    with SQLiteStore(path) as store, pytest.raises(KeyboardInterrupt):
+        durable(store, parts).publish(order(), correlation_id="order-1")
+    with SQLiteStore(path) as store:
+        durable(store, parts).recover()
+    connection = sqlite3.connect(path)
+    (count,) = connection.execute(
+        "SELECT COUNT(*) FROM events WHERE correlation_id = 'order-1'"
+    ).fetchone()
+    connection.close()
+    assert count == 5  # OrderPlaced and one of each output, even though some ran again
+
+
+def test_durability_needs_an_event_log(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="event log"):
+        Choreography(EventBus(), *services(), store=MemoryStore())  # type: ignore[arg-type]
+    flow = Choreography(EventBus(), *services())
+    with pytest.raises(UsageError, match="durable"):
+        flow.recover()

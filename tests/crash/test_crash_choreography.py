@@ -1,0 +1,123 @@
+"""Kill -9 a worker running orders as a durable choreography, again and again; lose nothing.
+
+The same harness as the orchestration crash tests: each round recovers what the killed
+predecessor left (messages it had not handled are delivered again, undos go on), then
+publishes the orders not started yet. Every order must end as it should, no effect may be
+applied twice, and re-executed work is bounded by the number of kills.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coordination import WorkflowStatus
+from coordination.stores import SQLiteStore
+from tests.crash.shop import Effects, order_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_with_kills(tmp_path: Path, count: int, kills: int, seed: int) -> int:
+    store, effects = tmp_path / "orders.db", tmp_path / "effects.db"
+    chance = random.Random(seed)
+    made = 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for round_number in range(kills + 20):
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tests.crash.worker", str(store), str(effects), str(count),
+             "--pause", "0.006", "--seed", str(round_number), "--mode", "choreography"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        if made < kills:
+            try:
+                worker.wait(timeout=chance.uniform(0.5, 1.0))
+            except subprocess.TimeoutExpired:
+                worker.send_signal(signal.SIGKILL)
+                worker.communicate()
+                made += 1
+                continue
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err.decode()
+        assert b"done" in out
+        return made
+    raise AssertionError("the worker never finished")
+
+
+def check(tmp_path: Path, count: int, kills: int) -> None:
+    effects = Effects(tmp_path / "effects.db")
+    rows = effects.connection.execute("SELECT action, workflow, undone FROM effects")
+    by_workflow: dict[str, dict[str, int]] = {}
+    for action, workflow, undone in rows:
+        by_workflow.setdefault(workflow, {})[action] = undone
+    with SQLiteStore(tmp_path / "orders.db") as store:
+        for index in range(count):
+            correlation_id = f"order-{index}"
+            status = store.process_status(correlation_id)
+            done = by_workflow.get(correlation_id, {})
+            if order_for(index).quantity > 3:
+                assert status is WorkflowStatus.COMPENSATED, (correlation_id, status, done)
+                assert all(undone for undone in done.values()), (correlation_id, done)
+                assert "send_confirmation" not in done
+            else:
+                assert status is WorkflowStatus.COMPLETED, (correlation_id, status, done)
+                assert done == {
+                    "charge": 0,
+                    "reserve_stock": 0,
+                    "assign_courier": 0,
+                    "send_confirmation": 0,
+                }, correlation_id
+        assert store.dead_letters() == []
+    (executions,) = effects.connection.execute("SELECT COUNT(*) FROM executions").fetchone()
+    (distinct,) = effects.connection.execute(
+        "SELECT COUNT(DISTINCT key) FROM executions"
+    ).fetchone()
+    assert executions - distinct <= kills, (executions, distinct, kills)
+    effects.connection.close()
+
+
+def test_a_durable_choreography_survives_repeated_kill_9(tmp_path: Path) -> None:
+    kills = run_with_kills(tmp_path, count=100, kills=5, seed=3)
+    assert kills >= 3, "the test barely managed to kill the worker"
+    check(tmp_path, count=100, kills=kills)
+
+
+@pytest.mark.long
+def test_a_thousand_choreographed_orders_survive_many_kill_9(tmp_path: Path) -> None:
+    kills = run_with_kills(tmp_path, count=1000, kills=25, seed=13)
+    check(tmp_path, count=1000, kills=kills)
+
+
+def test_a_message_that_kills_its_handler_becomes_a_dead_letter(tmp_path: Path) -> None:
+    store_path, effects_path = tmp_path / "orders.db", tmp_path / "effects.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable, "-m", "tests.crash.worker", str(store_path), str(effects_path), "1",
+        "--die-in", "send_confirmation", "--mode", "choreography",
+    ]  # fmt: skip
+    codes = []
+    for _ in range(9):
+        worker = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=60)
+        codes.append(worker.returncode)
+        if worker.returncode == 0:
+            break
+    # The first run and five redeliveries die; the sixth recovery sets the message aside.
+    assert codes == [-signal.SIGKILL] * 6 + [0], codes
+    with SQLiteStore(store_path) as store:
+        assert store.process_status("order-0") is WorkflowStatus.PARKED
+        (letter,) = store.dead_letters()
+        assert letter.subscriber == "Notifications.send_confirmation"
+        assert letter.error is not None
+        assert "without being handled" in letter.error
+    effects = Effects(effects_path)
+    rows = effects.connection.execute(
+        "SELECT action, COUNT(*) FROM executions GROUP BY action ORDER BY action"
+    ).fetchall()
+    assert dict(rows) == {"assign_courier": 1, "charge": 1, "reserve_stock": 1}
+    effects.connection.close()
