@@ -170,3 +170,23 @@ def test_an_unregistered_explicit_type_name_names_the_run_and_leaves_the_row(
         record = store.get_run("wf")
         assert record is not None
         assert record.start == order()
+
+
+def test_forget_finished_deletes_only_old_finished_runs(tmp_path: Path) -> None:
+    from coordination.stores import StepOutcome, StepRecord
+
+    with SQLiteStore(tmp_path / "s.db") as store:
+        store.register_types([OrderPlaced])
+        for name, now in (("old", 1.0), ("new", 50.0), ("open", 1.0)):
+            store.start_run(name, "flow", order(), owner="me", now=now)
+            store.append_step(
+                name, StepRecord("A.x", StepOutcome.COMPLETED, 1, None, None, ()), now=now
+            )
+        store.finish_run("old", WorkflowStatus.COMPLETED, now=2.0)
+        store.finish_run("new", WorkflowStatus.COMPLETED, now=60.0)
+        assert store.forget_finished(before=10.0) == 1
+        assert store.get_run("old") is None
+        assert store.get_run("new") is not None
+        assert store.get_run("open") is not None  # unfinished runs are never forgotten
+        (steps,) = store._connection.execute("SELECT COUNT(*) FROM steps").fetchone()
+        assert steps == 2

@@ -554,6 +554,30 @@ class SQLiteStore(SQLiteEventLog):
         records = [self.get_run(workflow_id) for workflow_id in ids]
         return [record for record in records if record is not None]
 
+    def forget_finished(self, before: float) -> int:
+        """Delete runs that finished before `before` (epoch seconds), with their steps.
+
+        Retention for a durable store: a forgotten `workflow_id` can be used again, so keep
+        runs at least as long as callers may retry with the same id. Returns how many.
+        """
+        try:
+            with self._transaction() as cursor:
+                ids = [
+                    row[0]
+                    for row in cursor.execute(
+                        "SELECT workflow_id FROM runs WHERE finished_at IS NOT NULL "
+                        "AND finished_at < ?",
+                        (before,),
+                    )
+                ]
+                cursor.executemany("DELETE FROM steps WHERE workflow_id = ?", [(i,) for i in ids])
+                cursor.executemany("DELETE FROM runs WHERE workflow_id = ?", [(i,) for i in ids])
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {self.path}: {error}") from error
+        for workflow_id in ids:
+            self._live.pop(workflow_id, None)
+        return len(ids)
+
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
 
