@@ -190,3 +190,21 @@ def test_forget_finished_deletes_only_old_finished_runs(tmp_path: Path) -> None:
         assert store.get_run("open") is not None  # unfinished runs are never forgotten
         (steps,) = store._connection.execute("SELECT COUNT(*) FROM steps").fetchone()
         assert steps == 2
+
+
+def test_a_heartbeat_renews_the_leases_of_runs_this_store_owns(tmp_path: Path) -> None:
+    import time
+
+    with SQLiteStore(tmp_path / "s.db", lease=0.06) as store:
+        store.register_types([OrderPlaced])
+        record, _ = store.start_run("wf", "flow", order(), owner="me", now=time.time())
+        first = record.lease_expires
+        assert first is not None
+        deadline = time.monotonic() + 5
+        renewed = first
+        while renewed <= first and time.monotonic() < deadline:
+            time.sleep(0.01)
+            (renewed,) = store._connection.execute(
+                "SELECT lease_expires FROM runs WHERE workflow_id = 'wf'"
+            ).fetchone()
+        assert renewed > first, "the lease was never renewed"
