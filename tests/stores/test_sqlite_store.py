@@ -204,7 +204,7 @@ def test_a_heartbeat_renews_the_leases_of_runs_this_store_owns(tmp_path: Path) -
         renewed = first
         while renewed <= first and time.monotonic() < deadline:
             time.sleep(0.01)
-            (renewed,) = store._connection.execute(
-                "SELECT lease_expires FROM runs WHERE workflow_id = 'wf'"
-            ).fetchone()
+            ((renewed,),) = store._query(
+                "SELECT lease_expires FROM runs WHERE workflow_id = 'wf'", ()
+            )
         assert renewed > first, "the lease was never renewed"
