@@ -49,6 +49,7 @@ bench: $(VENV)/.installed-bench
 	PYTHONPATH=. $(BIN)/python bench/orchestration.py
 	PYTHONPATH=. $(BIN)/python bench/bus.py
 	PYTHONPATH=. $(BIN)/python bench/choreography.py
+	PYTHONPATH=. $(BIN)/python bench/durable.py
 
 docs: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict
