@@ -26,7 +26,7 @@ __all__ = ["EVENT_SCHEMA", "DeadLetter", "SQLiteEventLog"]
 
 EVENT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     message_id TEXT NOT NULL UNIQUE,
     correlation_id TEXT NOT NULL,
     causation_id TEXT,

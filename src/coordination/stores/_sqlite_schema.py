@@ -42,19 +42,19 @@ CREATE TABLE runs (
     recoveries INTEGER NOT NULL DEFAULT 0,
     recovery_step TEXT,
     shape TEXT
-);
+) WITHOUT ROWID;
 CREATE INDEX runs_by_flow_status ON runs (flow, status);
 CREATE TABLE steps (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
     workflow_id TEXT NOT NULL REFERENCES runs (workflow_id),
     key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
     outcome TEXT NOT NULL,
     attempts INTEGER NOT NULL,
     output TEXT,
     error TEXT,
     rows TEXT NOT NULL,
-    UNIQUE (workflow_id, key)
-);
+    PRIMARY KEY (workflow_id, key)
+) WITHOUT ROWID;
 """
 
 RUN_COLUMNS = (
