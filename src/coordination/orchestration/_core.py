@@ -56,6 +56,7 @@ class RunState:
     """One run in progress: which group is next, what completed, what must be undone."""
 
     __slots__ = (
+        "_last",
         "cancelling",
         "clock",
         "compensation_error",
@@ -64,6 +65,7 @@ class RunState:
         "group",
         "late",
         "lock",
+        "pending",
         "record",
         "recorded",
         "settled",
@@ -94,6 +96,12 @@ class RunState:
         #: Late results of timed-out attempts, per step index, held until the step settles.
         self.late: dict[int, list[tuple[int, Any]]] = {}
         self.lock = threading.Lock()
+        #: The flow's last step when it runs alone and untimed: its record goes with the end.
+        last_group = flow.groups[-1]
+        self._last = (
+            last_group[0] if len(last_group) == 1 and last_group[0].step.timeout is None else None
+        )
+        self.pending: StepRecord | None = None
         #: Keys of the step records already in the store (a resumed run never re-runs them).
         self.recorded: frozenset[str] = frozenset()
         #: Steps whose undo is recorded as done, and how often each one's undo failed.
@@ -188,7 +196,12 @@ class RunState:
             (compiled.key, _STEP_COMPLETED, attempts.attempt, output, None, tuple(attempts.rows))
         )
         with self.lock:
-            self.store.append_step(self.workflow_id, record, now=attempts.ended_at)
+            if compiled is self._last:
+                # The last step's record is written with the run's end: one commit less,
+                # and the same guarantee (nothing runs between the two).
+                self.pending = record
+            else:
+                self.store.append_step(self.workflow_id, record, now=attempts.ended_at)
             if len(slots) == 1:
                 self.values[slots[0]] = output
             elif slots:
@@ -332,6 +345,7 @@ class RunState:
             if status is WorkflowStatus.COMPENSATED and self.compensation_error is not None:
                 status = WorkflowStatus.COMPENSATION_FAILED  # a late undo failed meanwhile
             self._move(status)
+            pending, self.pending = self.pending, None
             self.store.finish_run(
                 self.workflow_id,
                 status,
@@ -339,6 +353,7 @@ class RunState:
                 output=output,
                 error=self.failure,
                 compensation_error=self.compensation_error,
+                last_step=pending,
             )
 
     def late_undo_failed(self, error: CompensationFailed) -> None:

@@ -102,9 +102,17 @@ class MemoryStore:
         output: Any = None,
         error: BaseException | None = None,
         compensation_error: BaseException | None = None,
+        last_step: StepRecord | None = None,
     ) -> None:
         with self._lock:
             record = self._record(workflow_id)
+            if last_step is not None:
+                if record.has_step(last_step.key):
+                    raise StoreError(
+                        f"run {workflow_id!r} already has a record for step "
+                        f"{last_step.key!r}; a step is recorded once"
+                    )
+                record.add_step(last_step)
             record.status = status
             record.output = output
             record.error = error

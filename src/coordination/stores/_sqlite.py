@@ -44,6 +44,13 @@ from coordination.stores._sqlite_schema import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
+#: One b-tree keyed (run, step): the key enforces one record per step, and `seq` (the
+#: run's count of records so far) keeps their order.
+_INSERT_STEP = (
+    "INSERT INTO steps (workflow_id, key, seq, outcome, attempts, output, error, rows) "
+    "VALUES (?, ?, (SELECT COUNT(*) FROM steps WHERE workflow_id = ?), ?, ?, ?, ?, ?)"
+)
+
 #: WAL size past which the background checkpointer copies it back (~1,000 pages).
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
 
@@ -77,6 +84,7 @@ class SQLiteStore(SQLiteEventLog):
         self._owners: set[str] = set()
         self._heartbeat: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
+        self._background_checkpoints = self.synchronous == "NORMAL"
         self._closed = threading.Event()
         self._live: weakref.WeakValueDictionary[str, RunRecord] = weakref.WeakValueDictionary()
         self._lock = threading.RLock()
@@ -94,7 +102,8 @@ class SQLiteStore(SQLiteEventLog):
         except BaseException:
             self._connection.close()
             raise
-        self._start_checkpointer()
+        if self._background_checkpoints:
+            self._start_checkpointer()
 
     # -- opening --------------------------------------------------------------------------
 
@@ -132,10 +141,12 @@ class SQLiteStore(SQLiteEventLog):
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute(f"PRAGMA synchronous = {self.synchronous}")
             connection.execute("PRAGMA foreign_keys = ON")
-            # Checkpoints (copying the WAL back into the file) run on a thread of their
-            # own, not in whichever commit crosses the threshold: measured, they added
-            # ~40 µs to every workflow's path when done in line.
-            connection.execute("PRAGMA wal_autocheckpoint = 0")
+            if self._background_checkpoints:
+                # Checkpoints (copying the WAL back into the file) run on a thread of their
+                # own, not in whichever commit crosses the threshold: measured, they added
+                # ~40 µs to every workflow's path when done in line. (With FULL, their
+                # flushes compete with the commits' own: measured slower, so in line.)
+                connection.execute("PRAGMA wal_autocheckpoint = 0")
             if not tables or "events" not in tables:
                 with self._transaction() as cursor:
                     for statement in EVENT_SCHEMA.split(";"):
@@ -349,19 +360,10 @@ class SQLiteStore(SQLiteEventLog):
         now: float,
         status: WorkflowStatus | None = None,
     ) -> None:
-        output = _encode_output_safely(self, step.output, workflow_id, step.key)
-        rows = json.dumps(step.rows)
+        values = self._step_values(workflow_id, step)
         try:
             with self._transaction() as cursor:
-                # One b-tree keyed (run, step): the key enforces one record per step, and
-                # `seq` (the run's count of records so far) keeps their order.
-                cursor.execute(
-                    "INSERT INTO steps (workflow_id, key, seq, outcome, attempts, output, "
-                    "error, rows) VALUES (?, ?, (SELECT COUNT(*) FROM steps WHERE "
-                    "workflow_id = ?), ?, ?, ?, ?, ?)",
-                    (workflow_id, step.key, workflow_id, step.outcome.value, step.attempts,
-                     output, step.error, rows),
-                )  # fmt: skip
+                cursor.execute(_INSERT_STEP, values)
                 # Only a status move touches the run's row: every extra page written costs
                 # time in each commit (leases are renewed by the heartbeat instead).
                 if status is not None:
@@ -370,12 +372,7 @@ class SQLiteStore(SQLiteEventLog):
                         (status.value, now, workflow_id),
                     )
         except sqlite3.IntegrityError as error:
-            if "UNIQUE" in str(error):
-                raise StoreError(
-                    f"run {workflow_id!r} already has a record for step {step.key!r}; a step "
-                    f"is recorded once"
-                ) from error
-            raise StoreError(f"no run {workflow_id!r} in {self.path}: {error}") from error
+            raise self._step_refused(workflow_id, step, error) from error
         except sqlite3.Error as error:
             raise StoreError(f"SQLite store {self.path}: {error}") from error
         record = self._live.get(workflow_id)
@@ -386,6 +383,21 @@ class SQLiteStore(SQLiteEventLog):
                 if status is not None:
                     record.status = status
 
+    def _step_values(self, workflow_id: str, step: StepRecord) -> tuple[Any, ...]:
+        output = _encode_output_safely(self, step.output, workflow_id, step.key)
+        return (workflow_id, step.key, workflow_id, step.outcome.value, step.attempts,
+                output, step.error, json.dumps(step.rows))  # fmt: skip
+
+    def _step_refused(
+        self, workflow_id: str, step: StepRecord, error: sqlite3.IntegrityError
+    ) -> StoreError:
+        if "UNIQUE" in str(error):
+            return StoreError(
+                f"run {workflow_id!r} already has a record for step {step.key!r}; a step is "
+                f"recorded once"
+            )
+        return StoreError(f"no run {workflow_id!r} in {self.path}: {error}")
+
     def finish_run(
         self,
         workflow_id: str,
@@ -395,11 +407,15 @@ class SQLiteStore(SQLiteEventLog):
         output: Any = None,
         error: BaseException | None = None,
         compensation_error: BaseException | None = None,
+        last_step: StepRecord | None = None,
     ) -> None:
         encoded = _encode_output_safely(self, output, workflow_id, "output")
         finished_at = now if status.finished else None
+        step_values = None if last_step is None else self._step_values(workflow_id, last_step)
         try:
             with self._transaction() as cursor:
+                if step_values is not None:
+                    cursor.execute(_INSERT_STEP, step_values)
                 cursor.execute(
                     "UPDATE runs SET status = ?, output = ?, error = ?, compensation_error = ?, "
                     "updated_at = ?, finished_at = COALESCE(?, finished_at), owner = NULL, "
@@ -409,11 +425,16 @@ class SQLiteStore(SQLiteEventLog):
                 )  # fmt: skip
                 if cursor.rowcount != 1:
                     raise StoreError(f"no run {workflow_id!r} in {self.path}")
+        except sqlite3.IntegrityError as refused:
+            assert last_step is not None
+            raise self._step_refused(workflow_id, last_step, refused) from refused
         except sqlite3.Error as sqlite_error:
             raise StoreError(f"SQLite store {self.path}: {sqlite_error}") from sqlite_error
         record = self._live.get(workflow_id)
         if record is not None:
             with self._lock:
+                if last_step is not None:
+                    record.add_step(last_step)
                 record.status = status
                 record.output = output
                 record.error = error

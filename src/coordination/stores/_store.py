@@ -69,8 +69,13 @@ class Store(Protocol):
         output: Any = None,
         error: BaseException | None = None,
         compensation_error: BaseException | None = None,
+        last_step: StepRecord | None = None,
     ) -> None:
-        """Record the run's outcome and release its owner."""
+        """Record the run's outcome and release its owner, in one write.
+
+        `last_step`, if given, is appended in the same write (a run's last step and its end
+        need only one commit).
+        """
         ...
 
     def claim_run(

@@ -117,6 +117,30 @@ class StoreContract:
         assert record.finished_at == 4.0
         assert record.journal[-1][0] == EntryKind.WORKFLOW_FINISHED.value
 
+    def test_finish_can_append_the_last_step_in_the_same_write(self) -> None:
+        store = self._store()
+        store.start_run("wf", "flow", ContractMessage(n=1), owner="a", now=1.0)
+        store.append_step("wf", self._step("A.x"), now=2.0)
+        store.finish_run(
+            "wf", WorkflowStatus.COMPLETED, now=3.0, output=ContractMessage(n=7),
+            last_step=self._step("B.y"),
+        )  # fmt: skip
+        record = store.get_run("wf")
+        assert record is not None
+        assert [s.key for s in record.steps] == ["A.x", "B.y"]
+        assert record.status is WorkflowStatus.COMPLETED
+        store.start_run("dup", "flow", ContractMessage(n=1), owner="a", now=1.0)
+        store.append_step("dup", self._step("A.x"), now=2.0)
+        try:
+            store.finish_run("dup", WorkflowStatus.COMPLETED, now=3.0, last_step=self._step("A.x"))
+        except StoreError:
+            pass
+        else:
+            raise AssertionError("finish_run recorded a step twice")
+        again = store.get_run("dup")
+        assert again is not None
+        assert again.status is WorkflowStatus.RUNNING  # nothing of the refused write landed
+
     def test_claim_takes_only_unowned_expired_or_dead_owners_runs(self) -> None:
         store = self._store()
         store.start_run("wf", "flow", ContractMessage(n=1), owner="a", now=1.0)
