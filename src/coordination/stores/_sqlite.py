@@ -1,8 +1,9 @@
 """SQLiteStore: runs kept in one SQLite file (WAL), the embedded durable default.
 
 Each write is one transaction and one commit: creating a run, appending one step (with
-the status move and lease renewal it carries), finishing a run. A run of N steps costs
-N + 2 commits. Opening a file that is not ours, is corrupt, or has a newer schema raises
+the status move it may carry), finishing a run (with its last step). A run of N steps
+costs N + 1 commits when it completes, N + 2 at most; leases are renewed and the WAL is
+checkpointed by background threads, off that path. Opening a file that is not ours, is corrupt, or has a newer schema raises
 `StoreError` and writes nothing. No `sqlite3` error reaches callers unwrapped.
 """
 
