@@ -3,8 +3,9 @@
 Each write is one transaction and one commit: creating a run, appending one step (with
 the status move it may carry), finishing a run (with its last step). A run of N steps
 costs N + 1 commits when it completes, N + 2 at most; leases are renewed and the WAL is
-checkpointed by background threads, off that path. Opening a file that is not ours, is corrupt, or has a newer schema raises
-`StoreError` and writes nothing. No `sqlite3` error reaches callers unwrapped.
+checkpointed by background threads, off that path. Opening a file that is not ours, is
+corrupt, or has a newer schema raises `StoreError` and writes nothing. No `sqlite3` error
+reaches callers unwrapped.
 """
 
 from __future__ import annotations
