@@ -16,21 +16,24 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from coordination._attempts import ActionPlan, Attempts, describe, invoker, output_check
+from coordination._attempts import ActionPlan, Attempts, describe
 from coordination._clock import Clock
 from coordination._context import Context
-from coordination._graph import ActionNode, FlowGraph
+from coordination._graph import FlowGraph
 from coordination._journal import EntryKind, Rows
-from coordination._messages import Envelope, Message, from_json, new_id, type_name_of
+from coordination._messages import Envelope, Message, new_id, type_name_of
 from coordination._participants import Participant
 from coordination._status import WorkflowStatus
 from coordination._timed import TimedAttempt
 from coordination.choreography._bus import EventBus
-from coordination.choreography._durable import derived_id, dump_process, load_process
+from coordination.choreography._durable import derived_id, dump_process
 from coordination.choreography._events import ActionFailed, HandlerFailed
-from coordination.choreography._monitor import ProcessView
-from coordination.choreography._process import Process, Undo
-from coordination.errors import JoinTimeout, MessageError, StoreError, UsageError
+from coordination.choreography._process import Process
+from coordination.choreography._recovery import Recovery
+from coordination.choreography._timing import Timing
+from coordination.choreography._undoing import Undoing
+from coordination.choreography._wiring import Wired
+from coordination.errors import UsageError
 from coordination.stores._sqlite_events import SQLiteEventLog
 
 __all__ = ["Choreography"]
@@ -41,44 +44,7 @@ _LATE = EntryKind.LATE_RESULT.value
 _RUNNING = WorkflowStatus.RUNNING
 
 
-class _Wired:
-    """One action of one participant, with the plans its attempts and undo use."""
-
-    __slots__ = ("backward", "forward", "node")
-
-    def __init__(self, node: ActionNode) -> None:
-        self.node = node
-        declared: Any = node.declared
-        self.forward = ActionPlan(
-            declared,
-            node.key,
-            declared.retry,
-            declared.timeout,
-            None,
-            None,
-            invoker(node.participant, declared.name, node.signature),
-            output_check(node.signature),
-        )
-        self.backward: ActionPlan | None = None
-        compensation: Any = node.compensation
-        if compensation is not None:
-            signature = compensation.signature
-            outputs = signature.outputs
-            self.backward = ActionPlan(
-                compensation,
-                f"{node.key}:undo",
-                compensation.retry,
-                compensation.timeout,
-                None,
-                node.key,
-                invoker(node.participant, compensation.name, signature),
-                (lambda value: value is None)
-                if not outputs
-                else (lambda value: isinstance(value, outputs[0] if len(outputs) == 1 else tuple)),
-            )
-
-
-class Choreography:
+class Choreography(Recovery, Undoing, Timing):
     """Wire participants to a bus: each forward action reacts to its inputs.
 
     The same participant classes run unchanged under `Orchestrator` or here, with the same
@@ -132,7 +98,7 @@ class Choreography:
         self.max_finished = max_finished
         self.graph = FlowGraph(participants)
         self.graph.check_commands()
-        self._wired = {node.key: _Wired(node) for node in self.graph.nodes}
+        self._wired = {node.key: Wired(node) for node in self.graph.nodes}
         self._has_async = any(wired.forward.is_async for wired in self._wired.values())
         self._starts = {
             wanted
@@ -283,7 +249,7 @@ class Choreography:
 
     # -- reacting ---------------------------------------------------------------------
 
-    def _handler(self, wired: _Wired, index: int) -> Callable[..., Any]:
+    def _handler(self, wired: Wired, index: int) -> Callable[..., Any]:
         if wired.forward.is_async:
 
             async def react_async(message: Message, ctx: Context) -> None:
@@ -310,7 +276,7 @@ class Choreography:
         return Attempts(plan, process.correlation_id, self.clock, self.random, causation=cause)
 
     def _arrive(
-        self, wired: _Wired, index: int, message: Message, ctx: Context
+        self, wired: Wired, index: int, message: Message, ctx: Context
     ) -> tuple[Process, list[Any]] | None:
         """Record one input; the inputs to run with once all of the action's have come."""
         if self._deadlines and next(iter(self._deadlines.values())) <= self.clock.monotonic():
@@ -346,7 +312,7 @@ class Choreography:
             return process, [waiting[i] for i in range(arity)]
 
     def _attempt(
-        self, process: Process, wired: _Wired, inputs: list[Any], attempts: Attempts
+        self, process: Process, wired: Wired, inputs: list[Any], attempts: Attempts
     ) -> None:
         with process.lock:
             process.retrying.pop(wired.node.key, None)
@@ -373,7 +339,7 @@ class Choreography:
         self._completed(process, wired, inputs, result, attempts)
 
     async def _attempt_async(
-        self, process: Process, wired: _Wired, inputs: list[Any], attempts: Attempts
+        self, process: Process, wired: Wired, inputs: list[Any], attempts: Attempts
     ) -> None:
         with process.lock:
             process.retrying.pop(wired.node.key, None)
@@ -406,7 +372,7 @@ class Choreography:
     def _after_failure(
         self,
         process: Process,
-        wired: _Wired,
+        wired: Wired,
         inputs: list[Any],
         attempts: Attempts,
         error: Exception,
@@ -451,7 +417,7 @@ class Choreography:
         return None
 
     def _completed(
-        self, process: Process, wired: _Wired, inputs: list[Any], result: Any, attempts: Attempts
+        self, process: Process, wired: Wired, inputs: list[Any], result: Any, attempts: Attempts
     ) -> None:
         process.take_rows(attempts)
         with process.lock:
@@ -474,371 +440,9 @@ class Choreography:
             self._finish(process, WorkflowStatus.COMPLETED)
 
     async def _completed_async(
-        self, process: Process, wired: _Wired, inputs: list[Any], result: Any, attempts: Attempts
+        self, process: Process, wired: Wired, inputs: list[Any], result: Any, attempts: Attempts
     ) -> None:
         self._completed(process, wired, inputs, result, attempts)
-
-    # -- undoing ----------------------------------------------------------------------
-
-    def _owe(self, process: Process, undo: Undo | None) -> None:
-        """An undo owed after the saga was planned (an action that ended meanwhile).
-
-        While the saga runs it goes next, behind the undo under way; once the saga is over
-        it runs now, on this thread, like the undo of a late result.
-        """
-        if undo is None:
-            return
-        with process.lock:
-            if process.undo_queue:
-                process.undo_queue.insert(1, undo)
-                return
-        plan = undo.wired.backward
-        assert plan is not None
-        attempts = Attempts(plan, process.correlation_id, self.clock, self.random)
-        if plan.is_async:  # awaited by the cascade, like the saga's own async undos
-            self.bus.call_later(0.0, lambda: self._undo_attempt_async(process, undo, attempts))
-            return
-        self._late_undo(process, undo, attempts)
-
-    def _undo_next(self, process: Process) -> None:
-        """Run the undos one by one, newest first; retries wait as delayed deliveries."""
-        while True:
-            with process.lock:
-                if not process.undo_queue:
-                    break
-                undo = process.undo_queue[0]
-            plan = undo.wired.backward
-            assert plan is not None
-            attempts = Attempts(plan, process.correlation_id, self.clock, self.random)
-            if plan.is_async:
-                self.bus.call_later(
-                    0.0,
-                    lambda undo=undo, attempts=attempts: self._undo_attempt_async(  # type: ignore[misc]
-                        process, undo, attempts
-                    ),
-                )
-                return
-            if not self._undo_attempt(process, undo, attempts):
-                return  # waiting for a retry, or the undo failed for good
-        self._finish(process, WorkflowStatus.COMPENSATED)
-
-    def _undo_attempt(self, process: Process, undo: Undo, attempts: Attempts) -> bool:
-        """One attempt of an undo; True when it succeeded (go on with the next one)."""
-        plan = attempts.plan
-        ctx = attempts.begin()
-        try:
-            if plan.timeout is None:
-                result = plan.invoke([undo.message], ctx)
-            else:
-                timed = TimedAttempt(lambda: plan.invoke([undo.message], ctx), _ignore, plan.key)
-                result = timed.wait(plan.timeout)
-            attempts.succeeded(result)
-        except Exception as error:
-            self._undo_failed(process, undo, attempts, error)
-            return False
-        self._undone(process, undo, result, attempts)
-        return True
-
-    async def _undo_attempt_async(self, process: Process, undo: Undo, attempts: Attempts) -> None:
-        plan = attempts.plan
-        ctx = attempts.begin()
-        try:
-            result = await plan.invoke([undo.message], ctx)
-            attempts.succeeded(result)
-        except Exception as error:
-            self._undo_failed(process, undo, attempts, error, run_async=True)
-            return
-        self._undone(process, undo, result, attempts)
-        self._undo_next(process)
-
-    def _undo_failed(
-        self,
-        process: Process,
-        undo: Undo,
-        attempts: Attempts,
-        error: Exception,
-        *,
-        run_async: bool = False,
-    ) -> None:
-        delay = attempts.failed(error)
-        process.take_rows(attempts)
-        if delay is not None:
-            if run_async:
-                self.bus.call_later(
-                    delay, lambda: self._undo_attempt_async(process, undo, attempts)
-                )
-            else:
-                self.bus.call_later(delay, lambda: self._resume_undo(process, undo, attempts))
-            return
-        with process.lock:
-            left = [item.wired.node.key for item in process.undo_queue]
-            if undo.wired.node.key not in left:  # an undo owed after the saga was planned
-                left.insert(0, undo.wired.node.key)
-            process.undo_queue = []
-            process.failure = (
-                f"{process.failure}; then the undo of {undo.wired.node.key} failed: "
-                f"{describe(error)}; still applied: {', '.join(left)}"
-            )
-        self._finish(process, WorkflowStatus.COMPENSATION_FAILED)
-
-    def _resume_undo(self, process: Process, undo: Undo, attempts: Attempts) -> None:
-        if self._undo_attempt(process, undo, attempts):
-            self._undo_next(process)
-
-    def _undone(self, process: Process, undo: Undo, result: Any, attempts: Attempts) -> None:
-        process.take_rows(attempts)
-        with process.lock:
-            if process.undo_queue and process.undo_queue[0] is undo:
-                process.undo_queue.pop(0)
-            process.mark_undone(undo.wired.node.key)
-        participant = undo.wired.node.declared.participant
-        outputs = (result,) if isinstance(result, Message) else ()
-        self._publish(
-            process, outputs, process.failure_id, participant, f"{undo.wired.node.key}:undo"
-        )
-
-    # -- late results, deadlines, failures of others -------------------------------------
-
-    def _late_handler(
-        self, process: Process, wired: _Wired, attempt: int
-    ) -> Callable[[bool, Any], None]:
-        def arrived(ok: bool, value: Any) -> None:
-            with process.lock:
-                succeeded = process.outcomes.get(wired.node.key)
-                if succeeded is None:  # the action has not settled: decide once it has
-                    process.late.setdefault(wired.node.key, []).append((attempt, ok, value))
-                    return
-            self._late_result(process, wired, attempt, ok, value, succeeded)
-            if ok and not succeeded:
-                self._owe(process, process.undo_for(wired, value, True, []))
-
-        return arrived
-
-    def _late_result(
-        self, process: Process, wired: _Wired, attempt: int, ok: bool, value: Any, succeeded: bool
-    ) -> None:
-        """Journal what a timed-out attempt returned once its action had settled."""
-        detail = (
-            f"timed-out attempt {attempt} returned late: "
-            + ("left alone (the action succeeded)" if ok and succeeded else "")
-            + ("undoing it now" if ok and not succeeded else "")
-            + ("" if ok else "it failed")
-        )
-        process.add_rows(
-            (
-                _LATE, wired.node.declared.participant, wired.node.declared.name,
-                process.correlation_id, None, attempt, self.clock.now(), None, None,
-                None if ok else describe(value), detail,
-            )
-        )  # fmt: skip
-
-    def _late_undo(self, process: Process, undo: Undo, attempts: Attempts) -> None:
-        """Undo what ended after the saga, on this thread (retrying with the clock's waits)."""
-        plan = attempts.plan
-        key = undo.wired.node.key
-        while True:
-            ctx = attempts.begin()
-            try:
-                result = plan.invoke([undo.message], ctx)
-                attempts.succeeded(result)
-            except Exception as error:
-                delay = attempts.failed(error)
-                process.take_rows(attempts)
-                if delay is None:
-                    with process.lock:
-                        process.failure = (
-                            f"{process.failure}; then the late undo of {key} failed: "
-                            f"{describe(error)}; still applied: {key}"
-                        )
-                        ended = process.finished_at is not None
-                        if not ended:  # the saga still runs: it ends COMPENSATION_FAILED
-                            process.status = WorkflowStatus.COMPENSATION_FAILED
-                    if ended:
-                        self._finish(process, WorkflowStatus.COMPENSATION_FAILED)
-                    return
-                self.clock.sleep(delay)
-                continue
-            process.take_rows(attempts)
-            with process.lock:
-                process.mark_undone(key)
-            outputs = (result,) if isinstance(result, Message) else ()
-            participant = undo.wired.node.declared.participant
-            self._publish(process, outputs, process.failure_id, participant, f"{key}:undo")
-            return
-
-    def check_deadlines(self) -> list[str]:
-        """Fail the flows whose joins waited past `join_timeout`; their correlation ids."""
-        now = self.clock.monotonic()
-        expired: list[tuple[str, str]] = []
-        with self._lock:
-            while self._deadlines:
-                (correlation_id, key), deadline = next(iter(self._deadlines.items()))
-                if deadline > now:
-                    break
-                del self._deadlines[(correlation_id, key)]
-                expired.append((correlation_id, key))
-        failed: list[str] = []
-        for correlation_id, key in expired:
-            process = self._active.get(correlation_id)
-            if process is None:
-                continue
-            with process.lock:
-                waiting = process.joins.pop(key, None)
-                if waiting is None or process.status is not _RUNNING:
-                    continue
-                wired = self._wired[key]
-                missing = [
-                    t.__name__
-                    for i, t in enumerate(wired.node.signature.inputs)
-                    if i not in waiting
-                ]
-                error = JoinTimeout(
-                    f"{key} waited {self.join_timeout:g}s for {', '.join(missing)} of "
-                    f"correlation {correlation_id}"
-                )
-                taken = process.fail(f"{key}: {describe(error)}")
-            process.add_rows(
-                (
-                    _FAILED, wired.node.declared.participant, wired.node.declared.name,
-                    correlation_id, None, 0, self.clock.now(), None, None, describe(error),
-                    "join timed out",
-                )
-            )  # fmt: skip
-            for other, attempt, ok, value in taken:
-                self._late_result(process, other, attempt, ok, value, False)
-            self._publish(
-                process,
-                (
-                    ActionFailed(
-                        correlation_id=correlation_id,
-                        action=key,
-                        attempts=0,
-                        error=describe(error),
-                    ),
-                ),
-                None,
-                wired.node.declared.participant,
-            )
-            self._undo_next(process)
-            failed.append(correlation_id)
-        return failed
-
-    def _on_handler_failed(self, failure: HandlerFailed) -> None:
-        process = self._active.get(failure.correlation_id) or self._finished.get(
-            failure.correlation_id
-        )
-        if process is None or failure.handler.startswith("coordination.choreography"):
-            return
-        process.add_rows(
-            (
-                _FAILED, "subscriber", failure.handler, failure.correlation_id,
-                failure.message_id, 1, self.clock.now(), None, None, failure.error,
-                f"a subscriber failed on {failure.message_type}; the flow goes on",
-            )
-        )  # fmt: skip
-
-    # -- recovering -------------------------------------------------------------------
-
-    def _message_types(self) -> tuple[type[Message], ...]:
-        found: list[type[Message]] = [ActionFailed, HandlerFailed]
-        for node in self.graph.nodes:
-            found.extend((*node.signature.inputs, *node.signature.outputs))
-            compensation = node.compensation
-            if compensation is not None:
-                found.extend(compensation.signature.outputs)
-        return tuple(dict.fromkeys(found))
-
-    def _decode(self, text: str) -> Message:
-        try:
-            return from_json(text, self._types)
-        except MessageError as error:
-            raise StoreError(
-                f"cannot read a stored message of this choreography: {error}"
-            ) from error
-
-    def _consumers(self, message_type: type[Message]) -> list[tuple[_Wired, int]]:
-        return [
-            (wired, index)
-            for wired in self._wired.values()
-            for index, wanted in enumerate(wired.node.signature.inputs)
-            if issubclass(message_type, wanted)
-        ]
-
-    def recover(self) -> list[ProcessView]:
-        """Go on with the flow instances a crashed process left unfinished in the store.
-
-        Running ones get again every logged message an action had not handled (in log
-        order); compensating ones go on undoing. A delivery that came back more than
-        `max_deliveries` times is set aside as a dead letter and its flow is PARKED for a
-        human. Free-form subscribers are not redelivered (at most once across a crash).
-        Returns the recovered flows as they stand afterwards.
-        """
-        from coordination.choreography._monitor import reconstruct
-
-        store = self.store
-        if store is None:
-            raise UsageError("recover() needs a durable choreography: pass store=SQLiteStore(...)")
-        by_name = {type_name_of(t): t for t in self._types}
-        recovered: list[Process] = []
-        for correlation_id, state in store.unfinished_processes():
-            if correlation_id in self._active:
-                continue
-            start = by_name.get(state["start"])
-            if start is None:
-                raise StoreError(
-                    f"flow instance {correlation_id!r} was started by {state['start']}, which "
-                    f"no participant of this choreography consumes; the row is left intact"
-                )
-            process = load_process(correlation_id, state, start, self._wired, self._decode)
-            with self._lock:
-                self._active[correlation_id] = process
-            recovered.append(process)
-            if process.status is WorkflowStatus.COMPENSATING:
-                with process.lock:
-                    process.undo_queue = [
-                        undo
-                        for undo in process.undo_plan()
-                        if undo.wired.node.key not in process.undone
-                    ]
-                self.bus.call_later(0.0, lambda process=process: self._undo_next(process))  # type: ignore[misc]
-                continue
-            self._redeliver(process)
-        return [reconstruct(process) for process in recovered]
-
-    def _redeliver(self, process: Process) -> None:
-        store = self.store
-        assert store is not None
-        handled = store.handled(process.correlation_id)
-        for envelope in store.events_of(process.correlation_id):
-            for wired, index in self._consumers(type(envelope.message)):
-                key = wired.node.key
-                if (envelope.message_id, key) in handled or key in process.started:
-                    continue
-                count = store.count_delivery(envelope.message_id, key)
-                if count > self.max_deliveries:
-                    reason = (
-                        f"{type(envelope.message).__name__} {envelope.message_id} was delivered "
-                        f"to {key} {count - 1} times without being handled"
-                    )
-                    store.dead_letter(envelope.message_id, key, reason)
-                    with process.lock:
-                        process.failure = f"{key}: dead letter: {reason}"
-                    self._finish(process, WorkflowStatus.PARKED)
-                    return
-                ctx = Context(
-                    process.correlation_id,
-                    f"{envelope.message_id}:{key}",
-                    1,
-                    None,
-                    self.clock,
-                    message_id=envelope.message_id,
-                    causation_id=envelope.causation_id,
-                )
-                handler = self._handler(wired, index)
-                message = envelope.message
-                self.bus.call_later(0.0, lambda h=handler, m=message, c=ctx: h(m, c))  # type: ignore[misc]
-                if process.status is not _RUNNING:
-                    return
 
     # -- finishing --------------------------------------------------------------------
 
@@ -895,10 +499,6 @@ def _loop_running() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def _ignore(ok: bool, value: Any) -> None:
-    """A timed-out undo attempt returned late: the undo landed; nothing more to do."""
 
 
 _ = (Rows, type_name_of)
