@@ -1268,3 +1268,40 @@ def test_what_a_handler_publishes_joins_the_flow_instance_of_the_message_it_hand
     second = bus.publish(Answered(n=2))
     assert second.correlation_id != first.correlation_id
     assert second.causation_id is None
+
+
+def test_blocking_handlers_run_on_worker_threads_under_publish_async() -> None:
+    import asyncio
+    import threading
+
+    from coordination import Event
+
+    class Slow(Event):
+        n: int
+
+    class Next(Event):
+        n: int
+
+    bus = EventBus()
+    threads: dict[str, threading.Thread] = {}
+
+    def slow(message: Slow) -> None:
+        threads["slow"] = threading.current_thread()
+        bus.publish(Next(n=message.n))  # still joins the cascade
+
+    def after(message: Next, ctx: Context) -> None:
+        threads["next"] = threading.current_thread()
+
+    bus.subscribe(Slow, slow, blocking=True)
+    bus.subscribe(Next, after)
+
+    async def scenario() -> threading.Thread:
+        await bus.publish_async(Slow(n=1))
+        return threading.current_thread()
+
+    loop_thread = asyncio.run(scenario())
+    assert threads["slow"] is not loop_thread  # did not block the loop
+    assert threads["next"] is loop_thread  # a plain handler runs inline
+    threads.clear()
+    bus.publish(Slow(n=2))  # sync publish: on the publishing thread
+    assert threads["slow"] is threading.current_thread()

@@ -48,6 +48,8 @@ class _Handler(NamedTuple):
     wants_context: bool
     is_async: bool
     name: str
+    #: A sync handler that may block: under publish_async it runs on a worker thread.
+    blocking: bool = False
 
 
 class _Plan(NamedTuple):
@@ -154,19 +156,32 @@ class EventBus:
     # -- subscribing ----------------------------------------------------------------------
 
     @overload
-    def subscribe(self, message_type: type[M], handler: H, *, weak: bool = False) -> H: ...
+    def subscribe(
+        self, message_type: type[M], handler: H, *, weak: bool = False, blocking: bool = False
+    ) -> H: ...
     @overload
-    def subscribe(self, message_type: type[M], *, weak: bool = False) -> Callable[[H], H]: ...
-    def subscribe(self, message_type: type[M], handler: Any = None, *, weak: bool = False) -> Any:
+    def subscribe(
+        self, message_type: type[M], *, weak: bool = False, blocking: bool = False
+    ) -> Callable[[H], H]: ...
+    def subscribe(
+        self,
+        message_type: type[M],
+        handler: Any = None,
+        *,
+        weak: bool = False,
+        blocking: bool = False,
+    ) -> Any:
         """Call `handler(message)` (or `handler(message, ctx)`) for every `message_type`.
 
         Also works as a decorator. Subscribing the same handler twice to one type is a
-        no-op. References are strong unless `weak=True`.
+        no-op. References are strong unless `weak=True`. A sync handler marked `blocking`
+        (I/O, a slow call) runs on a worker thread under `publish_async`, so it never
+        blocks the event loop; under `publish` it runs on the publishing thread.
         """
         if handler is None:
 
             def decorate(function: H) -> H:
-                self.subscribe(message_type, function, weak=weak)
+                self.subscribe(message_type, function, weak=weak, blocking=blocking)
                 return function
 
             return decorate
@@ -184,7 +199,7 @@ class EventBus:
             signal.connect(_subscribed_as(signal, handler), weak=weak)
             for receiver_id in signal.receivers.keys() - before.keys():
                 self._meta[(message_type, receiver_id)] = _Handler(
-                    None, weak, wants_context, is_async, _handler_name(handler)
+                    None, weak, wants_context, is_async, _handler_name(handler), blocking
                 )
             # blinker replaces the reference of a receiver connected again (strong by weak
             # or back): keep the first subscription, which `_meta` describes
@@ -473,10 +488,16 @@ class EventBus:
             if target is None:
                 continue
             try:
-                if handler.wants_context:
-                    result = target(message, self._context(envelope, handler))
-                else:
-                    result = target(message)
+                arguments = (
+                    (message, self._context(envelope, handler))
+                    if handler.wants_context
+                    else (message,)
+                )
+                if handler.blocking and not handler.is_async:
+                    # Its publishes still join this cascade: the thread gets this context.
+                    await asyncio.to_thread(target, *arguments)
+                    continue
+                result = target(*arguments)
                 if handler.is_async:
                     await result
             except Exception as error:

@@ -118,7 +118,9 @@ class Choreography(Recovery, Undoing, Timing):
             store.register_types(self._types)  # type: ignore[attr-defined]
         for wired in self._wired.values():
             for index, wanted in enumerate(wired.node.signature.inputs):
-                bus.subscribe(wanted, self._handler(wired, index))
+                # Participants' sync actions may block (I/O): under publish_async they run
+                # on worker threads, as run_async() runs them for an orchestrator.
+                bus.subscribe(wanted, self._handler(wired, index), blocking=True)
         bus.subscribe(HandlerFailed, self._on_handler_failed)
         self.monitor = ProcessMonitor(self)
 
