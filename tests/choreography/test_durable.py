@@ -144,3 +144,21 @@ def test_durability_needs_an_event_log(tmp_path: Path) -> None:
     flow = Choreography(EventBus(), *services())
     with pytest.raises(UsageError, match="durable"):
         flow.recover()
+
+
+def test_an_action_waiting_for_its_retry_at_the_crash_runs_again_on_recovery(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    parts = services()
+    # Attempt 1 fails (a retry is scheduled); meanwhile the seller's action runs and commits
+    # the flow state; then the process "dies" during the retry.
+    parts[1].fail("assign_courier", RuntimeError("busy"), KeyboardInterrupt())
+    with SQLiteStore(path) as store:
+        with pytest.raises(KeyboardInterrupt):
+            durable(store, parts).publish(order(), correlation_id="order-1")
+        assert store.process_status("order-1") is WorkflowStatus.RUNNING
+    with SQLiteStore(path) as store:
+        (view,) = durable(store, parts).recover()
+        assert view.status is WorkflowStatus.COMPLETED, view.render()
+        assert parts[1].snapshot()["assigned"] == ["o1"]

@@ -90,6 +90,10 @@ class Recovery:
                     f"no participant of this choreography consumes; the row is left intact"
                 )
             process = load_process(correlation_id, state, start, self._wired, self._decode)
+            # An action that had started but not settled (running, or waiting for a retry)
+            # when the process died starts again: only settled actions stay started.
+            settled = {wired.node.key for wired, _, _, _ in process.settled}
+            process.started = settled | set(process.done)
             with self._lock:
                 self._active[correlation_id] = process
             recovered.append(process)
