@@ -162,3 +162,20 @@ def test_an_action_waiting_for_its_retry_at_the_crash_runs_again_on_recovery(
         (view,) = durable(store, parts).recover()
         assert view.status is WorkflowStatus.COMPLETED, view.render()
         assert parts[1].snapshot()["assigned"] == ["o1"]
+
+
+def test_publishing_into_an_unrecovered_flow_asks_for_recover(tmp_path: Path) -> None:
+    from coordination.errors import WorkflowBusy
+
+    path = tmp_path / "s.db"
+    parts = services()
+    parts[2].fail("reserve_stock", KeyboardInterrupt())
+    with SQLiteStore(path) as store, pytest.raises(KeyboardInterrupt):
+        durable(store, parts).publish(order(), correlation_id="order-1")
+    with SQLiteStore(path) as store:
+        flow = durable(store, parts)
+        with pytest.raises(WorkflowBusy, match="recover"):
+            flow.publish(order(), correlation_id="order-1")
+        (view,) = flow.recover()  # nothing was overwritten: it goes on from where it was
+        assert view.status is WorkflowStatus.COMPLETED
+        assert parts[0].snapshot()["charged"] == ["o1"]

@@ -33,7 +33,7 @@ from coordination.choreography._recovery import Recovery
 from coordination.choreography._timing import Timing
 from coordination.choreography._undoing import Undoing
 from coordination.choreography._wiring import Wired
-from coordination.errors import UsageError
+from coordination.errors import UsageError, WorkflowBusy
 from coordination.stores._sqlite_events import SQLiteEventLog
 
 __all__ = ["Choreography"]
@@ -173,6 +173,14 @@ class Choreography(Recovery, Undoing, Timing):
                     stored = self.store.process_status(correlation_id)
                     if stored is not None and stored.finished:
                         return None  # finished in an earlier process
+                    if stored is not None:
+                        if not from_caller:
+                            return None
+                        raise WorkflowBusy(
+                            f"flow instance {correlation_id!r} is {stored.name} in the store "
+                            f"but not running here: call recover() to go on with it",
+                            workflow_id=correlation_id,
+                        )
                 start = type(envelope.message)
                 if not any(issubclass(start, wanted) for wanted in self._starts):
                     return None  # a mid-flow message for a flow this choreography never saw
