@@ -121,3 +121,90 @@ def test_a_message_that_kills_its_handler_becomes_a_dead_letter(tmp_path: Path) 
     ).fetchall()
     assert dict(rows) == {"assign_courier": 1, "charge": 1, "reserve_stock": 1}
     effects.connection.close()
+
+
+def test_two_processes_recovering_one_choreography_never_double_a_delivery(
+    tmp_path: Path,
+) -> None:
+    """Leave flows unfinished under a dead owner, then let two real processes recover them."""
+    import sqlite3
+
+    from coordination import Context
+    from coordination.choreography import Choreography, EventBus
+    from examples.ecommerce import ConfirmationSent, CourierAssigned, OrderPlaced, StockReserved
+    from tests.crash.shop import (
+        DurableLogistics,
+        DurableNotifications,
+        DurablePayments,
+        DurableSellers,
+    )
+
+    class Dying(DurableNotifications):
+        def send_confirmation(
+            self, order: OrderPlaced, courier: CourierAssigned, stock: StockReserved, ctx: Context
+        ) -> ConfirmationSent:
+            raise KeyboardInterrupt  # the process "dies" before confirming
+
+    store_path, effects_path = tmp_path / "orders.db", tmp_path / "effects.db"
+    effects = Effects(effects_path)
+    with SQLiteStore(store_path) as store:
+        flow = Choreography(
+            EventBus(),
+            DurablePayments(effects),
+            DurableLogistics(effects),
+            DurableSellers(effects),
+            Dying(effects),
+            store=store,
+        )
+        for index in range(30):
+            try:
+                flow.publish(order_for(index), correlation_id=f"order-{index}")
+            except KeyboardInterrupt:
+                pass
+    effects.connection.close()
+    # Hand the flows to an owner process on this host that is gone (no such pid).
+    import socket
+
+    dead = next(pid for pid in range(4_000_000, 4_100_000) if not Path(f"/proc/{pid}").exists())
+    connection = sqlite3.connect(store_path)
+    with connection:
+        connection.execute(
+            "UPDATE processes SET owner = ? WHERE owner IS NOT NULL",
+            (f"{socket.gethostname()}:{dead}:k1",),
+        )
+    connection.close()
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.crash.worker",
+                str(store_path),
+                str(effects_path),
+                "0",
+                "--pause",
+                "0.001",
+                "--seed",
+                str(seed),
+                "--mode",
+                "choreography",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for seed in (1, 2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err.decode()
+    checked = Effects(effects_path)
+    (duplicates,) = checked.connection.execute(
+        "SELECT COUNT(*) FROM (SELECT key FROM executions GROUP BY key HAVING COUNT(*) > 1)"
+    ).fetchone()
+    checked.connection.close()
+    assert duplicates == 0, "two processes ran the same action"
+    check(tmp_path, count=30, kills=0)

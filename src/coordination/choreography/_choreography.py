@@ -22,6 +22,7 @@ from coordination._context import Context
 from coordination._graph import FlowGraph
 from coordination._journal import EntryKind, Rows
 from coordination._messages import Envelope, Message, new_id, type_name_of
+from coordination._ownership import process_owner
 from coordination._participants import Participant
 from coordination._status import WorkflowStatus
 from coordination._timed import TimedAttempt
@@ -91,6 +92,8 @@ class Choreography(Recovery, Undoing, Timing):
             raise UsageError(f"max_deliveries={max_deliveries} must be at least 1")
         self.store = store
         self.max_deliveries = max_deliveries
+        #: Who owns the flow instances this choreography runs (see coordination._ownership).
+        self._owner = process_owner()
         self.bus = bus
         self.clock: Clock = clock if clock is not None else bus.clock
         self.random = random or _random.random
@@ -252,10 +255,14 @@ class Choreography(Recovery, Undoing, Timing):
         now = self.clock.now()
         if cause is not None and handled is not None:
             store.record_handled(
-                cause, handled, process.correlation_id, status, state, now=now, events=envelopes
-            )
+                cause, handled, process.correlation_id, status, state, now=now,
+                events=envelopes, owner=self._owner,
+            )  # fmt: skip
         else:
-            store.save_process(process.correlation_id, status, state, now=now, events=envelopes)
+            store.save_process(
+                process.correlation_id, status, state, now=now, events=envelopes,
+                owner=self._owner,
+            )  # fmt: skip
 
     # -- reacting ---------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from coordination._clock import Clock
 from coordination._context import Context
 from coordination._graph import FlowGraph
 from coordination._messages import Message, from_json, type_name_of
+from coordination._ownership import owner_alive
 from coordination._status import WorkflowStatus
 from coordination.choreography._bus import EventBus
 from coordination.choreography._durable import load_process
@@ -37,6 +38,7 @@ class Recovery:
     _wired: dict[str, Wired]
     _active: dict[str, Process]
     _lock: threading.Lock
+    _owner: str
     _handler: Callable[[Wired, int], Callable[..., Any]]
     _finish: Callable[[Process, WorkflowStatus], None]
     _undo_next: Callable[[Process], None]
@@ -80,9 +82,23 @@ class Recovery:
             raise UsageError("recover() needs a durable choreography: pass store=SQLiteStore(...)")
         by_name = {type_name_of(t): t for t in self._types}
         recovered: list[Process] = []
-        for correlation_id, state in store.unfinished_processes():
+        for correlation_id, owner in store.unfinished_processes():
             if correlation_id in self._active:
                 continue
+            replacing = None
+            if owner == self._owner:
+                replacing = owner  # left by an interrupted cascade in this very process
+            elif owner is not None:
+                alive = owner_alive(owner)
+                if alive is True:
+                    continue  # a live process on this host runs it
+                if alive is False:
+                    replacing = owner
+            state = store.claim_process(
+                correlation_id, self._owner, now=self.clock.now(), replacing=replacing
+            )
+            if state is None:
+                continue  # someone else holds it, or another recoverer claimed it first
             start = by_name.get(state["start"])
             if start is None:
                 raise StoreError(

@@ -257,6 +257,10 @@ class SQLiteStore(SQLiteEventLog):
                             "AND finished_at IS NULL",
                             (now + self.lease, owner),
                         )
+                        cursor.execute(
+                            "UPDATE processes SET lease_expires = ? WHERE owner = ?",
+                            (now + self.lease, owner),
+                        )
             except (StoreError, sqlite3.Error):
                 if self._closed.is_set():
                     return

@@ -47,9 +47,14 @@ CREATE TABLE IF NOT EXISTS processes (
     correlation_id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
     state TEXT NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    owner TEXT,
+    lease_expires REAL
 )
 """
+
+_FINISHED = tuple(status.value for status in WorkflowStatus if status.finished)
+_NOT_FINISHED = f"status NOT IN ({', '.join(repr(value) for value in _FINISHED)})"
 
 
 class DeadLetter(NamedTuple):
@@ -83,6 +88,8 @@ class SQLiteEventLog:
     _connection: sqlite3.Connection
     _transaction: Callable[[], AbstractContextManager[sqlite3.Cursor]]
     _decode: Callable[[str, str, str], Message]
+    _keep_alive: Callable[[str], None]
+    lease: float
 
     def _insert_events(
         self, cursor: sqlite3.Cursor, envelopes: Iterable[Envelope[Message]]
@@ -100,13 +107,21 @@ class SQLiteEventLog:
         status: WorkflowStatus,
         state: dict[str, Any],
         now: float,
+        owner: str | None,
     ) -> None:
+        # The first save makes `owner` the flow's owner; a finished flow has none.
+        owner = None if status.finished else owner
         cursor.execute(
-            "INSERT INTO processes (correlation_id, status, state, updated_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (correlation_id) DO UPDATE SET "
-            "status = excluded.status, state = excluded.state, updated_at = excluded.updated_at",
-            (correlation_id, status.value, json.dumps(state), now),
-        )
+            "INSERT INTO processes (correlation_id, status, state, updated_at, owner, "
+            "lease_expires) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (correlation_id) DO UPDATE "
+            "SET status = excluded.status, state = excluded.state, "
+            "updated_at = excluded.updated_at, owner = CASE WHEN excluded.owner IS NULL "
+            "THEN NULL ELSE processes.owner END",
+            (correlation_id, status.value, json.dumps(state), now, owner,
+             None if owner is None else now + self.lease),
+        )  # fmt: skip
+        if owner is not None:
+            self._keep_alive(owner)
 
     def save_process(
         self,
@@ -116,12 +131,13 @@ class SQLiteEventLog:
         *,
         now: float,
         events: Iterable[Envelope[Message]] = (),
+        owner: str | None = None,
     ) -> None:
         """Save a flow instance's state, and append `events` to the log, in one commit."""
         try:
             with self._transaction() as cursor:
                 self._insert_events(cursor, events)
-                self._save_state(cursor, correlation_id, status, state, now)
+                self._save_state(cursor, correlation_id, status, state, now, owner)
         except sqlite3.Error as error:
             raise StoreError(f"SQLite store {self.path}: {error}") from error
 
@@ -135,6 +151,7 @@ class SQLiteEventLog:
         *,
         now: float,
         events: Iterable[Envelope[Message]] = (),
+        owner: str | None = None,
     ) -> None:
         """In one commit: mark `message_id` handled by `subscriber`, append what it produced
         (`events`) and save the flow instance's state."""
@@ -146,20 +163,44 @@ class SQLiteEventLog:
                     (message_id, subscriber),
                 )
                 self._insert_events(cursor, events)
-                self._save_state(cursor, correlation_id, status, state, now)
+                self._save_state(cursor, correlation_id, status, state, now, owner)
         except sqlite3.Error as error:
             raise StoreError(f"SQLite store {self.path}: {error}") from error
 
-    def unfinished_processes(self) -> list[tuple[str, dict[str, Any]]]:
-        """(correlation id, state) of every flow instance not finished, oldest first."""
-        finished = tuple(status.value for status in WorkflowStatus if status.finished)
-        marks = ", ".join("?" for _ in finished)
+    def unfinished_processes(self) -> list[tuple[str, str | None]]:
+        """(correlation id, owner) of every flow instance not finished, oldest first."""
         rows = self._query(
-            f"SELECT correlation_id, state FROM processes WHERE status NOT IN ({marks}) "
+            f"SELECT correlation_id, owner FROM processes WHERE {_NOT_FINISHED} "
             f"ORDER BY updated_at",
-            finished,
+            (),
         )
-        return [(correlation_id, json.loads(state)) for correlation_id, state in rows]
+        return [(correlation_id, owner) for correlation_id, owner in rows]
+
+    def claim_process(
+        self, correlation_id: str, owner: str, *, now: float, replacing: str | None = None
+    ) -> dict[str, Any] | None:
+        """Make `owner` the owner of an unfinished flow instance; its state, or None.
+
+        Claims one nobody owns, whose lease expired, or owned by `replacing` (known dead):
+        a conditional update, so two recovering processes never both take one.
+        """
+        try:
+            with self._transaction() as cursor:
+                cursor.execute(
+                    f"UPDATE processes SET owner = ?, lease_expires = ? WHERE correlation_id = ? "
+                    f"AND {_NOT_FINISHED} AND (owner IS NULL OR lease_expires < ? OR owner = ?)",
+                    (owner, now + self.lease, correlation_id, now, replacing),
+                )
+                if cursor.rowcount != 1:
+                    return None
+                (state,) = cursor.execute(
+                    "SELECT state FROM processes WHERE correlation_id = ?", (correlation_id,)
+                ).fetchone()
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {self.path}: {error}") from error
+        self._keep_alive(owner)
+        loaded: dict[str, Any] = json.loads(state)
+        return loaded
 
     def process_status(self, correlation_id: str) -> WorkflowStatus | None:
         """The stored status of a flow instance, or None if it was never stored."""
