@@ -33,6 +33,7 @@ from coordination.errors import (
     StoreError,
 )
 from coordination.stores._records import RunRecord, StepOutcome, StepRecord
+from coordination.stores._sqlite_background import Background
 from coordination.stores._sqlite_events import EVENT_SCHEMA, SQLiteEventLog
 from coordination.stores._sqlite_schema import (
     APPLICATION,
@@ -53,11 +54,8 @@ _INSERT_STEP = (
     "VALUES (?, ?, (SELECT COUNT(*) FROM steps WHERE workflow_id = ?), ?, ?, ?, ?, ?)"
 )
 
-#: WAL size past which the background checkpointer copies it back (~1,000 pages).
-_CHECKPOINT_BYTES = 4 * 1024 * 1024
 
-
-class SQLiteStore(SQLiteEventLog):
+class SQLiteStore(SQLiteEventLog, Background):
     """Runs in one SQLite file in WAL mode; safe for several threads and processes.
 
     `synchronous="NORMAL"` (the default) survives a killed process; `"FULL"` also survives
@@ -203,67 +201,6 @@ class SQLiteStore(SQLiteEventLog):
             except sqlite3.Error:
                 pass  # closing anyway; the next opener checkpoints
             self._connection.close()
-
-    def _start_checkpointer(self) -> None:
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="coordination:checkpoint", daemon=True
-        )
-        self._checkpointer.start()
-
-    def _checkpoint_loop(self) -> None:
-        """Copy the WAL back into the database whenever it grew past ~4 MB (PASSIVE: never
-        blocks writers), on a connection of its own."""
-        wal = Path(f"{self.path}-wal")
-        try:
-            connection = sqlite3.connect(self.path, timeout=5, check_same_thread=True)
-        except sqlite3.Error:
-            return
-        try:
-            while not self._closed.wait(0.05):
-                try:
-                    if wal.stat().st_size > _CHECKPOINT_BYTES:
-                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except (OSError, sqlite3.Error):
-                    continue  # retried at the next tick
-        finally:
-            connection.close()
-
-    def _keep_alive(self, owner: str) -> None:
-        """Renew `owner`'s leases every third of a lease while this store is open.
-
-        Appending a step renews a run's lease too; this covers steps that run longer than
-        a lease, so another host never takes over a run that is still making progress.
-        """
-        if owner in self._owners:
-            return
-        with self._lock:
-            self._owners.add(owner)
-            if self._heartbeat is None:
-                self._heartbeat = threading.Thread(
-                    target=self._beat, name="coordination:lease-heartbeat", daemon=True
-                )
-                self._heartbeat.start()
-
-    def _beat(self) -> None:
-        import time
-
-        while not self._closed.wait(self.lease / 3):
-            now = time.time()
-            try:
-                with self._transaction() as cursor:
-                    for owner in list(self._owners):
-                        cursor.execute(
-                            "UPDATE runs SET lease_expires = ? WHERE owner = ? "
-                            "AND finished_at IS NULL",
-                            (now + self.lease, owner),
-                        )
-                        cursor.execute(
-                            "UPDATE processes SET lease_expires = ? WHERE owner = ?",
-                            (now + self.lease, owner),
-                        )
-            except (StoreError, sqlite3.Error):
-                if self._closed.is_set():
-                    return
 
     def __enter__(self) -> SQLiteStore:
         return self
