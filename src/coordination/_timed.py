@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from coordination.errors import AttemptTimeout
 
-__all__ = ["TimedAttempt"]
+__all__ = ["TimedAttempt", "bounded"]
 
 LateHandler = Callable[[bool, Any], None]
 
@@ -94,3 +94,25 @@ class TimedAttempt:
             if error is not None:
                 raise error from None
         return self._result()
+
+
+async def bounded(awaitable: Awaitable[Any], timeout: float | None) -> Any:
+    """Await `awaitable`, cancelling it after `timeout` seconds with `AttemptTimeout`.
+
+    Only running out of time becomes `AttemptTimeout`: a `TimeoutError` the awaited code
+    raises itself is its own failure and passes through unchanged.
+    """
+    if timeout is None:
+        return await awaitable
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # it failed while being cancelled: the timeout still stands
+            pass
+        raise AttemptTimeout(f"attempt did not finish within {timeout:g}s")
+    return task.result()

@@ -25,7 +25,7 @@ from coordination._messages import Envelope, Message, new_id, type_name_of
 from coordination._ownership import process_owner
 from coordination._participants import Participant
 from coordination._status import WorkflowStatus
-from coordination._timed import TimedAttempt
+from coordination._timed import TimedAttempt, bounded
 from coordination.choreography._bus import EventBus
 from coordination.choreography._durable import derived_id, dump_process
 from coordination.choreography._events import ActionFailed, HandlerFailed
@@ -365,16 +365,7 @@ class Choreography(Recovery, Undoing, Timing):
         plan = attempts.plan
         ctx = attempts.begin()
         try:
-            timeout = attempts.attempt_timeout()
-            if timeout is None:
-                result = await plan.invoke(inputs, ctx)
-            else:
-                try:
-                    result = await asyncio.wait_for(plan.invoke(inputs, ctx), timeout)
-                except TimeoutError:
-                    from coordination.errors import AttemptTimeout
-
-                    raise AttemptTimeout(f"attempt did not finish within {timeout:g}s") from None
+            result = await bounded(plan.invoke(inputs, ctx), attempts.attempt_timeout())
             attempts.succeeded(result)
         except Exception as error:
             delay = self._after_failure(process, wired, inputs, attempts, error)

@@ -18,8 +18,8 @@ from coordination._attempts import Attempts, describe
 from coordination._clock import Clock
 from coordination._context import Context
 from coordination._journal import EntryKind, Row
-from coordination._timed import TimedAttempt
-from coordination.errors import AttemptTimeout, CompensationFailed, StoreError
+from coordination._timed import TimedAttempt, bounded
+from coordination.errors import CompensationFailed, StoreError
 from coordination.orchestration._binding import BoundStep
 from coordination.orchestration._core import RunState, Undo, late_undo
 from coordination.orchestration._flow import CompiledStep, FlowDefinition
@@ -44,15 +44,6 @@ class _Late:
         self.compiled = compiled
         self.outcome: bool | None = None  # None: not settled; True: succeeded; False: failed
         self.held: list[tuple[int, bool, Any]] = []
-
-
-async def _bounded(awaitable: Awaitable[Any], timeout: float | None) -> Any:
-    if timeout is None:
-        return await awaitable
-    try:
-        return await asyncio.wait_for(awaitable, timeout)
-    except TimeoutError:
-        raise AttemptTimeout(f"attempt did not finish within {timeout:g}s") from None
 
 
 class Driver:
@@ -134,7 +125,7 @@ class Driver:
             assert runner is not None
 
             def call_async(inputs: list[Any], ctx: Context | None) -> Any:
-                return runner.run(_bounded(invoke(inputs, ctx), attempts.attempt_timeout()))
+                return runner.run(bounded(invoke(inputs, ctx), attempts.attempt_timeout()))
 
             return call_async
         if plan.timeout is None:
@@ -233,7 +224,7 @@ class Driver:
         if plan.is_async:
 
             async def call_coroutine(ctx: Context | None) -> Any:
-                return await _bounded(invoke(inputs, ctx), attempts.attempt_timeout())
+                return await bounded(invoke(inputs, ctx), attempts.attempt_timeout())
 
             return call_coroutine
         if plan.timeout is None:
