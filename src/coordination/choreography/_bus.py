@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import inspect
-import itertools
 import logging
 import threading
-import types
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Any, NamedTuple, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import blinker
 
@@ -29,7 +24,15 @@ from coordination._clock import Clock, SystemClock
 from coordination._context import Context
 from coordination._journal import EntryKind, JournalEntry
 from coordination._messages import Command, Envelope, Message, type_name_of
+from coordination.choreography._dispatch import Dispatch, current, drive, drive_async
 from coordination.choreography._events import HandlerFailed
+from coordination.choreography._handlers import (
+    Handler,
+    Plan,
+    handler_name,
+    inspect_handler,
+    subscribed_as,
+)
 from coordination.errors import DefinitionError, UsageError
 
 __all__ = ["EventBus"]
@@ -38,93 +41,6 @@ _log = logging.getLogger("coordination.bus")
 
 M = TypeVar("M", bound=Message)
 H = TypeVar("H", bound=Callable[..., Any])
-
-
-class _Handler(NamedTuple):
-    """One subscription as the dispatcher needs it, computed when subscribing."""
-
-    target: Any  # the callable, or a weak reference to it
-    weak: bool
-    wants_context: bool
-    is_async: bool
-    name: str
-    #: A sync handler that may block: under publish_async it runs on a worker thread.
-    blocking: bool = False
-
-
-class _Plan(NamedTuple):
-    handlers: tuple[_Handler, ...]
-    has_async: bool
-
-
-class _Dispatch:
-    """One cascade: what is queued, what is delayed, on one thread or task."""
-
-    __slots__ = ("current", "delayed", "done", "queue", "runner", "sequence")
-
-    def __init__(self) -> None:
-        #: (bus, envelope) to deliver, or a callable to run, in FIFO order.
-        self.queue: deque[Any] = deque()
-        #: (due on the clock, tie-breaker, bus, callable), earliest first.
-        self.delayed: list[tuple[float, int, EventBus, Callable[[], object]]] = []
-        self.sequence = itertools.count()
-        self.done = False
-        self.runner: asyncio.Runner | None = None
-        #: The envelope being delivered: what a handler publishes is caused by it.
-        self.current: Envelope[Message] | None = None
-
-
-_current: ContextVar[_Dispatch | None] = ContextVar("coordination_dispatch", default=None)
-
-
-def _handler_name(handler: Callable[..., Any]) -> str:
-    name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
-    module = getattr(handler, "__module__", None)
-    return f"{module}.{name}" if module else str(name)
-
-
-def _subscribed_as(signal: blinker.Signal, handler: Callable[..., Any]) -> Callable[..., Any]:
-    """The object `signal` holds for `handler`, if it holds an equal one, else `handler`.
-
-    A builtin's bound method (`received.append`) is a new object on every access, so
-    blinker, which keys receivers by `id()`, would take each access for another handler.
-    """
-    if isinstance(handler, types.BuiltinMethodType):
-        for receiver in signal.receivers.values():
-            if type(receiver) is type(handler) and receiver == handler:
-                return receiver
-    return handler
-
-
-def _inspect_handler(handler: Callable[..., Any]) -> tuple[bool, bool]:
-    """(wants a Context?, is async?) for a handler taking the message first."""
-    if not callable(handler):
-        raise DefinitionError(f"a handler must be callable, got {handler!r}")
-    try:
-        parameters = list(inspect.signature(handler).parameters.values())
-    except (TypeError, ValueError) as error:
-        raise DefinitionError(f"cannot read the signature of handler {handler!r}") from error
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if not positional and not any(p.kind is p.VAR_POSITIONAL for p in parameters):
-        raise DefinitionError(
-            f"handler {_handler_name(handler)} takes no argument; a handler takes the message "
-            f"as its first argument (and optionally ctx: Context)"
-        )
-    wants_context = False
-    for parameter in positional[1:]:
-        annotation = parameter.annotation
-        if parameter.name == "ctx" or annotation is Context or annotation == "Context":
-            wants_context = True
-        elif parameter.default is parameter.empty:
-            raise DefinitionError(
-                f"handler {_handler_name(handler)} needs {parameter.name!r} too; a handler "
-                f"takes the message and optionally ctx: Context"
-            )
-    call = getattr(handler, "__call__", None)  # noqa: B004 - callable objects
-    is_async = inspect.iscoroutinefunction(handler) or (
-        call is not None and inspect.iscoroutinefunction(call)
-    )
-    return wants_context, is_async
 
 
 class EventBus:
@@ -148,8 +64,8 @@ class EventBus:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._on_failure = on_failure
         self._signals: dict[type[Message], blinker.Signal] = {}
-        self._meta: dict[tuple[type[Message], Any], _Handler] = {}
-        self._plans: dict[type[Message], _Plan] = {}
+        self._meta: dict[tuple[type[Message], Any], Handler] = {}
+        self._plans: dict[type[Message], Plan] = {}
         self._lock = threading.RLock()
         self._has_async = False
 
@@ -190,16 +106,16 @@ class EventBus:
                 f"subscribe() takes a message class (an Event or Command subclass), got "
                 f"{message_type!r}"
             )
-        wants_context, is_async = _inspect_handler(handler)
+        wants_context, is_async = inspect_handler(handler)
         with self._lock:
             signal = self._signals.get(message_type)
             if signal is None:
                 signal = self._signals[message_type] = blinker.Signal()
             before = dict(signal.receivers)
-            signal.connect(_subscribed_as(signal, handler), weak=weak)
+            signal.connect(subscribed_as(signal, handler), weak=weak)
             for receiver_id in signal.receivers.keys() - before.keys():
-                self._meta[(message_type, receiver_id)] = _Handler(
-                    None, weak, wants_context, is_async, _handler_name(handler), blocking
+                self._meta[(message_type, receiver_id)] = Handler(
+                    None, weak, wants_context, is_async, handler_name(handler), blocking
                 )
             # blinker replaces the reference of a receiver connected again (strong by weak
             # or back): keep the first subscription, which `_meta` describes
@@ -217,7 +133,7 @@ class EventBus:
             if signal is None:
                 return
             before = set(signal.receivers)
-            signal.disconnect(_subscribed_as(signal, handler))
+            signal.disconnect(subscribed_as(signal, handler))
             for receiver_id in before - set(signal.receivers):
                 self._meta.pop((message_type, receiver_id), None)
             self._plans = {}
@@ -242,13 +158,13 @@ class EventBus:
                 found.append(target)
         return found
 
-    def _plan(self, message_type: type[Message]) -> _Plan:
+    def _plan(self, message_type: type[Message]) -> Plan:
         """Handlers by class, most specific first along the MRO; each handler once."""
         plan = self._plans.get(message_type)
         if plan is not None:
             return plan
         with self._lock:
-            handlers: list[_Handler] = []
+            handlers: list[Handler] = []
             seen: set[Any] = set()
             for klass in message_type.__mro__:
                 signal = self._signals.get(klass)
@@ -260,7 +176,7 @@ class EventBus:
                         continue
                     seen.add(receiver_id)
                     handlers.append(meta._replace(target=reference))
-            plan = _Plan(tuple(handlers), any(h.is_async for h in handlers))
+            plan = Plan(tuple(handlers), any(h.is_async for h in handlers))
             self._plans[message_type] = plan
             return plan
 
@@ -284,7 +200,7 @@ class EventBus:
                 f"{type(message).__name__}"
             )
         if cause is None and correlation_id is None:
-            dispatch = _current.get()
+            dispatch = current.get()
             if dispatch is not None and not dispatch.done:
                 cause = dispatch.current
         if cause is not None:
@@ -309,7 +225,7 @@ class EventBus:
             else self.envelope(message, correlation_id=correlation_id, cause=cause)
         )
         self._check_command(envelope.message)
-        dispatch = _current.get()
+        dispatch = current.get()
         if dispatch is not None and not dispatch.done:
             dispatch.queue.append((self, envelope))
             return envelope
@@ -340,7 +256,7 @@ class EventBus:
             else self.envelope(message, correlation_id=correlation_id, cause=cause)
         )
         self._check_command(envelope.message)
-        dispatch = _current.get()
+        dispatch = current.get()
         if dispatch is not None and not dispatch.done:
             dispatch.queue.append((self, envelope))
             return envelope
@@ -363,94 +279,28 @@ class EventBus:
         `publish()` returns only after the callback ran (if it returns an awaitable, that is
         awaited too). Outside a cascade, this starts one and waits.
         """
-        dispatch = _current.get()
+        dispatch = current.get()
         due = self.clock.monotonic() + max(delay, 0.0)
         if dispatch is not None and not dispatch.done:
             heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self, callback))
             return
-        dispatch = _Dispatch()
+        dispatch = Dispatch()
         heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self, callback))
-        self._drive(dispatch)
+        drive(dispatch)
 
     # -- dispatching ----------------------------------------------------------------------
 
     def _drain(self, envelope: Envelope[Message]) -> None:
-        dispatch = _Dispatch()
+        dispatch = Dispatch()
         dispatch.queue.append((self, envelope))
-        self._drive(dispatch)
-
-    def _drive(self, dispatch: _Dispatch) -> None:
-        token = _current.set(dispatch)
-        try:
-            queue = dispatch.queue
-            while True:
-                while queue:
-                    if dispatch.delayed:
-                        self._release_due(dispatch)
-                    item = queue.popleft()
-                    if type(item) is tuple:
-                        bus, envelope = item
-                        dispatch.current = envelope
-                        bus._deliver(envelope, dispatch)
-                        dispatch.current = None
-                    else:
-                        result = item()
-                        if inspect.isawaitable(result):
-                            if dispatch.runner is None:
-                                dispatch.runner = asyncio.Runner()
-                            dispatch.runner.run(result)  # type: ignore[arg-type]
-                if not dispatch.delayed:
-                    break
-                due, _, bus, callback = heapq.heappop(dispatch.delayed)
-                wait = due - bus.clock.monotonic()
-                if wait > 0:
-                    bus.clock.sleep(wait)
-                queue.append(callback)
-        finally:
-            dispatch.done = True
-            _current.reset(token)
-            if dispatch.runner is not None:
-                dispatch.runner.close()
+        drive(dispatch)
 
     async def _drain_async(self, envelope: Envelope[Message]) -> None:
-        dispatch = _Dispatch()
+        dispatch = Dispatch()
         dispatch.queue.append((self, envelope))
-        token = _current.set(dispatch)
-        try:
-            queue = dispatch.queue
-            while True:
-                while queue:
-                    if dispatch.delayed:
-                        self._release_due(dispatch)
-                    item = queue.popleft()
-                    if type(item) is tuple:
-                        bus, envelope = item
-                        dispatch.current = envelope
-                        await bus._deliver_async(envelope)
-                        dispatch.current = None
-                    else:
-                        result = item()
-                        if inspect.isawaitable(result):
-                            await result
-                if not dispatch.delayed:
-                    break
-                due, _, bus, callback = heapq.heappop(dispatch.delayed)
-                wait = due - bus.clock.monotonic()
-                if wait > 0:
-                    await bus.clock.sleep_async(wait)
-                queue.append(callback)
-        finally:
-            dispatch.done = True
-            _current.reset(token)
+        await drive_async(dispatch)
 
-    def _release_due(self, dispatch: _Dispatch) -> None:
-        """Move delayed callbacks whose time has come to the back of the queue."""
-        delayed = dispatch.delayed
-        while delayed and delayed[0][0] <= delayed[0][2].clock.monotonic():
-            _, _, _, callback = heapq.heappop(delayed)
-            dispatch.queue.append(callback)
-
-    def _context(self, envelope: Envelope[Message], handler: _Handler) -> Context:
+    def _context(self, envelope: Envelope[Message], handler: Handler) -> Context:
         return Context(
             envelope.correlation_id,
             f"{envelope.message_id}:{handler.name}",
@@ -461,7 +311,7 @@ class EventBus:
             causation_id=envelope.causation_id,
         )
 
-    def _deliver(self, envelope: Envelope[Message], dispatch: _Dispatch) -> None:
+    def _deliver(self, envelope: Envelope[Message], dispatch: Dispatch) -> None:
         message = envelope.message
         plan = self._plans.get(type(message)) or self._plan(type(message))
         for handler in plan.handlers:
@@ -503,7 +353,7 @@ class EventBus:
             except Exception as error:
                 self._failed(envelope, handler, error)
 
-    def _failed(self, envelope: Envelope[Message], handler: _Handler, error: Exception) -> None:
+    def _failed(self, envelope: Envelope[Message], handler: Handler, error: Exception) -> None:
         message = envelope.message
         _log.warning(
             "handler %s failed on %s %s: %s",

@@ -1,0 +1,119 @@
+"""A cascade: one publishing thread's (or task's) queue, delivered breadth-first.
+
+What a handler publishes is queued behind what is already queued (no recursion, however
+long the chain); delayed deliveries (retries) wait in a heap and the cascade sleeps only
+when nothing else is queued. A context variable holds the current cascade, so each thread
+or asyncio task drains its own, and publishing from several at once is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import inspect
+import itertools
+from collections import deque
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from coordination._messages import Envelope, Message
+
+if TYPE_CHECKING:
+    from coordination.choreography._bus import EventBus
+
+__all__ = ["Dispatch", "current", "drive", "drive_async", "release_due"]
+
+
+class Dispatch:
+    """One cascade: what is queued, what is delayed, on one thread or task."""
+
+    __slots__ = ("current", "delayed", "done", "queue", "runner", "sequence")
+
+    def __init__(self) -> None:
+        #: (bus, envelope) to deliver, or a callable to run, in FIFO order.
+        self.queue: deque[Any] = deque()
+        #: (due on the clock, tie-breaker, bus, callable), earliest first.
+        self.delayed: list[tuple[float, int, EventBus, Callable[[], object]]] = []
+        self.sequence = itertools.count()
+        self.done = False
+        self.runner: asyncio.Runner | None = None
+        #: The envelope being delivered: what a handler publishes is caused by it.
+        self.current: Envelope[Message] | None = None
+
+
+current: ContextVar[Dispatch | None] = ContextVar("coordination_dispatch", default=None)
+
+
+def drive(dispatch: Dispatch) -> None:
+    """Deliver everything queued in `dispatch`, and what that causes, on this thread."""
+    token = current.set(dispatch)
+    try:
+        queue = dispatch.queue
+        while True:
+            while queue:
+                if dispatch.delayed:
+                    release_due(dispatch)
+                item = queue.popleft()
+                if type(item) is tuple:
+                    bus, envelope = item
+                    dispatch.current = envelope
+                    bus._deliver(envelope, dispatch)
+                    dispatch.current = None
+                else:
+                    result = item()
+                    if inspect.isawaitable(result):
+                        if dispatch.runner is None:
+                            dispatch.runner = asyncio.Runner()
+                        dispatch.runner.run(result)  # type: ignore[arg-type]
+            if not dispatch.delayed:
+                break
+            due, _, bus, callback = heapq.heappop(dispatch.delayed)
+            wait = due - bus.clock.monotonic()
+            if wait > 0:
+                bus.clock.sleep(wait)
+            queue.append(callback)
+    finally:
+        dispatch.done = True
+        current.reset(token)
+        if dispatch.runner is not None:
+            dispatch.runner.close()
+
+
+async def drive_async(dispatch: Dispatch) -> None:
+    """Like `drive`, awaiting async handlers and delayed waits on the running loop."""
+    token = current.set(dispatch)
+    try:
+        queue = dispatch.queue
+        while True:
+            while queue:
+                if dispatch.delayed:
+                    release_due(dispatch)
+                item = queue.popleft()
+                if type(item) is tuple:
+                    bus, envelope = item
+                    dispatch.current = envelope
+                    await bus._deliver_async(envelope)
+                    dispatch.current = None
+                else:
+                    result = item()
+                    if inspect.isawaitable(result):
+                        await result
+            if not dispatch.delayed:
+                break
+            due, _, bus, callback = heapq.heappop(dispatch.delayed)
+            wait = due - bus.clock.monotonic()
+            if wait > 0:
+                await bus.clock.sleep_async(wait)
+            queue.append(callback)
+    finally:
+        dispatch.done = True
+        current.reset(token)
+
+
+def release_due(dispatch: Dispatch) -> None:
+    """Move delayed callbacks whose time has come to the back of the queue."""
+    delayed = dispatch.delayed
+    while delayed and delayed[0][0] <= delayed[0][2].clock.monotonic():
+        _, _, _, callback = heapq.heappop(delayed)
+        dispatch.queue.append(callback)
