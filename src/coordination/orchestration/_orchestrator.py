@@ -131,16 +131,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         interrupted half-way (KeyboardInterrupt, cancellation) is resumed from its records:
         recorded steps never run again.
         """
-        if self.flow.has_async:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                raise UsageError(
-                    f"{self.flow.name} has async actions and run() was called inside a running "
-                    f"event loop; use `await orchestrator.run_async(...)`"
-                )
+        self._check_sync_allowed("run")
         begun = self._begin(message, workflow_id)
         if isinstance(begun, WorkflowRun):
             return begun
@@ -249,7 +240,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         """
         if max_recoveries < 1:
             raise UsageError(f"max_recoveries={max_recoveries} must be at least 1")
-        self._check_sync_allowed()
+        self._check_sync_allowed("recover")
         resumed: list[WorkflowRun[OutputT]] = []
         for record in self.store.list_runs(flow=self.flow.name):
             if record.status.finished or record.owner == self._owner:
@@ -291,7 +282,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         A `PARKED` run resumes where it stopped; a `COMPENSATION_FAILED` run tries the
         failed undo again (as a new record) and goes on undoing, newest first.
         """
-        self._check_sync_allowed()
+        self._check_sync_allowed("retry")
         record = self._record(workflow_id)
         if record.status is WorkflowStatus.PARKED:
             target = WorkflowStatus.RUNNING
@@ -307,7 +298,7 @@ class Orchestrator(Generic[StartT, OutputT]):
 
     def cancel(self, workflow_id: str) -> WorkflowRun[OutputT]:
         """Stop a run that has not finished (or is parked): undo what it did, end CANCELLED."""
-        self._check_sync_allowed()
+        self._check_sync_allowed("cancel")
         record = self._record(workflow_id)
         check_move(record.status, WorkflowStatus.COMPENSATING)
         if record.status is WorkflowStatus.RUNNING:
@@ -355,7 +346,8 @@ class Orchestrator(Generic[StartT, OutputT]):
             raise
         return WorkflowRun(state.record)
 
-    def _check_sync_allowed(self) -> None:
+    def _check_sync_allowed(self, method: str) -> None:
+        """Refuse to drive a flow with async actions on a private loop inside a running one."""
         if not self.flow.has_async:
             return
         try:
@@ -363,21 +355,15 @@ class Orchestrator(Generic[StartT, OutputT]):
         except RuntimeError:
             return
         raise UsageError(
-            f"{self.flow.name} has async actions and was driven synchronously inside a running "
-            f"event loop; use the async methods (run_async)"
+            f"{self.flow.name} has async actions and {method}() was called inside a running "
+            f"event loop; use `await orchestrator.run_async(...)`"
         )
 
     # -- reading --------------------------------------------------------------------------
 
     def get(self, workflow_id: str) -> WorkflowRun[OutputT]:
         """A past or current run of this flow, from the store."""
-        record = self.store.get_run(workflow_id)
-        if record is None or record.flow != self.flow.name:
-            raise WorkflowNotFound(
-                f"no run {workflow_id!r} of flow {self.flow.name!r} in {self.store!r}",
-                workflow_id=workflow_id,
-            )
-        return WorkflowRun(record)
+        return WorkflowRun(self._record(workflow_id))
 
     def runs(self, status: WorkflowStatus | None = None) -> list[WorkflowRun[OutputT]]:
         """This flow's runs in the store, oldest first, optionally only those in `status`."""
