@@ -19,7 +19,15 @@ from coordination._retry import Retry
 from coordination._signatures import CONTEXT_ARGUMENT, Signature
 from coordination.errors import BindingError, OutputTypeError
 
-__all__ = ["ActionPlan", "Attempts", "Invoke", "describe", "invoker", "output_check"]
+__all__ = [
+    "ActionPlan",
+    "Attempts",
+    "Invoke",
+    "describe",
+    "invoker",
+    "output_check",
+    "undo_check",
+]
 
 # Journal rows keep the kind as its plain string (see coordination._journal.Row).
 _STARTED = EntryKind.STARTED.value
@@ -249,3 +257,14 @@ def output_check(signature: Signature) -> Callable[[Any], bool]:
 
 def _is_none(value: Any) -> bool:
     return value is None
+
+
+def undo_check(signature: Signature) -> Callable[[Any], bool]:
+    """A fast predicate: is a value what a compensation declares it returns?"""
+    outputs = signature.outputs
+    if not outputs:
+        return lambda value: value is None
+    if signature.returns_tuple:
+        return lambda value: isinstance(value, tuple) and len(value) == len(outputs)
+    expected = outputs[0]
+    return lambda value: isinstance(value, expected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordination._attempts import ActionPlan, invoker, output_check
+from coordination._attempts import ActionPlan, invoker, output_check, undo_check
 from coordination._graph import ActionNode
 
 __all__ = ["Wired"]
@@ -32,7 +32,6 @@ class Wired:
         compensation: Any = node.compensation
         if compensation is not None:
             signature = compensation.signature
-            outputs = signature.outputs
             self.backward = ActionPlan(
                 compensation,
                 f"{node.key}:undo",
@@ -41,7 +40,5 @@ class Wired:
                 None,
                 node.key,
                 invoker(node.participant, compensation.name, signature),
-                (lambda value: value is None)
-                if not outputs
-                else (lambda value: isinstance(value, outputs[0] if len(outputs) == 1 else tuple)),
+                undo_check(signature),
             )

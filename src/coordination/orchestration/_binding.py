@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from coordination._attempts import ActionPlan, invoker, output_check
+from coordination._attempts import ActionPlan, invoker, output_check, undo_check
 from coordination._participants import Participant
-from coordination._signatures import Signature
 from coordination.errors import BindingError
 from coordination.orchestration._flow import CompiledStep, FlowDefinition
 
@@ -23,16 +21,6 @@ class BoundStep:
     participant: Participant
     forward: ActionPlan
     backward: ActionPlan | None
-
-
-def _undo_check(signature: Signature) -> Callable[[Any], bool]:
-    outputs = signature.outputs
-    if not outputs:
-        return lambda value: value is None
-    if signature.returns_tuple:
-        return lambda value: isinstance(value, tuple) and len(value) == len(outputs)
-    expected = outputs[0]
-    return lambda value: isinstance(value, expected)
 
 
 def bind(flow: FlowDefinition, participants: Sequence[object]) -> tuple[BoundStep, ...]:
@@ -94,7 +82,7 @@ def bind(flow: FlowDefinition, participants: Sequence[object]) -> tuple[BoundSte
                 step.key,
                 step.key,
                 invoker(participant, compensation.name, compensation.signature),
-                _undo_check(compensation.signature),
+                undo_check(compensation.signature),
             )
         bound.append(BoundStep(compiled, participant, forward, backward))
     return tuple(bound)
