@@ -9,7 +9,6 @@ event log keeps each message once.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -99,8 +98,3 @@ def load_process(
     process.updated_at = state["updated_at"]
     process.finished_at = state["finished_at"]
     return process
-
-
-def state_json(process: Process) -> str:
-    """`dump_process` as text (for tests and debugging)."""
-    return json.dumps(dump_process(process))

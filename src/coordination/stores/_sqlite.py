@@ -327,7 +327,7 @@ class SQLiteStore(SQLiteEventLog, Background):
                     record.status = status
 
     def _step_values(self, workflow_id: str, step: StepRecord) -> tuple[Any, ...]:
-        output = _encode_output_safely(self, step.output, workflow_id, step.key)
+        output = _encode_output_safely(step.output, workflow_id, step.key)
         return (workflow_id, step.key, workflow_id, step.outcome.value, step.attempts,
                 output, step.error, json.dumps(step.rows))  # fmt: skip
 
@@ -352,7 +352,7 @@ class SQLiteStore(SQLiteEventLog, Background):
         compensation_error: BaseException | None = None,
         last_step: StepRecord | None = None,
     ) -> None:
-        encoded = _encode_output_safely(self, output, workflow_id, "output")
+        encoded = _encode_output_safely(output, workflow_id, "output")
         finished_at = now if status.finished else None
         step_values = None if last_step is None else self._step_values(workflow_id, last_step)
         try:
@@ -586,9 +586,7 @@ class SQLiteStore(SQLiteEventLog, Background):
         return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
 
 
-def _encode_output_safely(
-    store: SQLiteStore, output: Any, workflow_id: str, what: str
-) -> str | None:
+def _encode_output_safely(output: Any, workflow_id: str, what: str) -> str | None:
     try:
         return encode_output(output)
     except MessageError as error:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -172,8 +172,3 @@ class FaultPlan:
             return result
 
         return wrapped
-
-
-def faults_from(pairs: Iterable[tuple[str, int, FaultKind]]) -> FaultPlan:
-    """A plan from `(target, attempt, kind)` triples."""
-    return FaultPlan(tuple(Fault(target, attempt, kind) for target, attempt, kind in pairs))
