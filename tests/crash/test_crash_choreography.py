@@ -8,8 +8,6 @@ applied twice, and re-executed work is bounded by the number of kills.
 
 from __future__ import annotations
 
-import os
-import random
 import signal
 import subprocess
 import sys
@@ -19,67 +17,19 @@ import pytest
 
 from coordination import WorkflowStatus
 from coordination.stores import SQLiteStore
+from tests.crash import harness
 from tests.crash.shop import Effects, order_for
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_with_kills(tmp_path: Path, count: int, kills: int, seed: int) -> int:
-    store, effects = tmp_path / "orders.db", tmp_path / "effects.db"
-    chance = random.Random(seed)
-    made = 0
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for round_number in range(kills + 20):
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash.worker", str(store), str(effects), str(count),
-             "--pause", "0.006", "--seed", str(round_number), "--mode", "choreography"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        if made < kills:
-            try:
-                worker.wait(timeout=chance.uniform(0.5, 1.0))
-            except subprocess.TimeoutExpired:
-                worker.send_signal(signal.SIGKILL)
-                worker.communicate()
-                made += 1
-                continue
-        out, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err.decode()
-        assert b"done" in out
-        return made
-    raise AssertionError("the worker never finished")
+    return harness.run_with_kills(tmp_path, count, kills, seed, "choreography")
 
 
 def check(tmp_path: Path, count: int, kills: int) -> None:
-    effects = Effects(tmp_path / "effects.db")
-    rows = effects.connection.execute("SELECT action, workflow, undone FROM effects")
-    by_workflow: dict[str, dict[str, int]] = {}
-    for action, workflow, undone in rows:
-        by_workflow.setdefault(workflow, {})[action] = undone
     with SQLiteStore(tmp_path / "orders.db") as store:
-        for index in range(count):
-            correlation_id = f"order-{index}"
-            status = store.process_status(correlation_id)
-            done = by_workflow.get(correlation_id, {})
-            if order_for(index).quantity > 3:
-                assert status is WorkflowStatus.COMPENSATED, (correlation_id, status, done)
-                assert all(undone for undone in done.values()), (correlation_id, done)
-                assert "send_confirmation" not in done
-            else:
-                assert status is WorkflowStatus.COMPLETED, (correlation_id, status, done)
-                assert done == {
-                    "charge": 0,
-                    "reserve_stock": 0,
-                    "assign_courier": 0,
-                    "send_confirmation": 0,
-                }, correlation_id
+        statuses = {f"order-{i}": store.process_status(f"order-{i}") for i in range(count)}
         assert store.dead_letters() == []
-    (executions,) = effects.connection.execute("SELECT COUNT(*) FROM executions").fetchone()
-    (distinct,) = effects.connection.execute(
-        "SELECT COUNT(DISTINCT key) FROM executions"
-    ).fetchone()
-    assert executions - distinct <= kills, (executions, distinct, kills)
-    effects.connection.close()
+    harness.check_outcome(tmp_path, statuses, count, kills)
 
 
 def test_a_durable_choreography_survives_repeated_kill_9(tmp_path: Path) -> None:
@@ -96,14 +46,14 @@ def test_a_thousand_choreographed_orders_survive_many_kill_9(tmp_path: Path) -> 
 
 def test_a_message_that_kills_its_handler_becomes_a_dead_letter(tmp_path: Path) -> None:
     store_path, effects_path = tmp_path / "orders.db", tmp_path / "effects.db"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = harness.worker_env()
     command = [
         sys.executable, "-m", "tests.crash.worker", str(store_path), str(effects_path), "1",
         "--die-in", "send_confirmation", "--mode", "choreography",
     ]  # fmt: skip
     codes = []
     for _ in range(9):
-        worker = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=60)
+        worker = subprocess.run(command, cwd=harness.ROOT, env=env, capture_output=True, timeout=60)
         codes.append(worker.returncode)
         if worker.returncode == 0:
             break
@@ -174,7 +124,7 @@ def test_two_processes_recovering_one_choreography_never_double_a_delivery(
         )
     connection.close()
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = harness.worker_env()
     workers = [
         subprocess.Popen(
             [
@@ -191,7 +141,7 @@ def test_two_processes_recovering_one_choreography_never_double_a_delivery(
                 "--mode",
                 "choreography",
             ],
-            cwd=ROOT,
+            cwd=harness.ROOT,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

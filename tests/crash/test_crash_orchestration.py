@@ -9,8 +9,6 @@ bounded by the number of kills.
 
 from __future__ import annotations
 
-import os
-import random
 import signal
 import subprocess
 import sys
@@ -21,6 +19,7 @@ import pytest
 from coordination import WorkflowStatus
 from coordination.stores import SQLiteStore
 from examples.ecommerce import PlaceOrder
+from tests.crash import harness
 from tests.crash.shop import (
     DurableLogistics,
     DurableNotifications,
@@ -30,34 +29,9 @@ from tests.crash.shop import (
     order_for,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def run_with_kills(tmp_path: Path, count: int, kills: int, seed: int) -> int:
-    """Run the worker until it finishes, killing it `kills` times; the kills made."""
-    store, effects = tmp_path / "orders.db", tmp_path / "effects.db"
-    chance = random.Random(seed)
-    made = 0
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for round_number in range(kills + 20):
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash.worker", str(store), str(effects), str(count),
-             "--pause", "0.006", "--seed", str(round_number)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        if made < kills:
-            try:
-                worker.wait(timeout=chance.uniform(0.5, 1.0))
-            except subprocess.TimeoutExpired:
-                worker.send_signal(signal.SIGKILL)
-                worker.communicate()  # reap it and close its pipes
-                made += 1
-                continue
-        out, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err.decode()
-        assert b"done" in out
-        return made
-    raise AssertionError("the worker never finished")
+    return harness.run_with_kills(tmp_path, count, kills, seed, "orchestration")
 
 
 def check(tmp_path: Path, count: int, kills: int) -> None:
@@ -71,35 +45,15 @@ def check(tmp_path: Path, count: int, kills: int) -> None:
             store=store,
         )
         runs = {run.workflow_id: run for run in orders.runs()}
-    assert len(runs) == count, "a workflow was lost"
-    rows = effects.connection.execute("SELECT key, action, workflow, undone FROM effects")
-    by_workflow: dict[str, dict[str, int]] = {}
-    for _key, action, workflow, undone in rows:
-        by_workflow.setdefault(workflow, {})[action] = undone
-    for index in range(count):
-        workflow_id = f"order-{index}"
-        run = runs[workflow_id]
-        done = by_workflow.get(workflow_id, {})
-        if order_for(index).quantity > 3:
-            assert run.status is WorkflowStatus.COMPENSATED, run.journal.render()
-            assert all(undone for undone in done.values()), (workflow_id, done)
-            assert "send_confirmation" not in done
-        else:
-            assert run.status is WorkflowStatus.COMPLETED, run.journal.render()
-            assert done == {
-                "charge": 0,
-                "reserve_stock": 0,
-                "assign_courier": 0,
-                "send_confirmation": 0,
-            }, workflow_id
-    # Every forward effect key at most once (the table's key), and executions beyond one
-    # per step happen only for attempts a kill interrupted.
-    (executions,) = effects.connection.execute("SELECT COUNT(*) FROM executions").fetchone()
-    (distinct,) = effects.connection.execute(
-        "SELECT COUNT(DISTINCT key) FROM executions"
-    ).fetchone()
-    assert executions - distinct <= kills, (executions, distinct, kills)
     effects.connection.close()
+    assert len(runs) == count, "a workflow was lost"
+    harness.check_outcome(
+        tmp_path,
+        {workflow_id: run.status for workflow_id, run in runs.items()},
+        count,
+        kills,
+        {workflow_id: run.journal.render() for workflow_id, run in runs.items()},
+    )
 
 
 def test_orders_survive_repeated_kill_9(tmp_path: Path) -> None:
@@ -131,7 +85,7 @@ def test_two_processes_recovering_one_file_never_double_a_step(tmp_path: Path) -
                 f"order-{index}", orders.name, order_for(index), owner="gone:1:k1", now=0.0
             )
         effects.connection.close()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = harness.worker_env()
     workers = [
         subprocess.Popen(
             [
@@ -146,7 +100,7 @@ def test_two_processes_recovering_one_file_never_double_a_step(tmp_path: Path) -
                 "--seed",
                 str(seed),
             ],
-            cwd=ROOT,
+            cwd=harness.ROOT,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -167,14 +121,14 @@ def test_two_processes_recovering_one_file_never_double_a_step(tmp_path: Path) -
 
 def test_a_step_that_kills_its_process_is_parked_after_five_recoveries(tmp_path: Path) -> None:
     store_path, effects_path = tmp_path / "orders.db", tmp_path / "effects.db"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = harness.worker_env()
     command = [
         sys.executable, "-m", "tests.crash.worker", str(store_path), str(effects_path), "1",
         "--die-in", "send_confirmation",
     ]  # fmt: skip
     codes = []
     for _ in range(8):
-        worker = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=60)
+        worker = subprocess.run(command, cwd=harness.ROOT, env=env, capture_output=True, timeout=60)
         codes.append(worker.returncode)
         if worker.returncode == 0:
             break
