@@ -170,21 +170,40 @@ def test_from_json_accepts_bytes() -> None:
     assert from_json(to_json(order).encode()) == order
 
 
-def test_round_trip_with_explicit_type_name_needs_types() -> None:
+def test_round_trip_with_explicit_type_name() -> None:
     message = Renamed(order_id="o-1")
     text = to_json(message)
     assert json.loads(text)["type"] == "shop.Renamed"
+    assert type(from_json(text)) is Renamed  # found in the index of defined classes
     back = from_json(text, types=[OrderPlaced, Renamed])
     assert type(back) is Renamed
     assert back == message
-    with pytest.raises(UnknownMessageType, match="types="):
-        from_json(text)
 
 
-def test_types_take_precedence_over_import() -> None:
+def test_types_take_precedence_over_the_index() -> None:
+    class Other(Event, type_name=f"{__name__}:OrderPlaced"):
+        order_id: str
+        amount_cents: int
+
     text = to_json(OrderPlaced(order_id="o", amount_cents=1))
     assert type(from_json(text, types=(OrderPlaced,))) is OrderPlaced
-    assert resolve_type_name(f"{__name__}:OrderPlaced", ()) is OrderPlaced
+    assert resolve_type_name(f"{__name__}:OrderPlaced", (OrderPlaced,)) is OrderPlaced
+    assert type(from_json(text, types=(Other,))) is Other
+
+
+def test_an_explicit_name_of_a_class_that_is_gone_is_unknown() -> None:
+    import gc
+
+    def define() -> None:
+        class Fleeting(Event, type_name="tests.Fleeting"):
+            n: int
+
+        assert from_json(to_json(Fleeting(n=1))) == Fleeting(n=1)
+
+    define()
+    gc.collect()  # the index holds classes weakly: a class nobody holds is not readable
+    with pytest.raises(UnknownMessageType, match=r"tests\.Fleeting"):
+        from_json(json.dumps({"type": "tests.Fleeting", "data": {"n": 1}}))
 
 
 def test_subclass_of_explicitly_named_class_round_trips_by_import() -> None:
@@ -221,16 +240,14 @@ def test_from_json_of_wrong_shape_is_malformed(document: object) -> None:
 
 def test_unknown_module_is_unknown_message_type() -> None:
     text = json.dumps({"type": "no_such_module_xyz:Thing", "data": {}})
-    with pytest.raises(UnknownMessageType, match="no_such_module_xyz") as caught:
+    with pytest.raises(UnknownMessageType, match=r"import the module.*no_such_module_xyz"):
         from_json(text)
-    assert isinstance(caught.value.__cause__, ImportError)
 
 
 def test_unknown_attribute_is_unknown_message_type() -> None:
     text = json.dumps({"type": f"{__name__}:Vanished", "data": {}})
-    with pytest.raises(UnknownMessageType, match="type_name=") as caught:
+    with pytest.raises(UnknownMessageType, match="type_name="):
         from_json(text)
-    assert isinstance(caught.value.__cause__, AttributeError)
 
 
 def test_unknown_nested_attribute_is_unknown_message_type() -> None:
@@ -238,9 +255,9 @@ def test_unknown_nested_attribute_is_unknown_message_type() -> None:
         from_json(json.dumps({"type": f"{__name__}:Nested.Gone", "data": {}}))
 
 
-@pytest.mark.parametrize("name", ["no-colon", ":Thing", "module:", "shop.Renamed"])
-def test_names_that_are_not_module_qualname_need_types(name: str) -> None:
-    with pytest.raises(UnknownMessageType, match="module:QualName"):
+@pytest.mark.parametrize("name", ["no-colon", ":Thing", "shop.Unknown", ".x:Y", "", "a" * 10_000])
+def test_names_nobody_defined_are_unknown(name: str) -> None:
+    with pytest.raises(UnknownMessageType, match="reading never imports"):
         from_json(json.dumps({"type": name, "data": {}}))
 
 
@@ -248,7 +265,7 @@ def test_names_that_are_not_module_qualname_need_types(name: str) -> None:
     "name", [f"{__name__}:NOT_A_MESSAGE", f"{__name__}:Plain", "json:dumps", "json:JSONDecodeError"]
 )
 def test_a_name_that_is_not_a_message_class_is_unknown(name: str) -> None:
-    with pytest.raises(UnknownMessageType, match="not a message class"):
+    with pytest.raises(UnknownMessageType, match="no message class of that name"):
         from_json(json.dumps({"type": name, "data": {}}))
 
 

@@ -2,23 +2,30 @@
 
 A message is a frozen pydantic model, so bad input fails validation before any side effect,
 and it has a stable type name so it can be written as JSON and read back by name (never by
-pickle). The name is `module:QualName`, resolved by import as eventsourcing resolves topics,
-unless the class gives an explicit `type_name` because it may move or be renamed.
+pickle). The name is `module:QualName`, unless the class gives an explicit `type_name`
+because it may move or be renamed.
+
+Reading never imports. A name read from a payload, a store or a transport resolves only to a
+message class already defined in this process (an index every `Message` subclass joins when
+it is defined, held weakly) or to one passed in `types=`. Importing the module a stored name
+names would let a payload run code (`venv.__main__` runs `python -m venv`); so the reader
+must import the modules that define its messages, as it imports the code that handles them.
 """
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import os
+import threading
+import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from coordination.errors import MalformedMessage, MessageError, UnknownMessageType
+from coordination.errors import DefinitionError, MalformedMessage, MessageError, UnknownMessageType
 
 __all__ = [
     "Command",
@@ -33,40 +40,37 @@ __all__ = [
 ]
 
 
-class Message(BaseModel):
-    """Base of every message: frozen, no extra fields, validated on construction.
-
-    Subclass `Event` or `Command` rather than this. Give `type_name="orders.OrderPlaced"` as a
-    class keyword when the class may move or be renamed after messages were stored.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    #: The version of this class's shape. Raise it when fields change, and give the class
-    #: a static `upcast_v<N>_v<N+1>(data: dict) -> dict` for each step, so payloads stored
-    #: in an older shape are upgraded when read (as eventsourcing upcasts).
-    class_version: ClassVar[int] = 1
-
-    # Set on every class (not inherited) so a subclass never borrows its parent's name.
-    __coordination_type_name__: ClassVar[str | None] = None
-
-    def __init_subclass__(cls, *, type_name: str | None = None, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if type_name is not None and (not isinstance(type_name, str) or not type_name.strip()):
-            from coordination.errors import DefinitionError
-
-            raise DefinitionError(
-                f"{cls.__qualname__}: type_name must be a non-empty string, got {type_name!r}"
-            )
-        cls.__coordination_type_name__ = type_name
+#: Every readable message class defined in this process, by stable name, each name's classes
+#: in definition order. Weakly held, so a class that is gone (a test's local class) is not
+#: kept alive by the index; of several live classes of one name the latest defined wins (a
+#: reloaded module replaces its classes), and once it is gone the earlier one is back.
+_INDEX: dict[str, list[weakref.ref[type[Message]]]] = {}
+_INDEX_LOCK = threading.Lock()
 
 
-class Event(Message):
-    """Something that happened; any number of handlers may react to it."""
+def _index(cls: type[Message]) -> None:
+    name = type_name_of(cls)
+
+    def forget(ref: weakref.ref[type[Message]]) -> None:
+        with _INDEX_LOCK:
+            refs = _INDEX.get(name)
+            if refs is not None and ref in refs:
+                refs.remove(ref)
+                if not refs:
+                    del _INDEX[name]
+
+    with _INDEX_LOCK:
+        _INDEX.setdefault(name, []).append(weakref.ref(cls, forget))
 
 
-class Command(Message):
-    """A request for exactly one handler to act."""
+def _indexed(name: str) -> type[Message] | None:
+    with _INDEX_LOCK:
+        refs = _INDEX.get(name, ())
+        for ref in reversed(refs):
+            found = ref()
+            if found is not None:
+                return found
+    return None
 
 
 def type_name_of(cls: type[Message]) -> str:
@@ -96,6 +100,53 @@ def persistence_problem(cls: type[Message]) -> str | None:
     return None
 
 
+class Message(BaseModel):
+    """Base of every message: frozen, no extra fields, validated on construction.
+
+    Subclass `Event` or `Command` rather than this. Give `type_name="orders.OrderPlaced"` as a
+    class keyword when the class may move or be renamed after messages were stored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: The version of this class's shape. Raise it when fields change, and give the class
+    #: a static `upcast_v<N>_v<N+1>(data: dict) -> dict` for each step, so payloads stored
+    #: in an older shape are upgraded when read (as eventsourcing upcasts).
+    class_version: ClassVar[int] = 1
+
+    # Set on every class (not inherited) so a subclass never borrows its parent's name.
+    __coordination_type_name__: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, *, type_name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if type_name is not None and (not isinstance(type_name, str) or not type_name.strip()):
+            raise DefinitionError(
+                f"{cls.__qualname__}: type_name must be a non-empty string, got {type_name!r}"
+            )
+        version = cls.__dict__.get("class_version", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise DefinitionError(
+                f"{cls.__qualname__}: class_version must be a positive int (1, 2, ...), got "
+                f"{version!r}; payloads written at any other version could not be read back"
+            )
+        cls.__coordination_type_name__ = type_name
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # Called once pydantic has built the class completely: only whole classes are indexed.
+        super().__pydantic_init_subclass__(**kwargs)
+        if persistence_problem(cls) is None:
+            _index(cls)
+
+
+class Event(Message):
+    """Something that happened; any number of handlers may react to it."""
+
+
+class Command(Message):
+    """A request for exactly one handler to act."""
+
+
 def to_json(message: Message) -> str:
     """Write `message` as JSON text naming its type, so `from_json` can read it back."""
     if not isinstance(message, Message):
@@ -117,13 +168,14 @@ def to_json(message: Message) -> str:
 def from_json(text: str | bytes, types: Iterable[type[Message]] = ()) -> Message:
     """Read a message written by `to_json`.
 
-    The type name is looked up first among `types` (needed for explicit `type_name`s, which
-    cannot be imported), then imported as `module:QualName`.
+    The type name is looked up among `types`, then among the message classes defined in this
+    process; nothing is ever imported. Any text, of any size or nesting, raises a
+    `MessageError` or reads back a valid message: never another exception.
     """
     try:
         document = json.loads(text)
-    except (ValueError, TypeError) as error:
-        raise MalformedMessage(f"not a JSON message: {error}") from error
+    except (ValueError, TypeError, RecursionError) as error:
+        raise MalformedMessage(f"not a JSON message: {_describe(error)}") from error
     if (
         not isinstance(document, dict)
         or not isinstance(document.get("type"), str)
@@ -131,7 +183,7 @@ def from_json(text: str | bytes, types: Iterable[type[Message]] = ()) -> Message
     ):
         raise MalformedMessage(
             'a JSON message is an object {"type": "<type name>", "data": {...}}; '
-            f"got {str(text)[:200]!r}"
+            f"got {_excerpt(text)}"
         )
     name: str = document["type"]
     cls = resolve_type_name(name, types)
@@ -142,6 +194,19 @@ def from_json(text: str | bytes, types: Iterable[type[Message]] = ()) -> Message
         raise MalformedMessage(
             f"stored data is not a valid {name}: {error.error_count()} problem(s)\n{error}"
         ) from error
+    except RecursionError as error:  # a validator of the user's that recurses on deep data
+        raise MalformedMessage(f"stored data for {name} is nested too deeply") from error
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    return str(error)[:300]
+
+
+def _excerpt(text: str | bytes) -> str:
+    shown = text[:200] if isinstance(text, str | bytes) else text
+    return repr(shown) + (" ..." if len(text) > 200 else "")
 
 
 def _upcast(cls: type[Message], name: str, version: Any, data: dict[str, Any]) -> dict[str, Any]:
@@ -161,34 +226,48 @@ def _upcast(cls: type[Message], name: str, version: Any, data: dict[str, Any]) -
                 f"{name} was stored at version {version} and is now at {current}, but "
                 f"{cls.__qualname__} has no upcast_v{version}_v{version + 1}(data) to upgrade it"
             )
-        data = upcast(dict(data))
+        try:
+            upcasted = upcast(dict(data))
+        except Exception as error:  # the user's upcaster refusing old data is bad input
+            raise MalformedMessage(
+                f"{name}: upcast_v{version}_v{version + 1} could not upgrade the stored data: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        if not isinstance(upcasted, dict):
+            raise MalformedMessage(
+                f"{name}: upcast_v{version}_v{version + 1} returned "
+                f"{type(upcasted).__name__}, not a dict of fields"
+            )
+        data = upcasted
         version += 1
     return data
 
 
 def resolve_type_name(name: str, types: Iterable[type[Message]] = ()) -> type[Message]:
-    """The message class called `name`: one of `types`, else imported from `module:QualName`."""
+    """The message class called `name`: one of `types`, else one defined in this process.
+
+    Never imports: a stored name is data, and importing what it names would run code.
+    """
     for candidate in types:
         if type_name_of(candidate) == name:
             return candidate
-    module_name, colon, qualname = name.partition(":")
-    if not colon or not module_name or not qualname:
-        raise UnknownMessageType(
-            f"unknown message type {name!r}: it is not module:QualName, so pass its class in "
-            f"types=... (explicit type_name classes are found only that way)"
+    found = _indexed(name)
+    if found is not None:
+        return found
+    module_name, colon, _ = name.partition(":")
+    shown = repr(name[:200])
+    if colon and module_name:
+        hint = (
+            f"import the module that defines it ({module_name[:100]!r}) before reading, or "
+            f"pass the class in types=...; if the class moved or was renamed, give it "
+            f"type_name={shown}"
         )
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as error:
-        raise UnknownMessageType(
-            f"unknown message type {name!r}: {error}; if the class moved or was renamed, "
-            f"give it type_name={name!r}"
-        ) from error
-    if not (isinstance(target, type) and issubclass(target, Message)):
-        raise UnknownMessageType(f"{name!r} names {target!r}, which is not a message class")
-    return target
+    else:
+        hint = "import the module that defines the class of that type_name, or pass it in types="
+    raise UnknownMessageType(
+        f"unknown message type {shown}: no message class of that name is defined in this "
+        f"process (reading never imports); {hint}"
+    )
 
 
 M = TypeVar("M", bound=Message, covariant=True)

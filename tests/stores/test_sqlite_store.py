@@ -156,20 +156,27 @@ def test_unreadable_message_types_are_refused_before_anything_is_stored(tmp_path
         assert store.list_runs() == []
 
 
-def test_an_unregistered_explicit_type_name_names_the_run_and_leaves_the_row(
+def test_a_type_name_defined_nowhere_in_the_process_names_the_run_and_leaves_the_row(
     tmp_path: Path,
 ) -> None:
+    import sqlite3
+
     path = tmp_path / "s.db"
     with SQLiteStore(path) as store:
-        store.register_types([OrderPlaced])
         store.start_run("wf", "flow", order(), owner="me", now=1.0)
-    with SQLiteStore(path) as store:  # a process that never registered OrderPlaced
-        with pytest.raises(StoreError, match=r"run 'wf'.*ecommerce\.OrderPlaced"):
+    connection = sqlite3.connect(path)
+    with connection:  # as a process whose code defines another class would have written it
+        (start,) = connection.execute("SELECT start FROM runs").fetchone()
+        connection.execute(
+            "UPDATE runs SET start = ?",
+            (start.replace("ecommerce.OrderPlaced", "ecommerce.OrderPlacedElsewhere"),),
+        )
+    connection.close()
+    with SQLiteStore(path) as store:
+        with pytest.raises(StoreError, match=r"run 'wf'.*ecommerce\.OrderPlacedElsewhere"):
             store.get_run("wf")
-        store.register_types([OrderPlaced])
-        record = store.get_run("wf")
-        assert record is not None
-        assert record.start == order()
+        with pytest.raises(StoreError):
+            store.get_run("wf")  # the row is still there, unchanged
 
 
 def test_forget_finished_deletes_only_old_finished_runs(tmp_path: Path) -> None:
