@@ -271,7 +271,7 @@ def count_ours(path: Path, synchronous: str, count: int) -> Counted:
     """
     store = SQLiteStore(path, synchronous=synchronous)
     try:
-        connection = store._connection  # the store's one connection
+        connection = store._db._connection  # the store's one connection
         settings = pragmas(connection)
         connection.execute("PRAGMA wal_autocheckpoint = 0")
         jobs = ours_jobs(store, count, 1)

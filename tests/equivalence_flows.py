@@ -17,6 +17,7 @@ The same participant classes run under `BookTrip` and under a `Choreography`.
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -269,8 +270,9 @@ class InMemoryAirline(Airline):
 class InMemoryHotels(Hotels):
     """Free rooms per hotel; holds keyed by the step's idempotency key.
 
-    The undo gets the step's key plus `:undo`, so it finds the hold its step made (if any
-    attempt made one) and frees that room; without a hold it does nothing.
+    The undo gets the step's key plus `:undo` (a late result's undo its own key), so it
+    finds the hold its step made (if any attempt made one) and frees that room; without a
+    hold it does nothing.
     """
 
     def __init__(self, rooms: Mapping[str, Iterable[str]]) -> None:
@@ -291,7 +293,9 @@ class InMemoryHotels(Hotels):
         return held
 
     def release_room(self, trip: TripRequested, ctx: Context) -> None:
-        held = self.holds.pop(ctx.idempotency_key.removesuffix(":undo"), None)
+        # Found by the state it undoes: the hold of the step's own key, from the undo's key
+        # (`...:undo`, or a late result's `...:late<n>:undo`).
+        held = self.holds.pop(re.sub(r"(:late\d+)?:undo$", "", ctx.idempotency_key), None)
         if held is not None:
             self.free[held.hotel].append(held.room)
 

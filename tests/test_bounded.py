@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from coordination._timed import bounded
+from coordination.engine._timed import bounded
 from coordination.errors import AttemptTimeout
 
 

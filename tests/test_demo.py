@@ -48,7 +48,8 @@ def check_output(text: str) -> None:
     assert "order-2: COMPENSATED (started by OrderPlaced)" in choreographed
     assert re.search(r"failed: +Sellers\.reserve_stock\n", choreographed)
     assert re.search(r"compensated: +Logistics\.assign_courier, Payments\.charge\n", choreographed)
-    for event in ("OrderPlaced", "ActionFailed", "CourierReleased", "PaymentRefunded"):
+    assert re.search(r"workflow_started +\S+ OrderPlaced", choreographed)
+    for event in ("PaymentCaptured", "ActionFailed", "CourierReleased", "PaymentRefunded"):
         assert re.search(rf"published +\w+\.{event} ", choreographed), event
     assert "+25 points for alice (order confirmed)" in choreographed
     assert "saw the refund of o-2; o-2 had earned no points" in choreographed

@@ -227,7 +227,7 @@ class Outcome:
 def _flow_outline() -> list[str]:
     """One line per group of steps, read off the compiled flow."""
     lines = []
-    for number, group in enumerate(PlaceOrder.flow.groups, start=1):
+    for number, group in enumerate(PlaceOrder.plan.generations, start=1):
         names = " + ".join(member.key for member in group)
         lines.append(f"    {number}. {names}" + ("   (side by side)" if len(group) > 1 else ""))
     return lines

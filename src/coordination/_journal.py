@@ -10,7 +10,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
 from typing import Any, NamedTuple, overload
 
-__all__ = ["ROW_WIDTH", "EntryKind", "Journal", "JournalEntry", "Row", "Rows", "entries_from_rows"]
+__all__ = [
+    "ROW_WIDTH",
+    "EntryKind",
+    "Journal",
+    "JournalEntry",
+    "Row",
+    "Rows",
+    "entries_from_rows",
+    "row",
+]
 
 #: How stores keep an entry: a plain tuple of `JournalEntry`'s fields with `kind` as its
 #: string value. Stores keep a step's entries as one flat tuple (`Rows`), several rows end
@@ -33,6 +42,31 @@ def entries_from_rows(chunks: Iterable[Rows]) -> Iterator[JournalEntry]:
             yield JournalEntry(EntryKind(chunk[start]), *chunk[start + 1 : start + ROW_WIDTH])
 
 
+def row(
+    kind: EntryKind,
+    participant: str,
+    action: str,
+    correlation_id: str,
+    *,
+    causation_id: str | None = None,
+    attempt: int = 0,
+    at: float = 0.0,
+    duration: float | None = None,
+    undoes: str | None = None,
+    error: str | None = None,
+    detail: str | None = None,
+) -> Row:
+    """One journal row, as stores keep it, built by field name.
+
+    The one place rows are made: a row is a plain tuple for the garbage collector's sake
+    (see `Row`), and naming every field here keeps callers from writing positions by hand.
+    """
+    return (
+        _KIND_VALUES[kind], participant, action, correlation_id, causation_id, attempt, at,
+        duration, undoes, error, detail,
+    )  # fmt: skip
+
+
 class EntryKind(StrEnum):
     """What an entry records."""
 
@@ -46,7 +80,18 @@ class EntryKind(StrEnum):
     COMPENSATION_FAILED = "compensation_failed"
     #: A timed-out attempt returned after all: left alone (the step succeeded) or undone.
     LATE_RESULT = "late_result"
+    #: An action whose input was never produced (a business outcome took another branch).
+    SKIPPED = "skipped"
+    #: The instance suspended for an outside message or a timer.
+    WAITING = "waiting"
+    #: A process took the instance over after its owner stopped (a crash, an expired lease).
+    RECOVERED = "recovered"
     WORKFLOW_FINISHED = "workflow_finished"
+
+
+#: Each kind's plain string (a dict lookup: reading `.value` of an enum member is a Python
+#: call, and rows are built several times per step).
+_KIND_VALUES: dict[EntryKind, str] = {kind: kind.value for kind in EntryKind}
 
 
 class JournalEntry(NamedTuple):

@@ -100,6 +100,15 @@ class _Declared(Generic[P, R]):
         # Lets ABCMeta see `@action @abstractmethod def ...` as abstract.
         return bool(getattr(self.function, "__isabstractmethod__", False))
 
+    @__isabstractmethod__.setter
+    def __isabstractmethod__(self, value: bool) -> None:
+        # `abstractmethod` sets this on what it decorates: here, an action already made.
+        raise DefinitionError(
+            f"{self.qualname if self.owner else self.name}: @abstractmethod is above "
+            f"@{'action' if isinstance(self, Action) else 'compensation'}; put it below, "
+            f"next to the def:\n    @action\n    @abstractmethod\n    def {self.name}(...)"
+        )
+
     @property
     def qualname(self) -> str:
         """`Interface.method`: how the journal and errors name it."""
@@ -323,6 +332,15 @@ class Participant(ABC):
         cls.__coordination_declared__ = declared
 
 
+def _positional(function: Callable[..., Any]) -> list[inspect.Parameter] | None:
+    """The positional parameters after `self`, or None if the signature cannot be read."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    return [p for p in parameters[1:] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
 def _check_override(
     cls: type[Participant], name: str, declared: _Declared[Any, Any], override: object
 ) -> None:
@@ -338,4 +356,23 @@ def _check_override(
         raise DefinitionError(
             f"{where} must be {kind} like {declared.qualname}: an implementation keeps its "
             f"interface's kind"
+        )
+    expected = _positional(declared.function)
+    given = _positional(override)
+    if expected is None or given is None:
+        return
+    try:
+        accepts_more = any(
+            p.kind is p.VAR_POSITIONAL for p in inspect.signature(override).parameters.values()
+        )
+    except (TypeError, ValueError):
+        accepts_more = False
+    required = [p for p in given if p.default is p.empty]
+    if len(required) > len(expected) or (len(given) < len(expected) and not accepts_more):
+        wanted = ", ".join(["self", *(p.name for p in expected)])
+        got = ", ".join(["self", *(p.name for p in given)])
+        raise DefinitionError(
+            f"{where}({got}) does not take what {declared.qualname}({wanted}) is called with; "
+            f"give it the interface's parameters (both runners call it with them, ctx "
+            f"included)"
         )

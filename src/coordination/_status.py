@@ -12,6 +12,8 @@ class WorkflowStatus(StrEnum):
 
     PENDING = "pending"
     RUNNING = "running"
+    #: Suspended until an outside message or a timer wakes it (no thread, no lease held).
+    WAITING = "waiting"
     COMPLETED = "completed"
     COMPENSATING = "compensating"
     #: A step failed and every effect was undone (also when there was nothing to undo).

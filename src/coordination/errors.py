@@ -18,6 +18,7 @@ CoordinationError
 │   ├── WorkflowConflict       a known workflow_id was started with a different message
 │   ├── WorkflowBusy           another live owner is running that workflow
 │   ├── FlowChanged            a run started by a different definition of its flow
+│   ├── LeaseLost              another process took the run over: this owner stops
 │   └── WorkflowNotFound       no run with that workflow_id in the store
 ├── JoinTimeout                a choreography join waited past its deadline for an input
 ├── InvalidTransition          a run was asked to move where its lifecycle forbids
@@ -31,6 +32,8 @@ already catches the built-in kinds keeps working.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AttemptTimeout",
     "BindingError",
@@ -40,6 +43,7 @@ __all__ = [
     "FlowChanged",
     "InvalidTransition",
     "JoinTimeout",
+    "LeaseLost",
     "MalformedMessage",
     "MessageError",
     "NonRetryable",
@@ -91,7 +95,16 @@ class NonRetryable(CoordinationError):
 
 
 class AttemptTimeout(CoordinationError, TimeoutError):
-    """One attempt of an action ran past its timeout; it counts as a failed attempt."""
+    """One attempt of an action ran past its timeout; it counts as a failed attempt.
+
+    `late`, when given, is what the abandoned attempt returned after all, as
+    `(succeeded, value)`: the runners handle it at once, exactly as a real late result
+    (test kits inject late results this way, deterministically).
+    """
+
+    def __init__(self, message: str = "", *, late: tuple[bool, Any] | None = None) -> None:
+        super().__init__(message)
+        self.late = late
 
 
 class OutputTypeError(CoordinationError, TypeError):
@@ -144,6 +157,15 @@ class WorkflowBusy(WorkflowError):
 class FlowChanged(WorkflowError):
     """A run to resume was started by a different definition of its flow (other steps or
     messages); resume it with the old code, or cancel it."""
+
+
+class LeaseLost(WorkflowError):
+    """Another process claimed this run (its lease had expired): this owner must stop.
+
+    Raised by a store write fenced by a claim token that is no longer the run's. The
+    superseded owner records nothing more and compensates nothing; the new owner re-runs
+    whatever was in flight under the same idempotency keys.
+    """
 
 
 class WorkflowNotFound(WorkflowError):

@@ -91,29 +91,38 @@ def test_a_compensation_gets_the_action_key_plus_undo() -> None:
     assert [c.key for c in refund] == [f"{envelope.correlation_id}:Payments.charge:undo"]
 
 
-def test_a_failed_action_stops_later_queued_deliveries() -> None:
-    # Sellers react to PaymentCaptured before Logistics: reserve_stock fails (OutOfStock),
-    # so the delivery of PaymentCaptured to assign_courier, queued behind it, is dropped.
+def test_a_failed_action_lets_its_siblings_run_to_their_end_then_undoes_them() -> None:
+    # Sellers react to PaymentCaptured before Logistics: reserve_stock fails (OutOfStock);
+    # assign_courier, its sibling in the same generation, still runs to its end (the one
+    # rule, as under run()), then everything is undone, newest generation first.
     shop = Shop()
     envelope = shop.flow.publish(an_order(quantity=5))
     view = shop.view(envelope.correlation_id)
     assert view.status is COMPENSATED
-    assert "Logistics.assign_courier" not in started_names(view)
-    assert shop.logistics.assignments == {}
+    assert "Logistics.assign_courier" in started_names(view)
+    assert "Notifications.send_confirmation" not in started_names(view)
+    assert shop.logistics.snapshot()["assigned"] == []  # assigned, then released
     assert shop.notifications.outbox == {}
-    assert view.compensated == ("Payments.charge",)
+    assert view.compensated == ("Logistics.assign_courier", "Payments.charge")
 
 
-def test_a_retry_falling_due_after_the_flow_failed_is_dropped() -> None:
+def test_a_retry_falling_due_after_a_sibling_failed_still_runs_to_its_end() -> None:
     shop = Shop(order=("payments", "logistics", "sellers", "notifications"))
     shop.logistics.fail("assign_courier", NoCourierAvailable("busy"))
     envelope = shop.flow.publish(an_order(quantity=5))
     view = shop.view(envelope.correlation_id)
     assert view.status is COMPENSATED
-    # assign_courier failed once and was due again after 0.05 s; by then the flow had failed.
-    assert kinds_of(view, "Logistics.assign_courier") == ["started", "failed", "retried"]
-    assert shop.logistics.assignments == {}
-    assert shop.clock.sleeps == [pytest.approx(0.05)]
+    # assign_courier failed once and was due again after 0.05 s; by then its sibling had
+    # failed: the retry still runs (every action of a generation runs to its end), then undo.
+    assert kinds_of(view, "Logistics.assign_courier") == [
+        "started",
+        "failed",
+        "retried",
+        "started",
+        "completed",
+    ]
+    assert shop.logistics.snapshot()["assigned"] == []
+    assert shop.clock.sleeps[0] == pytest.approx(0.05)
     assert shop.payments.snapshot()["charged"] == []
 
 
@@ -143,16 +152,16 @@ def test_an_input_typed_compensation_runs_for_a_completed_action() -> None:
     assert [c.message for c in rig[Gamma].named("cancel_third")] == [B(n=3)]
 
 
-def test_an_input_typed_compensation_runs_for_an_action_whose_retry_was_dropped() -> None:
-    # Hold.hold started (its first attempt failed and may have landed) and waits for a retry
-    # when Beta.second fails the flow: the retry is dropped, but the undo is owed.
+def test_an_action_waiting_for_its_retry_when_a_sibling_fails_runs_on_then_is_undone() -> None:
+    # Hold.hold's first attempt failed (and may have landed); it waits for its retry when
+    # Beta.second fails the flow: the retry runs, and its input-typed undo follows.
     rig = rig_of(Alpha, Hold, Beta)
     rig[Hold].fail("hold", Boom("busy"))
     rig[Beta].fail("second", Refused("no"))
     envelope = rig.flow.publish(Start(n=1))
     view = rig.view(envelope.correlation_id)
     assert view.status is COMPENSATED
-    assert rig[Hold].count("hold") == 1
+    assert rig[Hold].count("hold") == 2
     assert [c.message for c in rig[Hold].named("unhold")] == [A(n=2)]
     assert view.compensated == ("Hold.hold", "Alpha.first")
 
@@ -188,14 +197,11 @@ def test_a_compensation_that_keeps_failing_leaves_compensation_failed() -> None:
     assert rig[Alpha].count("undo_first") == 0  # older actions are left as they are
     assert undone.envelopes == []
     assert view.failure == (
-        "Delta.fourth: Refused: no; then the undo of Beta.second failed: Boom: ledger down; "
-        "still applied: Beta.second, Alpha.first"
+        "compensation Beta.undo_second of Beta.second failed after 5 attempt(s): Boom: ledger "
+        "down; still applied: Beta.second, Alpha.first"
     )
     assert rig.clock.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8])
     assert len(view.journal.of_kind(EntryKind.COMPENSATION_FAILED)) == 5
-    process = rig.flow.process(envelope.correlation_id)
-    assert process is not None
-    assert process.undo_queue == []
 
 
 def test_compensation_runs_once_per_flow() -> None:

@@ -43,6 +43,11 @@ def order(order_id: str = "o1", quantity: int = 1) -> OrderPlaced:
     )
 
 
+def status_of(store: SQLiteStore, correlation_id: str) -> WorkflowStatus | None:
+    record = store.get_run(correlation_id)
+    return None if record is None else record.status
+
+
 def durable(store: SQLiteStore, parts: tuple[Any, ...]) -> Choreography:
     clock = VirtualClock()
     return Choreography(EventBus(clock=clock), *parts, clock=clock, store=store)
@@ -52,7 +57,7 @@ def test_every_published_message_is_logged_and_every_handling_marked(tmp_path: P
     with SQLiteStore(tmp_path / "s.db") as store:
         flow = durable(store, services())
         envelope = flow.publish(order(), correlation_id="order-1")
-        assert store.process_status("order-1") is WorkflowStatus.COMPLETED
+        assert status_of(store, "order-1") is WorkflowStatus.COMPLETED
         logged = [type(e.message).__name__ for e in store.events_of("order-1")]
         assert logged == [
             "OrderPlaced",
@@ -62,7 +67,7 @@ def test_every_published_message_is_logged_and_every_handling_marked(tmp_path: P
             "ConfirmationSent",
         ]
         assert next(iter(store.events_of("order-1"))).message_id == envelope.message_id
-        marked = {subscriber for _, subscriber in store.handled("order-1")}
+        marked = {subscriber for _, subscriber in store.handled_of("order-1")}
         assert marked == {
             "Payments.charge",
             "Logistics.assign_courier",
@@ -79,7 +84,7 @@ def test_an_interrupted_flow_is_recovered_and_each_effect_happens_once(tmp_path:
         flow = durable(store, first)
         with pytest.raises(KeyboardInterrupt):
             flow.publish(order(), correlation_id="order-1")
-        assert store.process_status("order-1") is WorkflowStatus.RUNNING
+        assert status_of(store, "order-1") is WorkflowStatus.RUNNING
 
     # A new process with the same services (their state carried over, as a database's would).
     with SQLiteStore(path) as store:
@@ -101,7 +106,7 @@ def test_a_compensating_flow_goes_on_undoing_after_a_crash(tmp_path: Path) -> No
         flow = durable(store, parts)
         with pytest.raises(KeyboardInterrupt):
             flow.publish(order(quantity=50), correlation_id="order-1")  # out of stock
-        assert store.process_status("order-1") is WorkflowStatus.COMPENSATING
+        assert status_of(store, "order-1") is WorkflowStatus.COMPENSATING
     with SQLiteStore(path) as store:
         flow = durable(store, parts)
         (view,) = flow.recover()
@@ -132,18 +137,31 @@ def test_output_ids_are_derived_so_work_done_again_logs_nothing_twice(tmp_path: 
         durable(store, parts).recover()
     connection = sqlite3.connect(path)
     (count,) = connection.execute(
-        "SELECT COUNT(*) FROM events WHERE correlation_id = 'order-1'"
+        "SELECT COUNT(*) FROM events WHERE workflow_id = 'order-1'"
     ).fetchone()
     connection.close()
     assert count == 5  # OrderPlaced and one of each output, even though some ran again
 
 
-def test_durability_needs_an_event_log(tmp_path: Path) -> None:
+def test_a_store_needs_an_event_log(tmp_path: Path) -> None:
+    class RunsOnly:  # a Store without the EventLog half
+        lease = 30.0
+
     with pytest.raises(UsageError, match="event log"):
-        Choreography(EventBus(), *services(), store=MemoryStore())  # type: ignore[arg-type]
-    flow = Choreography(EventBus(), *services())
-    with pytest.raises(UsageError, match="durable"):
-        flow.recover()
+        Choreography(EventBus(), *services(), store=RunsOnly())  # type: ignore[arg-type]
+
+
+def test_an_in_memory_choreography_keeps_the_same_records(tmp_path: Path) -> None:
+    """MemoryStore implements both protocols: the same monitor and idempotency in memory."""
+    store = MemoryStore()
+    parts = services()
+    flow = Choreography(EventBus(), *parts, store=store)
+    flow.publish(order(), correlation_id="order-1")
+    assert status_of(store, "order-1") is WorkflowStatus.COMPLETED  # type: ignore[arg-type]
+    assert len(store.events_of("order-1")) == 5
+    flow.publish(order(), correlation_id="order-1")  # idempotent: runs nothing
+    assert parts[0].snapshot()["charged"] == ["o1"]
+    assert flow.recover() == []
 
 
 def test_an_action_waiting_for_its_retry_at_the_crash_runs_again_on_recovery(
@@ -157,16 +175,14 @@ def test_an_action_waiting_for_its_retry_at_the_crash_runs_again_on_recovery(
     with SQLiteStore(path) as store:
         with pytest.raises(KeyboardInterrupt):
             durable(store, parts).publish(order(), correlation_id="order-1")
-        assert store.process_status("order-1") is WorkflowStatus.RUNNING
+        assert status_of(store, "order-1") is WorkflowStatus.RUNNING
     with SQLiteStore(path) as store:
         (view,) = durable(store, parts).recover()
         assert view.status is WorkflowStatus.COMPLETED, view.render()
         assert parts[1].snapshot()["assigned"] == ["o1"]
 
 
-def test_publishing_into_an_unrecovered_flow_asks_for_recover(tmp_path: Path) -> None:
-    from coordination.errors import WorkflowBusy
-
+def test_publishing_an_interrupted_flow_again_resumes_it_like_run(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     parts = services()
     parts[2].fail("reserve_stock", KeyboardInterrupt())
@@ -174,8 +190,38 @@ def test_publishing_into_an_unrecovered_flow_asks_for_recover(tmp_path: Path) ->
         durable(store, parts).publish(order(), correlation_id="order-1")
     with SQLiteStore(path) as store:
         flow = durable(store, parts)
-        with pytest.raises(WorkflowBusy, match="recover"):
-            flow.publish(order(), correlation_id="order-1")
-        (view,) = flow.recover()  # nothing was overwritten: it goes on from where it was
-        assert view.status is WorkflowStatus.COMPLETED
-        assert parts[0].snapshot()["charged"] == ["o1"]
+        envelope = flow.publish(order(), correlation_id="order-1")  # the same start again
+        assert envelope.message_id == store.events_of("order-1")[0].message_id
+        assert status_of(store, "order-1") is WorkflowStatus.COMPLETED
+        assert parts[0].snapshot()["charged"] == ["o1"]  # nothing was done twice
+        assert flow.recover() == []
+
+
+def test_publishing_another_start_under_a_used_correlation_is_a_conflict(tmp_path: Path) -> None:
+    from coordination.errors import WorkflowConflict
+
+    with SQLiteStore(tmp_path / "s.db") as store:
+        flow = durable(store, services())
+        flow.publish(order(), correlation_id="order-1")
+        with pytest.raises(WorkflowConflict, match="order-1"):
+            flow.publish(order("o2"), correlation_id="order-1")
+
+
+def test_publishing_into_a_flow_a_live_process_runs_is_busy(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    from coordination.engine._ownership import _kernel_start
+    from coordination.errors import WorkflowBusy
+
+    path = tmp_path / "s.db"
+    parts = services()
+    parts[2].fail("reserve_stock", KeyboardInterrupt())
+    with SQLiteStore(path) as store, pytest.raises(KeyboardInterrupt):
+        durable(store, parts).publish(order(), correlation_id="order-1")
+    parent = os.getppid()
+    live = f"{socket.gethostname()}:{parent}:{_kernel_start(parent)}"
+    with SQLiteStore(path) as store:
+        assert store.claim_run("order-1", live, now=1e12) is not None
+        with pytest.raises(WorkflowBusy, match="order-1"):
+            durable(store, parts).publish(order(), correlation_id="order-1")

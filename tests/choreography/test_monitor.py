@@ -1,4 +1,4 @@
-"""ProcessMonitor: each correlation's process, reconstructed from its journal."""
+"""ProcessMonitor: each correlation's instance, as the engine knows it (never parsed text)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from coordination import Context, EntryKind, NonRetryable, WorkflowStatus
 from coordination.choreography import HandlerFailed, ProcessMonitor
 from coordination.errors import WorkflowNotFound
 from examples.ecommerce import ConfirmationSent, PaymentCaptured
-from tests.choreography.helpers import Pair, Shop, an_order, rig_of
-from tests.orchestration.flows import Alpha, Beta, Boom, Delta, Gamma, Hook, L, R, Refused, Start
+from tests.choreography.helpers import Lagging, Pair, Shop, an_order, rig_of
+from tests.orchestration.flows import Alpha, Beta, Boom, Delta, Gamma, Hook, L, Refused, Start
 
 COMPLETED = WorkflowStatus.COMPLETED
 COMPENSATED = WorkflowStatus.COMPENSATED
@@ -19,16 +19,19 @@ COMPENSATION_FAILED = WorkflowStatus.COMPENSATION_FAILED
 RUNNING = WorkflowStatus.RUNNING
 
 
-def test_a_running_flow_stalled_on_a_join() -> None:
-    rig = rig_of(Pair)
+def test_a_running_flow_waiting_on_a_join() -> None:
+    rig = rig_of(Pair, Lagging)
+    seen: list[Any] = []
+    rig[Lagging].script("lag", Hook(lambda message, ctx: seen.append(rig.monitor.get("c"))))
     rig.flow.publish(L(n=1), correlation_id="c")
-    view = rig.monitor.get("c")
+    [view] = seen
     assert view.correlation_id == "c"
     assert view.status is RUNNING
     assert not view.status.finished
     assert view.start == "L"
     assert view.done == ()
-    assert view.pending == ("Pair.pair",)
+    assert view.pending == ("Lagging.lag", "Pair.pair")
+    assert view.waiting == {"Pair.pair": ("R",)}
     assert view.failed == ()
     assert view.compensated == ()
     assert view.failure is None
@@ -69,15 +72,17 @@ def test_a_compensated_flow() -> None:
     envelope = shop.flow.publish(an_order(quantity=5))
     view = shop.monitor.get(envelope.correlation_id)
     assert view.status is COMPENSATED
-    assert view.done == ("Payments.charge",)
+    assert view.done == ("Payments.charge", "Logistics.assign_courier")  # the sibling ran on
     assert view.pending == ()
     assert view.failed == ("Sellers.reserve_stock",)
-    assert view.compensated == ("Payments.charge",)
-    assert view.failure == "Sellers.reserve_stock: OutOfStock: book: 3 left, 5 ordered"
-    refund = view.journal.of_kind(EntryKind.COMPENSATED)[0]
+    assert view.compensated == ("Logistics.assign_courier", "Payments.charge")
+    assert view.failure == (
+        "step Sellers.reserve_stock failed after 1 attempt(s): OutOfStock: book: 3 left, 5 ordered"
+    )
+    [refund] = [e for e in view.journal.of_kind(EntryKind.COMPENSATED) if e.action == "refund"]
     assert str(refund).startswith("compensated")
     assert "Payments.refund (undoes Payments.charge)" in str(refund)
-    assert "failure:     Sellers.reserve_stock: OutOfStock" in view.render()
+    assert "failure:     step Sellers.reserve_stock failed" in view.render()
 
 
 def test_a_compensation_failed_flow() -> None:
@@ -113,7 +118,7 @@ def test_a_flow_being_compensated() -> None:
     assert during.status is WorkflowStatus.COMPENSATING
     assert during.failed == ("Beta.second",)
     assert during.compensated == ()
-    assert during.failure == "Beta.second: Refused: no"
+    assert during.failure == "step Beta.second failed after 1 attempt(s): Refused: no"
     after = rig.monitor.get(envelope.correlation_id)
     assert after.status is COMPENSATED
     assert after.compensated == ("Alpha.first",)
@@ -131,24 +136,32 @@ def test_all_filters_by_status() -> None:
 
 
 def test_running_flows_come_first_in_all() -> None:
-    rig = rig_of(Pair)
+    rig = rig_of(Pair, Lagging)
     rig.flow.publish(L(n=1), correlation_id="done")
-    rig.flow.publish(R(n=1), correlation_id="done")
-    rig.flow.publish(L(n=2), correlation_id="waiting")
-    assert [(v.correlation_id, v.status) for v in rig.monitor.all()] == [
-        ("waiting", RUNNING),
+    seen: list[Any] = []
+    rig[Lagging].script("lag", Hook(lambda message, ctx: seen.append(rig.monitor.all())))
+    rig.flow.publish(L(n=2), correlation_id="running")
+    [views] = seen
+    assert [(v.correlation_id, v.status) for v in views] == [
+        ("running", RUNNING),
         ("done", COMPLETED),
     ]
 
 
+def _interrupted(rig: Any, correlation_id: str) -> None:
+    """Start an instance whose process "dies" half way: it stays RUNNING in the store."""
+    rig[Lagging].script("lag", KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        rig.flow.publish(L(n=len(correlation_id)), correlation_id=correlation_id)
+
+
 def test_stalled_flows_by_the_clock() -> None:
-    rig = rig_of(Pair)
+    rig = rig_of(Pair, Lagging)
     rig.flow.publish(L(n=1), correlation_id="done")
-    rig.flow.publish(R(n=1), correlation_id="done")
-    rig.flow.publish(L(n=2), correlation_id="stuck")
+    _interrupted(rig, "stuck")
     assert rig.monitor.stalled(after=30) == []
     rig.clock.advance(60)
-    rig.flow.publish(L(n=3), correlation_id="recent")
+    _interrupted(rig, "recent")
     stalled = rig.monitor.stalled(after=30)
     assert [v.correlation_id for v in stalled] == ["stuck"]
     assert stalled[0].updated_at == rig.clock.now() - 60
@@ -204,10 +217,29 @@ def test_a_free_form_subscriber_failing_never_fails_the_flow() -> None:
 
 
 def test_a_view_is_a_snapshot() -> None:
-    rig = rig_of(Pair)
+    rig = rig_of(Pair, Lagging)
+    seen: list[Any] = []
+    rig[Lagging].script("lag", Hook(lambda message, ctx: seen.append(rig.monitor.get("c"))))
     rig.flow.publish(L(n=1), correlation_id="c")
-    before = rig.monitor.get("c")
-    rig.flow.publish(R(n=2), correlation_id="c")
+    [before] = seen
     assert before.status is RUNNING
     assert rig.monitor.get("c").status is COMPLETED
     assert len(rig.monitor.get("c").journal) > len(before.journal)
+
+
+def test_instances_finished_by_an_earlier_process_are_shown(tmp_path: Any) -> None:
+    from coordination.choreography import Choreography, EventBus
+    from coordination.stores import SQLiteStore
+    from tests.choreography.helpers import fakes
+
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        Choreography(EventBus(), *fakes(Pair, Lagging), store=store).publish(
+            L(n=1), correlation_id="earlier"
+        )
+    with SQLiteStore(path) as store:
+        later = Choreography(EventBus(), *fakes(Pair, Lagging), store=store)
+        view = later.monitor.get("earlier")
+        assert view.status is COMPLETED
+        assert view.done == ("Lagging.lag", "Pair.pair")
+        assert [v.correlation_id for v in later.monitor.all()] == ["earlier"]

@@ -27,7 +27,8 @@ def run_with_kills(tmp_path: Path, count: int, kills: int, seed: int) -> int:
 
 def check(tmp_path: Path, count: int, kills: int) -> None:
     with SQLiteStore(tmp_path / "orders.db") as store:
-        statuses = {f"order-{i}": store.process_status(f"order-{i}") for i in range(count)}
+        records = {f"order-{i}": store.get_run(f"order-{i}") for i in range(count)}
+        statuses = {key: None if r is None else r.status for key, r in records.items()}
         assert store.dead_letters() == []
     harness.check_outcome(tmp_path, statuses, count, kills)
 
@@ -60,7 +61,10 @@ def test_a_message_that_kills_its_handler_becomes_a_dead_letter(tmp_path: Path) 
     # The first run and five redeliveries die; the sixth recovery sets the message aside.
     assert codes == [-signal.SIGKILL] * 6 + [0], codes
     with SQLiteStore(store_path) as store:
-        assert store.process_status("order-0") is WorkflowStatus.PARKED
+        record = store.get_run("order-0")
+        assert record is not None
+        assert record.status is WorkflowStatus.PARKED
+        assert "dead letter" in (record.parked_reason or "")
         (letter,) = store.dead_letters()
         assert letter.subscriber == "Notifications.send_confirmation"
         assert letter.error is not None
@@ -118,8 +122,8 @@ def test_two_processes_recovering_one_choreography_never_double_a_delivery(
     dead = next(pid for pid in range(4_000_000, 4_100_000) if not Path(f"/proc/{pid}").exists())
     connection = sqlite3.connect(store_path)
     with connection:
-        connection.execute(
-            "UPDATE processes SET owner = ? WHERE owner IS NOT NULL",
+        connection.execute(  # a lease far ahead: only seeing the owner is dead frees them
+            "UPDATE runs SET owner = ?, lease_expires = 1e12 WHERE owed = 1",
             (f"{socket.gethostname()}:{dead}:k1",),
         )
     connection.close()

@@ -612,7 +612,7 @@ class Harness:
         self.clock = FakeClock()
         self.store = store if store is not None else MemoryStore()
         self.fakes: dict[type[Participant], Any] = {
-            interface: FAKES[interface]() for interface in flow.flow.interfaces
+            interface: FAKES[interface]() for interface in flow.plan.interfaces
         }
         self.orchestrator = flow(
             *self.fakes.values(), store=self.store, clock=self.clock, random=random

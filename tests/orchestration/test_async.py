@@ -39,7 +39,7 @@ def test_run_async_with_async_actions() -> None:
     assert run.status is WorkflowStatus.COMPLETED
     assert run.output == (L(n=12), R(n=22))
     assert [c.key for c in h[AsyncAlpha].named("afirst")] == ["wf:AsyncAlpha.afirst"]
-    assert AsyncFork.flow.has_async
+    assert AsyncFork.plan.has_async
 
 
 def test_run_async_runs_sync_actions_in_worker_threads() -> None:

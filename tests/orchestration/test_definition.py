@@ -59,7 +59,7 @@ def test_a_bare_action_is_accepted_as_a_step() -> None:
     class Bare(Orchestrator[Start, B]):
         steps = (Alpha.first, Beta.second)  # type: ignore[assignment]
 
-    assert [s.key for s in Bare.flow.steps] == ["Alpha.first", "Beta.second"]
+    assert [s.key for s in Bare.plan.steps] == ["Alpha.first", "Beta.second"]
 
 
 def test_a_step_naming_an_implementation_method_is_rejected() -> None:
@@ -82,7 +82,8 @@ def test_a_step_naming_a_plain_function_is_rejected() -> None:
 
 def test_step_inputs_must_be_available() -> None:
     with pytest.raises(
-        DefinitionError, match=r"Skips: step Gamma\.third needs B, but neither an earlier step"
+        DefinitionError,
+        match=r"Skips: step Gamma\.third needs B, but neither the start message nor an earlier",
     ):
 
         class Skips(Orchestrator[Start, C]):
@@ -160,7 +161,7 @@ def test_declared_output_of_a_parallel_last_group_is_a_tuple_in_declared_order()
     class Good(Orchestrator[Start, tuple[L, R]]):
         steps = (step(Alpha.first), parallel(step(Left.left), step(Right.right)))
 
-    assert Good.flow.groups[-1][0].key == "Left.left"
+    assert Good.plan.generations[-1][0].key == "Left.left"
 
     with pytest.raises(
         DefinitionError, match=r"Swapped: declared output tuple\[R, L\] .* returns tuple\[L, R\]"
@@ -200,14 +201,14 @@ def test_an_empty_name_is_rejected(name: str) -> None:
 
 
 def test_name_is_used_and_not_inherited() -> None:
-    assert Named.flow.name == "named-flow"
-    assert NamedChild.flow.name == "tests.orchestration.flows:NamedChild"
-    assert Linear.flow.name == "tests.orchestration.flows:Linear"
+    assert Named.plan.name == "named-flow"
+    assert NamedChild.plan.name == "tests.orchestration.flows:NamedChild"
+    assert Linear.plan.name == "tests.orchestration.flows:Linear"
 
 
 def test_a_flow_without_type_parameters_infers_its_start_type() -> None:
-    assert Untyped.flow.start_type is Start
-    assert Linear.flow.start_type is Start
+    assert Untyped.plan.start_type is Start
+    assert Linear.plan.start_type is Start
 
 
 def test_the_base_class_cannot_be_constructed() -> None:
@@ -216,8 +217,8 @@ def test_the_base_class_cannot_be_constructed() -> None:
 
 
 def test_compiled_flow_shape() -> None:
-    flow = Fork.flow
-    assert [[s.key for s in group] for group in flow.groups] == [
+    flow = Fork.plan
+    assert [[s.key for s in group] for group in flow.generations] == [
         ["Alpha.first"],
         ["Left.left", "Right.right"],
     ]
@@ -241,10 +242,10 @@ def test_join_after_parallel_takes_both_branches() -> None:
     class Joined(Orchestrator[Start, J]):
         steps = (step(Alpha.first), parallel(step(Left.left), step(Right.right)), step(Join.join))
 
-    join = Joined.flow.steps[-1]
-    assert [Joined.flow.slot_types[s] for s in join.input_slots] == [L, R]
+    join = Joined.plan.steps[-1]
+    assert [Joined.plan.slot_types[s] for s in join.input_slots] == [L, R]
 
 
 def test_unused_interfaces_are_not_part_of_a_flow() -> None:
-    assert Beta not in Fork.flow.interfaces
-    assert Gamma in Linear.flow.interfaces
+    assert Beta not in Fork.plan.interfaces
+    assert Gamma in Linear.plan.interfaces

@@ -165,5 +165,5 @@ def test_the_default_store_is_a_memory_store() -> None:
     orchestrator = Single(FakeAlpha())
     assert isinstance(orchestrator.store, MemoryStore)
     assert orchestrator.store.max_finished == 10_000
-    assert orchestrator.name == Single.flow.name
-    assert Single.flow.name in repr(orchestrator)
+    assert orchestrator.name == Single.plan.name
+    assert Single.plan.name in repr(orchestrator)

@@ -37,7 +37,13 @@ def test_retry_of_a_parked_run_resumes_it() -> None:
     h[Beta].fail("second", KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         h.orchestrator.run(Start(n=1), workflow_id="wf")
-    h.store.finish_run("wf", WorkflowStatus.PARKED, now=2.0)  # as recover() parks it
+    from coordination.stores import Finish, Write
+
+    stored = h.store.get_run("wf")
+    token = h.store.claim_run("wf", "an operator", now=2.0)
+    assert stored is not None
+    assert token is not None
+    h.store.write(Write("wf", token, 2.0, finish=Finish(WorkflowStatus.PARKED)))  # as recover()
 
     run = h.orchestrator.retry("wf")
 
@@ -77,7 +83,7 @@ def test_cancel_of_a_run_held_by_a_live_owner_is_busy() -> None:
     import os
     import socket
 
-    from coordination._ownership import _kernel_start, owner_alive
+    from coordination.engine._ownership import _kernel_start, owner_alive
 
     parent = os.getppid()  # a live process on this host that is not this one
     live = f"{socket.gethostname()}:{parent}:{_kernel_start(parent)}"
@@ -90,5 +96,25 @@ def test_cancel_of_a_run_held_by_a_live_owner_is_busy() -> None:
 def test_a_completed_run_cannot_be_cancelled() -> None:
     h = Harness(Linear)
     h.orchestrator.run(Start(n=1), workflow_id="wf")
-    with pytest.raises(InvalidTransition, match="COMPLETED"):
+    with pytest.raises(UsageError, match="already finished COMPLETED"):
         h.orchestrator.cancel("wf")
+
+
+def test_cancel_says_what_to_do_instead_for_every_finished_status() -> None:
+    """cancel() never leaks the internal InvalidTransition: operators get a UsageError."""
+    h = Harness(Linear)
+    h[Gamma].fail("third", Boom("third"))
+    h[Beta].fail("undo_second", *[Boom("undo")] * 5)
+    assert h.orchestrator.run(Start(n=1), workflow_id="stuck").status is (
+        WorkflowStatus.COMPENSATION_FAILED
+    )
+    with pytest.raises(UsageError, match="retry"):
+        h.orchestrator.cancel("stuck")
+    h2 = Harness(Linear)
+    h2[Gamma].fail("third", Boom("third"))
+    assert h2.orchestrator.run(Start(n=1), workflow_id="undone").status is (
+        WorkflowStatus.COMPENSATED
+    )
+    with pytest.raises(UsageError, match="already finished COMPENSATED"):
+        h2.orchestrator.cancel("undone")
+    assert not issubclass(UsageError, InvalidTransition)

@@ -42,13 +42,14 @@ def test_run_calls_branches_in_declared_order_on_the_calling_thread() -> None:
     assert h[Right].named("right")[0].thread is threading.current_thread()
 
 
-def test_a_failing_branch_stops_further_branches_from_starting() -> None:
+def test_a_failing_branch_lets_its_siblings_run_to_their_end_then_undoes_them() -> None:
+    """The one rule: every action of a generation runs to its end, whatever its siblings do."""
     h = Harness(Fork)
     h[Left].fail("left", Refused("no"))
     run = h.orchestrator.run(Start(n=1))
     assert run.status is WorkflowStatus.COMPENSATED
-    assert h[Right].count("right") == 0
-    assert run.journal.names(EntryKind.COMPENSATED) == ["Alpha.undo_first"]
+    assert h[Right].count("right") == 1
+    assert run.journal.names(EntryKind.COMPENSATED) == ["Right.undo_right", "Alpha.undo_first"]
 
 
 def test_completed_siblings_are_compensated() -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from coordination import Retry, WorkflowStatus
+from coordination import EntryKind, Retry, WorkflowStatus
 from coordination.errors import FlowChanged, WorkflowBusy
 from coordination.orchestration import Orchestrator, step
 from tests.orchestration.flows import (
@@ -51,6 +51,10 @@ def test_an_interrupted_run_is_released_and_resumes_without_rerunning_recorded_s
     assert {call.key for call in seconds} == {"wf:Beta.second"}
     assert [s.key for s in run.steps] == ["Alpha.first", "Beta.second", "Gamma.third"]
     assert run.output is not None
+    assert run.journal.names(EntryKind.RECOVERED) == [Linear.plan.name]
+    started = run.journal.of_kind(EntryKind.STARTED)
+    assert started.names(EntryKind.STARTED) == ["Alpha.first", "Beta.second", "Gamma.third"]
+    assert [e.attempt for e in started] == [1, 2, 1]  # the re-run continues the numbering
 
 
 def test_an_interrupted_compensation_resumes_without_repeating_recorded_undos() -> None:
@@ -123,7 +127,7 @@ def test_a_run_owned_by_someone_else_is_busy_not_resumed() -> None:
     h[Beta].fail("second", KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         h.orchestrator.run(Start(n=1), workflow_id="wf")
-    claimed = h.store.claim_run("wf", "other-host:1:0", now=1.0)
+    claimed = h.store.claim_run("wf", "other-host:1:0", now=h.clock.now())
     assert claimed is not None
     with pytest.raises(WorkflowBusy, match="other-host"):
         h.orchestrator.run(Start(n=1), workflow_id="wf")
@@ -163,15 +167,17 @@ def test_a_run_of_another_flow_definition_is_not_resumed() -> None:
     h[Beta].fail("second", KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         h.orchestrator.run(Start(n=1), workflow_id="wf")
-    newer = VersionTwo(*[FAKES[i]() for i in VersionTwo.flow.interfaces], store=h.store)
-    with pytest.raises(FlowChanged, match=r"run 'wf'.*Delta\.fourth"):
+    newer = VersionTwo(*[FAKES[i]() for i in VersionTwo.plan.interfaces], store=h.store)
+    with pytest.raises(FlowChanged, match=r"'wf' was started by another.*Delta\.fourth"):
         newer.run(Start(n=1), workflow_id="wf")
-    with pytest.raises(FlowChanged, match="run 'wf'"):
-        newer.recover()
+    problems: list[tuple[str, BaseException]] = []
+    assert newer.recover(on_problem=lambda wid, error: problems.append((wid, error))) == []
+    assert [wid for wid, _ in problems] == ["wf"]
+    assert isinstance(problems[0][1], FlowChanged)
     stored = h.store.get_run("wf")
     assert stored is not None
     assert stored.owner is None  # left for code that can resume it
     same_shape = VersionOneSlower(
-        *[FAKES[i]() for i in VersionOneSlower.flow.interfaces], store=h.store
+        *[FAKES[i]() for i in VersionOneSlower.plan.interfaces], store=h.store
     )
     assert same_shape.run(Start(n=1), workflow_id="wf").status is WorkflowStatus.COMPLETED

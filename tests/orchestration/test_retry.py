@@ -181,8 +181,8 @@ def test_step_timeout_overrides_the_actions() -> None:
     call = h[Guarded].named("guarded")[0]
     assert call.thread is threading.current_thread()
     assert call.deadline is None
-    assert UnguardedFlow.flow.steps[0].step.timeout is None
-    assert GuardedFlow.flow.steps[0].step.timeout == 5.0
+    assert UnguardedFlow.plan.steps[0].step.timeout is None
+    assert GuardedFlow.plan.steps[0].step.timeout == 5.0
 
 
 def test_a_wrong_output_type_is_an_output_type_error_and_not_retried() -> None:

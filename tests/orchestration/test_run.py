@@ -30,7 +30,7 @@ def test_a_single_last_step_gives_its_output() -> None:
     assert run.status is WorkflowStatus.COMPLETED
     assert run.output == C(n=4)
     assert run.workflow_id == "wf-1"
-    assert run.flow == Linear.flow.name
+    assert run.flow == Linear.plan.name
     assert run.input == Start(n=1)
     assert run.error is None
     assert run.compensation_error is None
@@ -66,7 +66,7 @@ def test_journal_order_and_kinds() -> None:
     ]
     assert run.journal.names(EntryKind.COMPLETED) == ["Alpha.first", "Beta.second", "Gamma.third"]
     assert all(entry.correlation_id == "wf" for entry in run.journal)
-    assert run.journal[0].participant == Linear.flow.name
+    assert run.journal[0].participant == Linear.plan.name
     assert run.journal[-1].detail == "completed"
     # causation: each step names the step whose output triggered it
     started = run.journal.of_kind(EntryKind.STARTED)
@@ -175,4 +175,4 @@ def test_repr_of_a_run() -> None:
     run = h.orchestrator.run(Start(n=1), workflow_id="x")
     assert "x" in repr(run)
     assert "COMPLETED" in repr(run)
-    assert B not in Single.flow.slot_types
+    assert B not in Single.plan.slot_types

@@ -144,10 +144,10 @@ def test_a_late_result_of_a_failed_step_is_undone_with_the_saga(slow: Slow) -> N
     assert run.status is WorkflowStatus.COMPENSATED
     undo = h[Alpha].named("undo_first")
     assert [c.message for c in undo] == [A(n=100)]  # the output-typed undo gets the late output
-    assert [c.key for c in undo] == ["wf:Alpha.first:undo"]
+    assert [c.key for c in undo] == ["wf:Alpha.first:late1:undo"]  # its own key
     entries = late_entries(run)
     assert len(entries) == 1
-    assert "undone with the saga" in (entries[0].detail or "")
+    assert "undone (the action failed)" in (entries[0].detail or "")
     assert run.journal.names(EntryKind.COMPENSATED) == ["Alpha.undo_first"]
     keys = [s.key for s in run.steps]
     assert keys == ["Alpha.first", "Alpha.first:late1", "Alpha.first:late1:undo"]
@@ -169,7 +169,7 @@ def test_a_late_result_after_run_returned_is_compensated(slow: Slow) -> None:
     assert h[Alpha].named("undo_first")[0].thread is slow.thread
     entries = late_entries(run)
     assert len(entries) == 1
-    assert "undoing it now" in (entries[0].detail or "")
+    assert "undone (the action failed)" in (entries[0].detail or "")
     compensated = run.journal.of_kind(EntryKind.COMPENSATED)
     assert [e.name for e in compensated] == ["Alpha.undo_first"]
     assert compensated[0].undoes == "Alpha.first"

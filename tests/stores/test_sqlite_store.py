@@ -75,23 +75,73 @@ def test_the_file_is_wal_with_a_schema_version(tmp_path: Path) -> None:
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     meta = dict(connection.execute("SELECT key, value FROM coordination_meta"))
-    assert meta == {"application": "coordination", "schema": "1"}
+    assert meta == {"application": "coordination", "schema": "2"}
     connection.close()
 
 
+def test_the_file_and_its_wal_are_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)  # the usual umask: files would be world-readable
+    try:
+        path = tmp_path / "orders.db"
+        with SQLiteStore(path) as store:
+            store.start_run("wf", "flow", order(), owner="me", now=1.0)
+            for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                assert stat.S_IMODE(name.stat().st_mode) == 0o600, name
+    finally:
+        os.umask(old)
+
+
 def test_a_step_is_recorded_once(tmp_path: Path) -> None:
-    from coordination.stores import StepOutcome, StepRecord
+    from coordination.stores import StepOutcome, StepRecord, Write
 
     with SQLiteStore(tmp_path / "s.db") as store:
-        store.register_types([OrderPlaced])
-        store.start_run("wf", "flow", order(), owner="me", now=1.0)
+        _, token = store.start_run("wf", "flow", order(), owner="me", now=1.0)
+        assert token is not None
         step = StepRecord("A.x", StepOutcome.COMPLETED, 1, None, None, ())
-        store.append_step("wf", step, now=2.0)
+        store.write(Write("wf", token, 2.0, (step,)))
         with pytest.raises(StoreError, match="recorded once"):
-            store.append_step("wf", step, now=3.0)
+            store.write(Write("wf", token, 3.0, (step,)))
         record = store.get_run("wf")
         assert record is not None
         assert [s.key for s in record.steps] == ["A.x"]
+
+
+def test_an_older_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    SQLiteStore(path).close()
+    connection = sqlite3.connect(path)
+    connection.execute("UPDATE coordination_meta SET value = '1' WHERE key = 'schema'")
+    connection.commit()
+    connection.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="schema version 1, written by an earlier"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("value", ["v2", "", "2.0", "-1"])
+def test_an_unreadable_schema_version_is_a_store_error(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "odd.db"
+    SQLiteStore(path).close()
+    connection = sqlite3.connect(path)
+    connection.execute("UPDATE coordination_meta SET value = ? WHERE key = 'schema'", (value,))
+    connection.commit()
+    connection.close()
+    with pytest.raises(StoreError, match="schema version"):
+        SQLiteStore(path)
+
+
+def test_a_meta_table_of_another_shape_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "odd.db"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE coordination_meta (id INTEGER)")
+    connection.commit()
+    connection.close()
+    with pytest.raises(StoreError, match="another shape"):
+        SQLiteStore(path)
 
 
 def test_a_foreign_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -180,38 +230,41 @@ def test_a_type_name_defined_nowhere_in_the_process_names_the_run_and_leaves_the
 
 
 def test_forget_finished_deletes_only_old_finished_runs(tmp_path: Path) -> None:
-    from coordination.stores import StepOutcome, StepRecord
+    from coordination.stores import Finish, StepOutcome, StepRecord, Write
 
     with SQLiteStore(tmp_path / "s.db") as store:
-        store.register_types([OrderPlaced])
+        tokens = {}
         for name, now in (("old", 1.0), ("new", 50.0), ("open", 1.0)):
-            store.start_run(name, "flow", order(), owner="me", now=now)
-            store.append_step(
-                name, StepRecord("A.x", StepOutcome.COMPLETED, 1, None, None, ()), now=now
-            )
-        store.finish_run("old", WorkflowStatus.COMPLETED, now=2.0)
-        store.finish_run("new", WorkflowStatus.COMPLETED, now=60.0)
+            _, tokens[name] = store.start_run(name, "flow", order(), owner="me", now=now)
+            step = StepRecord("A.x", StepOutcome.COMPLETED, 1, None, None, ())
+            store.write(Write(name, tokens[name], now, (step,)))
+        store.write(Write("old", tokens["old"], 2.0, finish=Finish(WorkflowStatus.COMPLETED)))
+        store.write(Write("new", tokens["new"], 60.0, finish=Finish(WorkflowStatus.COMPLETED)))
         assert store.forget_finished(before=10.0) == 1
         assert store.get_run("old") is None
         assert store.get_run("new") is not None
         assert store.get_run("open") is not None  # unfinished runs are never forgotten
-        (steps,) = store._connection.execute("SELECT COUNT(*) FROM steps").fetchone()
-        assert steps == 2
+    connection = sqlite3.connect(tmp_path / "s.db")
+    ((steps,),) = connection.execute("SELECT COUNT(*) FROM steps").fetchall()
+    connection.close()
+    assert steps == 2
 
 
 def test_a_heartbeat_renews_the_leases_of_runs_this_store_owns(tmp_path: Path) -> None:
     import time
 
-    with SQLiteStore(tmp_path / "s.db", lease=0.06) as store:
-        store.register_types([OrderPlaced])
+    path = tmp_path / "s.db"
+    with SQLiteStore(path, lease=0.06) as store:
         record, _ = store.start_run("wf", "flow", order(), owner="me", now=time.time())
         first = record.lease_expires
         assert first is not None
         deadline = time.monotonic() + 5
         renewed = first
+        reader = sqlite3.connect(path)
         while renewed <= first and time.monotonic() < deadline:
             time.sleep(0.01)
-            ((renewed,),) = store._query(
-                "SELECT lease_expires FROM runs WHERE workflow_id = 'wf'", ()
-            )
+            ((renewed,),) = reader.execute(
+                "SELECT lease_expires FROM runs WHERE workflow_id = 'wf'"
+            ).fetchall()
+        reader.close()
         assert renewed > first, "the lease was never renewed"

@@ -19,7 +19,6 @@ from typing import Any, TypeVar, overload
 
 import blinker
 
-from coordination._attempts import describe
 from coordination._clock import Clock, SystemClock
 from coordination._context import Context
 from coordination._journal import EntryKind, JournalEntry
@@ -33,6 +32,7 @@ from coordination.choreography._handlers import (
     inspect_handler,
     subscribed_as,
 )
+from coordination.engine import describe
 from coordination.errors import DefinitionError, UsageError
 
 __all__ = ["EventBus"]
@@ -227,7 +227,7 @@ class EventBus:
         self._check_command(envelope.message)
         dispatch = current.get()
         if dispatch is not None and not dispatch.done:
-            dispatch.queue.append((self, envelope))
+            dispatch.queue.append(self._item(envelope))
             return envelope
         if self._has_async:
             try:
@@ -258,7 +258,7 @@ class EventBus:
         self._check_command(envelope.message)
         dispatch = current.get()
         if dispatch is not None and not dispatch.done:
-            dispatch.queue.append((self, envelope))
+            dispatch.queue.append(self._item(envelope))
             return envelope
         await self._drain_async(envelope)
         return envelope
@@ -282,22 +282,37 @@ class EventBus:
         dispatch = current.get()
         due = self.clock.monotonic() + max(delay, 0.0)
         if dispatch is not None and not dispatch.done:
-            heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self, callback))
+            heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self.clock, callback))
             return
         dispatch = Dispatch()
-        heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self, callback))
+        heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self.clock, callback))
         drive(dispatch)
+
+    async def call_later_async(self, delay: float, callback: Callable[[], object]) -> None:
+        """Like `call_later`, starting a cascade driven on the running loop if none runs."""
+        dispatch = current.get()
+        due = self.clock.monotonic() + max(delay, 0.0)
+        if dispatch is not None and not dispatch.done:
+            heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self.clock, callback))
+            return
+        dispatch = Dispatch()
+        heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self.clock, callback))
+        await drive_async(dispatch)
 
     # -- dispatching ----------------------------------------------------------------------
 
+    def _item(self, envelope: Envelope[Message]) -> tuple[Any, Any, Envelope[Message]]:
+        """A queue item: how the cascade delivers `envelope` (sync and async) through us."""
+        return (self._deliver, self._deliver_async, envelope)
+
     def _drain(self, envelope: Envelope[Message]) -> None:
         dispatch = Dispatch()
-        dispatch.queue.append((self, envelope))
+        dispatch.queue.append(self._item(envelope))
         drive(dispatch)
 
     async def _drain_async(self, envelope: Envelope[Message]) -> None:
         dispatch = Dispatch()
-        dispatch.queue.append((self, envelope))
+        dispatch.queue.append(self._item(envelope))
         await drive_async(dispatch)
 
     def _context(self, envelope: Envelope[Message], handler: Handler) -> Context:

@@ -1,503 +1,327 @@
 """Choreography: the same participants, each reacting to its own inputs on an event bus.
 
 Nobody holds the sequence: each forward action is subscribed to the message types it
-consumes and publishes what it produces. What the choreography keeps per correlation is
-only what a saga needs — which actions ran, what they produced, which joins wait — so it
-can undo them newest first when one fails, and tell when the flow instance is finished.
-That record is what `ProcessMonitor` shows: the unseen orchestrator, made visible.
+consumes and publishes what it produces. What runs when is still one rule, the engine's
+(DESIGN.md, "One engine, one rule"): each flow instance has a saga that holds an action
+until its generation is open, lets every action of a generation run to its end, and undoes
+newest first when one fails — so the same participants reach the same outcome here as
+under an `Orchestrator`. Each instance is kept in a store (a `MemoryStore` unless one is
+given) exactly as an orchestrated run is, plus its outbox and inbox: `ProcessMonitor`
+shows it, the unseen orchestrator made visible.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random as _random
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from coordination._attempts import ActionPlan, Attempts, describe
 from coordination._clock import Clock
-from coordination._context import Context
-from coordination._graph import FlowGraph
-from coordination._journal import EntryKind, Rows
-from coordination._messages import Envelope, Message, new_id, type_name_of
-from coordination._ownership import process_owner
+from coordination._messages import Envelope, Message, new_id
 from coordination._participants import Participant
-from coordination._status import WorkflowStatus
-from coordination._timed import TimedAttempt, bounded
 from coordination.choreography._bus import EventBus
-from coordination.choreography._durable import derived_id, dump_process
-from coordination.choreography._events import ActionFailed, HandlerFailed
-from coordination.choreography._process import Process
+from coordination.choreography._events import HandlerFailed
+from coordination.choreography._instances import Binding, Instance, Instances
+from coordination.choreography._monitor import ProcessMonitor, ProcessView
+from coordination.choreography._outbox import Outbox
+from coordination.choreography._reactor import Reactor
 from coordination.choreography._recovery import Recovery
-from coordination.choreography._timing import Timing
-from coordination.choreography._undoing import Undoing
-from coordination.choreography._wiring import Wired
-from coordination.errors import UsageError, WorkflowBusy
-from coordination.stores._sqlite_events import SQLiteEventLog
+from coordination.engine import (
+    FlowGraph,
+    FlowPlan,
+    Problem,
+    Saga,
+    bind,
+    bind_action,
+    check_participants,
+    claim,
+    compile_plan,
+    derive_groups,
+    process_owner,
+)
+from coordination.errors import (
+    DefinitionError,
+    UsageError,
+    WorkflowBusy,
+    WorkflowConflict,
+)
+from coordination.stores._memory import MemoryStore
+from coordination.stores._store import EventLog, Store
 
 __all__ = ["Choreography"]
 
-_PUBLISHED = EntryKind.PUBLISHED.value
-_FAILED = EntryKind.FAILED.value
-_LATE = EntryKind.LATE_RESULT.value
-_RUNNING = WorkflowStatus.RUNNING
+
+class _DeclaredFlow(Protocol):
+    """A flow whose declarations a choreography can adopt (an `Orchestrator` subclass)."""
+
+    plan: FlowPlan
 
 
-class Choreography(Recovery, Undoing, Timing):
+class Choreography:
     """Wire participants to a bus: each forward action reacts to its inputs.
 
     The same participant classes run unchanged under `Orchestrator` or here, with the same
-    `@action(retry=..., timeout=...)`: a retry is a delayed re-delivery (the bus delivers
-    everything else meanwhile), a join waits per `correlation_id` for all its inputs, and
-    a failure after the retries publishes `ActionFailed` and undoes what completed, newest
-    first, publishing each compensation's output like any event.
+    `@action(retry=..., timeout=...)`; `flow=` adopts a flow's declarations (step
+    overrides, declared order). A retry is a delayed re-delivery (the bus delivers
+    everything else meanwhile), an action whose inputs came early waits for its generation,
+    and a failure after the retries publishes `ActionFailed` and undoes what was done,
+    newest first, publishing each compensation's output like any event.
     """
 
     def __init__(
         self,
         bus: EventBus,
         *participants: Participant,
+        flow: type[Any] | None = None,
+        store: Store | None = None,
+        name: str | None = None,
         clock: Clock | None = None,
         random: Callable[[], float] | None = None,
         join_timeout: float = 300.0,
         max_finished: int = 10_000,
-        store: SQLiteEventLog | None = None,
         max_deliveries: int = 5,
     ) -> None:
-        """`join_timeout`: seconds a join may wait for its other inputs (then JoinTimeout).
+        """`flow`: an `Orchestrator` subclass whose declarations (overrides, order) to adopt.
 
-        `max_finished` finished flow instances are kept for the monitor; ids of forgotten
-        ones stay as tombstones, so a late message never reopens them. With a `store`
-        (a `SQLiteStore`), every published message goes to its event log before delivery,
-        each handling commits its inbox mark, outputs and flow state together, and
-        `recover()` delivers again what a crashed process had not handled; a delivery
-        that comes back `max_deliveries` times is set aside as a dead letter.
+        `store`: where instances are kept (with their outbox and inbox); a `MemoryStore`
+        keeping `max_finished` finished instances by default. With a durable store
+        (`SQLiteStore`), every published message is logged before delivery, each handling
+        commits its inbox mark, outputs and record together, and `recover()` goes on with
+        what a crashed process left; a delivery that comes back `max_deliveries` times is
+        set aside as a dead letter. `name`: the stored name of this choreography's
+        instances (default: from the start messages, or the adopted flow's name).
+        `join_timeout`: seconds an action of an open generation may wait for inputs that
+        were produced but never delivered (`check_deadlines()` fails it).
         """
-        from coordination.choreography._monitor import ProcessMonitor
-
         if not isinstance(bus, EventBus):
             raise UsageError(f"Choreography(bus, ...) takes an EventBus first, got {bus!r}")
         if not participants:
             raise UsageError("Choreography needs at least one participant")
-        if join_timeout <= 0:
-            raise UsageError(f"join_timeout={join_timeout} must be > 0 seconds")
-        if store is not None and not isinstance(store, SQLiteEventLog):
+        if not join_timeout > 0:
+            raise UsageError(f"join_timeout={join_timeout!r} must be > 0 seconds")
+        if (
+            isinstance(max_deliveries, bool)
+            or not isinstance(max_deliveries, int)
+            or max_deliveries < 1
+        ):
+            raise UsageError(f"max_deliveries={max_deliveries!r} must be an int of at least 1")
+        if store is not None and not (isinstance(store, Store) and isinstance(store, EventLog)):
             raise UsageError(
-                f"a durable choreography needs a store with an event log, like "
-                f"SQLiteStore('orders.db'); got {store!r}"
+                f"a choreography's store keeps instances and an event log, like MemoryStore() "
+                f"or SQLiteStore('orders.db'); got {store!r}"
             )
-        if max_deliveries < 1:
-            raise UsageError(f"max_deliveries={max_deliveries} must be at least 1")
-        self.store = store
-        self.max_deliveries = max_deliveries
-        #: Who owns the flow instances this choreography runs (see coordination._ownership).
-        self._owner = process_owner()
+        check_participants("Choreography", participants)
         self.bus = bus
         self.clock: Clock = clock if clock is not None else bus.clock
         self.random = random or _random.random
         self.join_timeout = join_timeout
-        self.max_finished = max_finished
+        self.max_deliveries = max_deliveries
+        self.store: Any = store if store is not None else MemoryStore(max_finished)
+        self._owner = process_owner()
         self.graph = FlowGraph(participants)
         self.graph.check_commands()
-        self._wired = {node.key: Wired(node) for node in self.graph.nodes}
-        self._has_async = any(wired.forward.is_async for wired in self._wired.values())
-        self._starts = {
-            wanted
-            for node in self.graph.nodes
-            for wanted in node.signature.inputs
-            if not self.graph.producers(wanted)
-        }
-        self._active: dict[str, Process] = {}
-        self._finished: OrderedDict[str, Process] = OrderedDict()
-        self._tombstones: OrderedDict[str, None] = OrderedDict()
-        #: (correlation, join action) -> deadline, in deadline order (join_timeout is one
-        #: constant, so insertion order is deadline order); removed when the join completes.
-        self._deadlines: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._lock = threading.Lock()
-        self._types = self._message_types()
-        if store is not None:
-            store.register_types(self._types)  # type: ignore[attr-defined]
-        for wired in self._wired.values():
-            for index, wanted in enumerate(wired.node.signature.inputs):
+        bindings = self._bindings(participants, flow, name)
+        self.name = next(iter(bindings.values())).plan.name
+        for binding in bindings.values():
+            self.store.register_types(binding.plan.message_types)
+        self.instances = Instances(self.name, bindings)
+        self._reactor = Reactor(bus, self.instances, self.random)
+        self._has_async = any(node.signature.is_async for node in self.graph.nodes)
+        self.monitor = ProcessMonitor(self.instances, self.store, self.clock)
+        self._recovery = Recovery(
+            bus=bus,
+            store=self.store,
+            instances=self.instances,
+            reactor=self._reactor,
+            clock=self.clock,
+            owner=self._owner,
+            open_instance=self._instance,
+            max_deliveries=max_deliveries,
+        )
+        self._subscribe()
+
+    def _bindings(
+        self, participants: tuple[Participant, ...], flow: type[Any] | None, name: str | None
+    ) -> dict[type[Message], Binding]:
+        """One plan per start message: derived from the signatures, or the flow's own."""
+        if flow is not None:
+            plan = getattr(flow, "plan", None)
+            if not isinstance(plan, FlowPlan):
+                raise UsageError(
+                    f"Choreography(flow=...) takes an Orchestrator subclass whose declarations "
+                    f"to adopt, got {flow!r}"
+                )
+            plan = plan.with_name(name or f"{plan.name}:choreography")
+            return {plan.start_type: Binding(plan, bind(plan, participants))}
+        self.graph.check_inputs()
+        starts = sorted(self.graph.starts(), key=lambda t: t.__qualname__)
+        if not starts:
+            raise DefinitionError(
+                "no message starts a flow here: every action's input is produced by another "
+                "action (a cycle); a flow starts with a message no participant produces"
+            )
+        chosen = name or "choreography:" + "+".join(start.__name__ for start in starts)
+        nodes = {node.key: node for node in self.graph.nodes}
+        bindings: dict[type[Message], Binding] = {}
+        for start in starts:
+            plan = compile_plan(chosen, derive_groups(self.graph, start), start)
+            bound = {p.key: bind_action(p, nodes[p.key].participant) for p in plan.actions}
+            bindings[start] = Binding(plan, bound)
+        return bindings
+
+    def _subscribe(self) -> None:
+        """Subscribe each action to its input types, in the order the participants came."""
+        planned = {p.key: p for b in self.instances.bindings.values() for p in b.plan.actions}
+        for node in self.graph.nodes:
+            if node.key not in planned:
+                continue  # part of no flow here (an action of an adopted flow's leftovers)
+            for index, wanted in enumerate(node.signature.inputs):
                 # Participants' sync actions may block (I/O): under publish_async they run
                 # on worker threads, as run_async() runs them for an orchestrator.
-                bus.subscribe(wanted, self._handler(wired, index), blocking=True)
-        bus.subscribe(HandlerFailed, self._on_handler_failed)
-        self.monitor = ProcessMonitor(self)
+                handler = self._reactor.handler(node.key, index, node.signature.is_async)
+                self.bus.subscribe(wanted, handler, blocking=True)
+        self.bus.subscribe(HandlerFailed, self._recovery.on_handler_failed)
 
     # -- starting ---------------------------------------------------------------------
 
-    def _check_start(self, message: Message) -> None:
+    def _check_start(self, message: Message) -> Binding:
         if not isinstance(message, Message):
             raise UsageError(f"publish() takes a message, got {type(message).__name__}")
-        if not any(isinstance(message, start) for start in self._starts):
-            starts = ", ".join(sorted(t.__name__ for t in self._starts)) or "none"
+        binding = self.instances.binding_for(type(message))
+        if binding is None:
+            starts = ", ".join(sorted(t.__name__ for t in self.instances.bindings)) or "none"
             raise UsageError(
                 f"{type(message).__name__} does not start a flow here: a flow starts with a "
                 f"message no participant produces ({starts})"
             )
+        return binding
 
     def publish(self, message: Message, *, correlation_id: str | None = None) -> Envelope[Message]:
-        """Start a flow instance with `message`; return once everything it caused settled."""
-        self._check_start(message)
+        """Start a flow instance with `message`; return once everything it caused settled.
+
+        Idempotent by `correlation_id`, like `Orchestrator.run()`: the same message again
+        returns its envelope and runs nothing; a different one raises `WorkflowConflict`.
+        """
+        binding = self._check_start(message)
         if self._has_async and _loop_running():
             raise UsageError(
                 "this choreography has async actions and publish() was called inside a "
                 "running event loop; use `await flow.publish_async(...)`"
             )
         envelope = self.bus.envelope(message, correlation_id=correlation_id or new_id())
-        self._open(envelope, from_caller=True)
-        return self.bus.publish(envelope)
+        opened, started = self._open(envelope, binding)
+        if opened is None:
+            return started
+        try:
+            if started is envelope:
+                self.bus.publish(envelope)
+            else:
+                self._recovery.redeliver(opened)
+        except BaseException:
+            self._reactor.release(opened)  # interrupted: recover() or publish() goes on
+            raise
+        return started
 
     async def publish_async(
         self, message: Message, *, correlation_id: str | None = None
     ) -> Envelope[Message]:
         """Like `publish()`, awaiting async participants on the running loop."""
-        self._check_start(message)
+        binding = self._check_start(message)
         envelope = self.bus.envelope(message, correlation_id=correlation_id or new_id())
-        self._open(envelope, from_caller=True)
-        return await self.bus.publish_async(envelope)
+        opened, started = self._open(envelope, binding)
+        if opened is None:
+            return started
+        try:
+            if started is envelope:
+                await self.bus.publish_async(envelope)
+            else:
+                await self._recovery.redeliver_async(opened)
+        except BaseException:
+            self._reactor.release(opened)
+            raise
+        return started
 
-    def _open(self, envelope: Envelope[Message], *, from_caller: bool = False) -> Process | None:
-        """The process of `envelope`'s correlation, created if this message starts one.
+    def _open(
+        self, envelope: Envelope[Message], binding: Binding
+    ) -> tuple[Instance | None, Envelope[Message]]:
+        """The instance to drive (None: nothing to run) and the envelope that started it.
 
-        `from_caller`: `publish()` journals its message in a running process too (a join's
-        other input, say), not only in the process it creates.
+        A new correlation gets a new instance started by `envelope`; a known one with the
+        same start message is idempotent: it ran (or runs here) already, or it was left
+        half done by an owner that is gone and is resumed.
         """
+        plan = binding.plan
         correlation_id = envelope.correlation_id
-        with self._lock:
-            process = self._active.get(correlation_id)
-            if process is None:
-                if correlation_id in self._tombstones or correlation_id in self._finished:
-                    return None  # finished: a late message never reopens it
-                if self.store is not None:
-                    stored = self.store.process_status(correlation_id)
-                    if stored is not None and stored.finished:
-                        return None  # finished in an earlier process
-                    if stored is not None:
-                        if not from_caller:
-                            return None
-                        raise WorkflowBusy(
-                            f"flow instance {correlation_id!r} is {stored.name} in the store "
-                            f"but not running here: call recover() to go on with it",
-                            workflow_id=correlation_id,
-                        )
-                start = type(envelope.message)
-                if not any(issubclass(start, wanted) for wanted in self._starts):
-                    return None  # a mid-flow message for a flow this choreography never saw
-                expected = self.graph.reachable(start)
-                process = Process(correlation_id, start, expected, self.clock.now())
-                self._active[correlation_id] = process
-            elif not from_caller:
-                return process
-        self._record_published(process, envelope, "caller")
-        self._commit(process, None, None, (envelope,))  # the outbox: before delivery
-        return process
-
-    def _record_published(
-        self, process: Process, envelope: Envelope[Message], publisher: str
-    ) -> None:
-        process.add_rows(
-            (
-                _PUBLISHED, publisher, type(envelope.message).__name__,
-                envelope.correlation_id, envelope.causation_id, 0, self.clock.now(), None,
-                None, None, envelope.message_id,
-            )
-        )  # fmt: skip
-
-    def _publish(
-        self,
-        process: Process,
-        messages: Iterable[Message],
-        cause: str | None,
-        publisher: str,
-        handled: str | None = None,
-    ) -> None:
-        """Publish what `handled` (an action or undo key) produced from `cause`.
-
-        Durable: the envelopes, `cause`'s inbox mark for `handled` and the flow state are
-        committed together first, with ids derived from what produced them, so doing the
-        same work again after a crash publishes the same ids.
-        """
-        envelopes = []
-        for message in messages:
-            if self.store is not None and handled is not None:
-                produced = f"{handled}>{type_name_of(type(message))}"
-                message_id = derived_id(process.correlation_id, produced, (cause,))
-            else:
-                message_id = new_id()
-            envelope = Envelope(message, process.correlation_id, cause, message_id)
-            if isinstance(message, ActionFailed) and process.failure_id is None:
-                # What the undos publish is caused by the failure that started them.
-                process.failure_id = envelope.message_id
-            self._record_published(process, envelope, publisher)
-            envelopes.append(envelope)
-        self._commit(process, cause, handled, envelopes)
-        for envelope in envelopes:
-            self.bus.publish(envelope)
-
-    def _commit(
-        self,
-        process: Process,
-        cause: str | None,
-        handled: str | None,
-        envelopes: Sequence[Envelope[Message]] = (),
-    ) -> None:
-        """Save the flow state (and `cause`'s inbox mark, and `envelopes`) in one commit."""
-        store = self.store
-        if store is None:
-            return
-        with process.lock:
-            state = dump_process(process)
-            status = process.status
-        now = self.clock.now()
-        if cause is not None and handled is not None:
-            store.record_handled(
-                cause, handled, process.correlation_id, status, state, now=now,
-                events=envelopes, owner=self._owner,
-            )  # fmt: skip
-        else:
-            store.save_process(
-                process.correlation_id, status, state, now=now, events=envelopes,
-                owner=self._owner,
-            )  # fmt: skip
-
-    # -- reacting ---------------------------------------------------------------------
-
-    def _handler(self, wired: Wired, index: int) -> Callable[..., Any]:
-        if wired.forward.is_async:
-
-            async def react_async(message: Message, ctx: Context) -> None:
-                ready = self._arrive(wired, index, message, ctx)
-                if ready is not None:
-                    process, inputs = ready
-                    attempts = self._attempts(wired.forward, process, ctx.message_id)
-                    await self._attempt_async(process, wired, inputs, attempts)
-
-            react_async.__qualname__ = f"Choreography[{wired.node.key}]"
-            return react_async
-
-        def react(message: Message, ctx: Context) -> None:
-            ready = self._arrive(wired, index, message, ctx)
-            if ready is not None:
-                process, inputs = ready
-                attempts = self._attempts(wired.forward, process, ctx.message_id)
-                self._attempt(process, wired, inputs, attempts)
-
-        react.__qualname__ = f"Choreography[{wired.node.key}]"
-        return react
-
-    def _attempts(self, plan: ActionPlan, process: Process, cause: str | None) -> Attempts:
-        return Attempts(plan, process.correlation_id, self.clock, self.random, causation=cause)
-
-    def _arrive(
-        self, wired: Wired, index: int, message: Message, ctx: Context
-    ) -> tuple[Process, list[Any]] | None:
-        """Record one input; the inputs to run with once all of the action's have come."""
-        if self._deadlines and next(iter(self._deadlines.values())) <= self.clock.monotonic():
-            self.check_deadlines()
-        process = self._active.get(ctx.correlation_id)
-        if process is None:
-            process = self._open(
-                Envelope(message, ctx.correlation_id, ctx.causation_id, ctx.message_id)
-            )
-            if process is None:
-                return None
-        key = wired.node.key
-        arity = len(wired.node.signature.inputs)
-        with process.lock:
-            if process.status is not _RUNNING or key in process.started:
-                return None
-            if arity == 1:
-                process.mark_started(key)
-                return process, [message]
-            waiting = process.joins.setdefault(key, {})
-            waiting.setdefault(index, message)
-            if len(waiting) < arity:
-                if len(waiting) == 1:
-                    deadline = self.clock.monotonic() + self.join_timeout
-                    with self._lock:
-                        self._deadlines[(process.correlation_id, key)] = deadline
-                return None
-            del process.joins[key]
-            if arity > 1:
-                with self._lock:
-                    self._deadlines.pop((process.correlation_id, key), None)
-            process.mark_started(key)
-            return process, [waiting[i] for i in range(arity)]
-
-    def _attempt(
-        self, process: Process, wired: Wired, inputs: list[Any], attempts: Attempts
-    ) -> None:
-        with process.lock:
-            process.retrying.pop(wired.node.key, None)
-            if process.status is not _RUNNING:
-                return  # a retry that fell due after the flow failed: forward work stops
-        plan = attempts.plan
-        ctx = attempts.begin()
-        try:
-            if plan.timeout is None:
-                result = plan.invoke(inputs, ctx)
-            else:
-                timed = TimedAttempt(
-                    lambda: plan.invoke(inputs, ctx),
-                    self._late_handler(process, wired, attempts.attempt),
-                    plan.key,
-                )
-                result = timed.wait(attempts.attempt_timeout() or 0.0)
-            attempts.succeeded(result)
-        except Exception as error:
-            delay = self._after_failure(process, wired, inputs, attempts, error)
-            if delay is not None:
-                self.bus.call_later(delay, lambda: self._attempt(process, wired, inputs, attempts))
-            return
-        self._completed(process, wired, inputs, result, attempts)
-
-    async def _attempt_async(
-        self, process: Process, wired: Wired, inputs: list[Any], attempts: Attempts
-    ) -> None:
-        with process.lock:
-            process.retrying.pop(wired.node.key, None)
-            if process.status is not _RUNNING:
-                return
-        plan = attempts.plan
-        ctx = attempts.begin()
-        try:
-            result = await bounded(plan.invoke(inputs, ctx), attempts.attempt_timeout())
-            attempts.succeeded(result)
-        except Exception as error:
-            delay = self._after_failure(process, wired, inputs, attempts, error)
-            if delay is not None:
-                self.bus.call_later(
-                    delay,
-                    lambda: self._attempt_async(process, wired, inputs, attempts),
-                )
-            return
-        await self._completed_async(process, wired, inputs, result, attempts)
-
-    def _after_failure(
-        self,
-        process: Process,
-        wired: Wired,
-        inputs: list[Any],
-        attempts: Attempts,
-        error: Exception,
-    ) -> float | None:
-        """Journal a failed attempt; the delay before a retry, or None once the action failed."""
-        delay = attempts.failed(error)
-        process.take_rows(attempts)
-        key = wired.node.key
-        with process.lock:
-            if delay is not None and process.status is _RUNNING:
-                process.retrying[key] = (wired, inputs)  # started: owed an undo if dropped
-                return delay
-            held = process.settle(key, False) if wired.forward.timeout else []
-            first = process.status is _RUNNING
-            if first:
-                for _, ok, value in held:
-                    if ok:  # a late result of this action: undone with the rest
-                        process.settled.append((wired, value, True, []))
-                process.settled.append((wired, None, False, inputs))
-                taken = process.fail(f"{key}: {describe(error)}")
-        for attempt, ok, value in held:
-            self._late_result(process, wired, attempt, ok, value, False)
-        if first:
-            for other, attempt, ok, value in taken:
-                self._late_result(process, other, attempt, ok, value, False)
-        else:
-            # The flow failed meanwhile (on another thread): owe this action's undos too.
-            for _, ok, value in held:
-                if ok:
-                    self._owe(process, process.undo_for(wired, value, True, []))
-            self._owe(process, process.undo_for(wired, None, False, inputs))
-        failure = ActionFailed(
-            correlation_id=process.correlation_id,
-            action=wired.node.key,
-            attempts=attempts.attempt,
-            error=describe(error),
+        record, token = self.store.start_run(
+            correlation_id,
+            plan.name,
+            envelope.message,
+            owner=self._owner,
+            now=self.clock.now(),
+            shape=plan.shape,
+            events=(envelope,),
         )
-        participant = wired.node.declared.participant
-        self._publish(process, (failure,), attempts.causation, participant, wired.node.key)
-        if first:
-            self._undo_next(process)
-        return None
+        if token is not None:
+            return self._instance(record, token, binding, envelope.message_id), envelope
+        if record.flow != plan.name or record.start != envelope.message:
+            raise WorkflowConflict(
+                f"correlation {correlation_id!r} was already started (flow {record.flow!r}) "
+                f"with a different message ({record.start!r}); a correlation names one "
+                f"instance of one message",
+                workflow_id=correlation_id,
+            )
+        started = self.store.events_of(correlation_id)
+        first = started[0] if started else envelope
+        if record.status.finished or self.instances.get(correlation_id) is not None:
+            return None, first  # the same start again: it ran (or runs) already
+        token = claim(self.store, correlation_id, record.owner, self._owner, self.clock.now())
+        if token is None:
+            raise WorkflowBusy(
+                f"flow instance {correlation_id!r} is {record.status.name} under owner "
+                f"{record.owner!r}; wait for it to finish",
+                workflow_id=correlation_id,
+            )
+        return self._recovery.resumed(correlation_id, token, was=record.owner), first
 
-    def _completed(
-        self, process: Process, wired: Wired, inputs: list[Any], result: Any, attempts: Attempts
-    ) -> None:
-        process.take_rows(attempts)
-        with process.lock:
-            # Only timed attempts can return late: only they need their outcome kept.
-            held = process.settle(wired.node.key, True) if wired.forward.timeout else []
-            running = process.status is _RUNNING
-            if running:
-                process.settled.append((wired, result, True, inputs))
-                finished = process.mark_done(wired.node.key)
-        for attempt, ok, value in held:
-            self._late_result(process, wired, attempt, ok, value, True)
-        if not running:
-            # The flow failed while this ran (another thread): undo it too.
-            self._owe(process, process.undo_for(wired, result, True, inputs))
-            return
-        participant = wired.node.declared.participant
-        outputs = result if isinstance(result, tuple) else () if result is None else (result,)
-        self._publish(process, outputs, attempts.causation, participant, wired.node.key)
-        if finished:
-            self._finish(process, WorkflowStatus.COMPLETED)
+    def _instance(
+        self, record: Any, token: int, binding: Binding, start_id: str | None
+    ) -> Instance:
+        outbox = Outbox(self.bus, record.workflow_id)
+        saga = Saga(
+            binding.plan, record, token, self.store, self.clock, publishing=outbox,
+            start_id=start_id,
+        )  # fmt: skip
+        instance = Instance(saga, binding, outbox)
+        self.instances.add(instance)
+        return instance
 
-    async def _completed_async(
-        self, process: Process, wired: Wired, inputs: list[Any], result: Any, attempts: Attempts
-    ) -> None:
-        self._completed(process, wired, inputs, result, attempts)
+    # -- going on after a crash ---------------------------------------------------------
 
-    # -- finishing --------------------------------------------------------------------
+    def recover(
+        self, *, max_recoveries: int = 5, on_problem: Problem | None = None
+    ) -> list[ProcessView]:
+        """Go on with this choreography's instances that owe work and whose owner is gone.
 
-    def _finish(self, process: Process, status: WorkflowStatus) -> None:
-        with process.lock:
-            if process.finished_at is not None:
-                failed = WorkflowStatus.COMPENSATION_FAILED
-                refinished = status is failed and process.status is not failed
-                if refinished:
-                    # An undo owed after the end failed: journal the new end.
-                    process.finish(status, self.clock.now())
-            else:
-                refinished = None
-            if refinished is None:
-                if process.status is WorkflowStatus.COMPENSATION_FAILED:
-                    status = process.status  # a late undo failed while the saga ran
-                waiting_joins = list(process.joins)
-                process.finish(status, self.clock.now())
-        if refinished is not None:
-            if refinished:
-                self._commit(process, None, None)
-            return
-        self._commit(process, None, None)
-        with self._lock:
-            for key in waiting_joins:
-                self._deadlines.pop((process.correlation_id, key), None)
-            self._active.pop(process.correlation_id, None)
-            self._finished[process.correlation_id] = process
-            while len(self._finished) > self.max_finished:
-                forgotten, _ = self._finished.popitem(last=False)
-                self._tombstones[forgotten] = None
-                while len(self._tombstones) > 10 * max(self.max_finished, 1_000):
-                    self._tombstones.popitem(last=False)
+        What was not handled is delivered again (an action that started but never settled
+        runs again under its idempotency key); an instance stopped by a changed set of
+        actions (`FlowChanged`) or an unreadable row is left alone and reported to
+        `on_problem(correlation_id, error)`. Returns the instances as they stand after.
+        """
+        return self._recovery.recover(max_recoveries, on_problem)
 
-    def process(self, correlation_id: str) -> Process | None:
-        """The live or finished process of a correlation (None if unknown or forgotten)."""
-        return self._active.get(correlation_id) or self._finished.get(correlation_id)
+    def check_deadlines(self) -> list[str]:
+        """Fail the instances whose produced inputs were not delivered within `join_timeout`."""
+        return self._recovery.check_deadlines(self.join_timeout)
 
-    def processes(self) -> list[Process]:
-        """Every process kept: running ones first, then finished ones, oldest first."""
-        with self._lock:
-            return [*self._active.values(), *self._finished.values()]
+    def processes(self) -> list[ProcessView]:
+        """Every instance the store keeps: running ones first, then finished ones."""
+        return self.monitor.all()
 
     def __repr__(self) -> str:
         return (
-            f"<Choreography {len(self.graph.nodes)} actions, {len(self._active)} running, "
-            f"{len(self._finished)} finished>"
+            f"<Choreography {self.name!r} {len(self.graph.nodes)} actions, "
+            f"{len(self.instances)} running>"
         )
 
 
@@ -507,6 +331,3 @@ def _loop_running() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-_ = (Rows, type_name_of)

@@ -13,16 +13,18 @@ import heapq
 import inspect
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from coordination._clock import Clock
 from coordination._messages import Envelope, Message
 
-if TYPE_CHECKING:
-    from coordination.choreography._bus import EventBus
+__all__ = ["Deliver", "DeliverAsync", "Dispatch", "current", "drive", "drive_async", "release_due"]
 
-__all__ = ["Dispatch", "current", "drive", "drive_async", "release_due"]
+#: How a bus delivers one envelope to its handlers (sync: within this cascade).
+Deliver = Callable[[Envelope[Message], "Dispatch"], None]
+DeliverAsync = Callable[[Envelope[Message]], Awaitable[None]]
 
 
 class Dispatch:
@@ -31,10 +33,10 @@ class Dispatch:
     __slots__ = ("current", "delayed", "done", "queue", "runner", "sequence")
 
     def __init__(self) -> None:
-        #: (bus, envelope) to deliver, or a callable to run, in FIFO order.
+        #: (deliver, deliver_async, envelope) to deliver, or a callable to run, in FIFO order.
         self.queue: deque[Any] = deque()
-        #: (due on the clock, tie-breaker, bus, callable), earliest first.
-        self.delayed: list[tuple[float, int, EventBus, Callable[[], object]]] = []
+        #: (due on the clock, tie-breaker, clock, callable), earliest first.
+        self.delayed: list[tuple[float, int, Clock, Callable[[], object]]] = []
         self.sequence = itertools.count()
         self.done = False
         self.runner: asyncio.Runner | None = None
@@ -56,9 +58,9 @@ def drive(dispatch: Dispatch) -> None:
                     release_due(dispatch)
                 item = queue.popleft()
                 if type(item) is tuple:
-                    bus, envelope = item
+                    deliver, _, envelope = item
                     dispatch.current = envelope
-                    bus._deliver(envelope, dispatch)
+                    deliver(envelope, dispatch)
                     dispatch.current = None
                 else:
                     result = item()
@@ -68,10 +70,10 @@ def drive(dispatch: Dispatch) -> None:
                         dispatch.runner.run(result)  # type: ignore[arg-type]
             if not dispatch.delayed:
                 break
-            due, _, bus, callback = heapq.heappop(dispatch.delayed)
-            wait = due - bus.clock.monotonic()
+            due, _, clock, callback = heapq.heappop(dispatch.delayed)
+            wait = due - clock.monotonic()
             if wait > 0:
-                bus.clock.sleep(wait)
+                clock.sleep(wait)
             queue.append(callback)
     finally:
         dispatch.done = True
@@ -91,9 +93,9 @@ async def drive_async(dispatch: Dispatch) -> None:
                     release_due(dispatch)
                 item = queue.popleft()
                 if type(item) is tuple:
-                    bus, envelope = item
+                    _, deliver_async, envelope = item
                     dispatch.current = envelope
-                    await bus._deliver_async(envelope)
+                    await deliver_async(envelope)
                     dispatch.current = None
                 else:
                     result = item()
@@ -101,10 +103,10 @@ async def drive_async(dispatch: Dispatch) -> None:
                         await result
             if not dispatch.delayed:
                 break
-            due, _, bus, callback = heapq.heappop(dispatch.delayed)
-            wait = due - bus.clock.monotonic()
+            due, _, clock, callback = heapq.heappop(dispatch.delayed)
+            wait = due - clock.monotonic()
             if wait > 0:
-                await bus.clock.sleep_async(wait)
+                await clock.sleep_async(wait)
             queue.append(callback)
     finally:
         dispatch.done = True
@@ -114,6 +116,6 @@ async def drive_async(dispatch: Dispatch) -> None:
 def release_due(dispatch: Dispatch) -> None:
     """Move delayed callbacks whose time has come to the back of the queue."""
     delayed = dispatch.delayed
-    while delayed and delayed[0][0] <= delayed[0][2].clock.monotonic():
+    while delayed and delayed[0][0] <= delayed[0][2].monotonic():
         _, _, _, callback = heapq.heappop(delayed)
         dispatch.queue.append(callback)

@@ -1,45 +1,57 @@
 """ProcessMonitor: the unseen orchestrator behind a choreography, made visible.
 
-No component of a choreography knows the whole flow; the monitor reconstructs it for each
-correlation from the journal and the participants' signatures: which actions ran, which
-are pending, which failed or were undone, where the flow instance stands (the same status
-vocabulary as a `WorkflowRun`), and which flows stalled.
+No participant of a choreography knows the whole flow; the engine does. The monitor shows,
+for each correlation, what its saga and its stored record say — never by parsing journal
+text: which actions ran, which are pending and what a join still waits for, which failed
+or were undone, where the instance stands (the status vocabulary of a `WorkflowRun`), and
+which instances stalled. Live instances come from this process's registry; finished ones,
+of this process or an earlier one, from the store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
-from coordination._journal import EntryKind, Journal
+from coordination._clock import Clock
+from coordination._journal import Journal
 from coordination._status import WorkflowStatus
+from coordination.choreography._instances import Instances
+from coordination.engine import FlowPlan, Saga
 from coordination.errors import WorkflowNotFound
+from coordination.stores._records import RunRecord, StepOutcome, StepRecord
 
-if TYPE_CHECKING:
-    from coordination.choreography._choreography import Choreography
-    from coordination.choreography._process import Process
-
-__all__ = ["ProcessMonitor", "ProcessView"]
+__all__ = ["ProcessMonitor", "ProcessView", "view_of"]
 
 
 @dataclass(frozen=True, slots=True)
 class ProcessView:
-    """One flow instance as its journal tells it."""
+    """One flow instance as the engine knows it."""
 
     correlation_id: str
     status: WorkflowStatus
     start: str  #: the type of the message that started it
     done: tuple[str, ...]  #: actions that completed, in order
-    pending: tuple[str, ...]  #: reachable actions that have not run (yet)
+    pending: tuple[str, ...]  #: actions of the flow that have not settled (yet)
     failed: tuple[str, ...]  #: actions that failed after their retries
     compensated: tuple[str, ...]  #: actions undone, in the order they were undone
     failure: str | None  #: why it did not complete
     started_at: float
-    updated_at: float  #: time of its latest journal entry
+    updated_at: float  #: time of its latest record
     journal: Journal
+    #: Actions of the open generation still waiting for inputs: action -> missing types.
+    waiting: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Why a PARKED instance waits for a human.
+    parked_reason: str | None = None
+    steps: tuple[StepRecord, ...] = ()
+
+    @property
+    def workflow_id(self) -> str:
+        """The same id as `correlation_id` (a view of a run reads the same way)."""
+        return self.correlation_id
 
     def stalled(self, now: float, after: float) -> bool:
-        """Unfinished with no journal entry for more than `after` seconds."""
+        """Unfinished with no record for more than `after` seconds."""
         return not self.status.finished and now - self.updated_at > after
 
     def render(self) -> str:
@@ -51,95 +63,101 @@ class ProcessView:
             f"  failed:      {', '.join(self.failed) or '-'}",
             f"  compensated: {', '.join(self.compensated) or '-'}",
         ]
+        for action, missing in self.waiting.items():
+            lines.append(f"  waiting:     {action} for {', '.join(missing)}")
         if self.failure:
             lines.append(f"  failure:     {self.failure}")
         lines.extend(f"  {entry}" for entry in self.journal)
         return "\n".join(lines)
 
 
-def reconstruct(process: Process) -> ProcessView:
-    """Rebuild a view of `process` from its journal rows."""
-    journal = process.journal
+def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> ProcessView:
+    """The view of one instance: from its record, and its live saga when it has one."""
     done: list[str] = []
     failed: list[str] = []
     compensated: list[str] = []
-    last_kind: dict[str, EntryKind] = {}
-    status = WorkflowStatus.RUNNING
-    failure: str | None = None
-    for entry in journal:
-        name = entry.name
-        if entry.kind is EntryKind.WORKFLOW_FINISHED:
-            status = WorkflowStatus(entry.detail or status.value)
-            failure = entry.error
-        elif entry.undoes is not None:
-            if entry.kind is EntryKind.COMPENSATED:
-                compensated.append(entry.undoes)
-        elif entry.participant in ("subscriber", "choreography"):
-            continue  # free-form subscribers never fail the flow
-        elif entry.kind is EntryKind.COMPLETED:
-            done.append(name)
-        elif entry.kind in (EntryKind.FAILED, EntryKind.RETRIED):
-            last_kind[name] = entry.kind
-            if entry.kind is EntryKind.FAILED and (
-                entry.detail is not None and "timed out" in entry.detail
-            ):
-                failed.append(name)
-        elif (
-            entry.kind is EntryKind.PUBLISHED
-            and entry.action == "ActionFailed"
-            and status is WorkflowStatus.RUNNING
-        ):
-            status = WorkflowStatus.COMPENSATING
-    for name, kind in last_kind.items():
-        if kind is EntryKind.FAILED and name not in done and name not in failed:
-            failed.append(name)
-    if failure is None and not status.finished:
-        failure = process.failure
-    with process.lock:
-        waiting = set(process.joins)  # joins holding some inputs are pending too
-    pending = (
-        ()
-        if status.finished
-        else tuple(sorted((process.expected | waiting) - set(done) - set(failed)))
-    )
+    settled: set[str] = set()
+    actions = plan.by_key if plan is not None else {}
+    for step in record.steps:
+        if step.key in actions or (plan is None and ":" not in step.key):
+            settled.add(step.key)
+            if step.outcome is StepOutcome.COMPLETED:
+                done.append(step.key)
+            elif step.outcome is StepOutcome.FAILED:
+                failed.append(step.key)
+        elif step.outcome is StepOutcome.COMPENSATED:
+            compensated.append(step.key.split(":", 1)[0])
+    status = record.status
+    pending: tuple[str, ...] = ()
+    if plan is not None and not status.finished:
+        pending = tuple(a.key for a in plan.actions if a.key not in settled)
+    waiting: dict[str, tuple[str, ...]] = {}
+    if saga is not None:
+        for key, missing in saga.waiting().items():
+            inputs = saga.plan.by_key[key].signature.inputs
+            waiting[key] = tuple(inputs[i].__name__ for i in missing)
+    error: Any = record.compensation_error or record.error
+    if error is None and saga is not None:
+        error = saga.compensation_error or saga.failure  # recorded at the end; known now
     return ProcessView(
-        correlation_id=process.correlation_id,
+        correlation_id=record.workflow_id,
         status=status,
-        start=process.start.__name__,
+        start=type(record.start).__name__,
         done=tuple(done),
         pending=pending,
         failed=tuple(failed),
         compensated=tuple(compensated),
-        failure=failure,
-        started_at=process.started_at,
-        updated_at=process.updated_at,
-        journal=journal,
+        failure=None if error is None else str(error),
+        started_at=record.created_at,
+        updated_at=record.updated_at,
+        journal=Journal.from_rows(record.journal),
+        waiting=waiting,
+        parked_reason=record.parked_reason,
+        steps=tuple(s for s in record.steps if s.outcome is not StepOutcome.NOTED),
     )
 
 
 class ProcessMonitor:
-    """Read the process of each correlation of one `Choreography`."""
+    """Read the instances of one choreography: live ones here, finished ones from the store."""
 
-    def __init__(self, choreography: Choreography) -> None:
-        self._choreography = choreography
+    def __init__(self, instances: Instances, store: Any, clock: Clock) -> None:
+        self._instances = instances
+        self._store = store
+        self._clock = clock
+
+    def _plan_for(self, record: RunRecord) -> FlowPlan | None:
+        binding = self._instances.binding_for(type(record.start))
+        return binding.plan if binding is not None else None
 
     def get(self, correlation_id: str) -> ProcessView:
-        """The process of `correlation_id`, reconstructed from its journal."""
-        process = self._choreography.process(correlation_id)
-        if process is None:
+        """The instance of `correlation_id`, as the engine knows it now."""
+        live = self._instances.get(correlation_id)
+        if live is not None:
+            with live.saga.lock:
+                return view_of(live.saga.record, live.binding.plan, live.saga)
+        record = self._store.get_run(correlation_id)
+        if record is None or record.flow != self._instances.name:
             raise WorkflowNotFound(
-                f"no flow instance {correlation_id!r} in this choreography (never started "
-                f"here, or forgotten after {self._choreography.max_finished} newer ones)",
+                f"no flow instance {correlation_id!r} of {self._instances.name!r} in "
+                f"{self._store!r} (never started, or forgotten after newer ones)",
                 workflow_id=correlation_id,
             )
-        return reconstruct(process)
+        return view_of(record, self._plan_for(record), None)
 
     def all(self, status: WorkflowStatus | None = None) -> list[ProcessView]:
-        """Every kept process, optionally only those in `status`."""
-        views = [reconstruct(process) for process in self._choreography.processes()]
-        return [view for view in views if status is None or view.status is status]
+        """Every instance kept, running ones first; optionally only those in `status`."""
+        views: dict[str, ProcessView] = {}
+        for live in self._instances.active():
+            with live.saga.lock:
+                views[live.saga.workflow_id] = view_of(
+                    live.saga.record, live.binding.plan, live.saga
+                )
+        for record in self._store.list_runs(flow=self._instances.name):
+            if record.workflow_id not in views:
+                views[record.workflow_id] = view_of(record, self._plan_for(record), None)
+        return [view for view in views.values() if status is None or view.status is status]
 
     def stalled(self, after: float) -> list[ProcessView]:
-        """Unfinished processes with no journal entry for more than `after` seconds."""
-        now = self._choreography.clock.now()
+        """Unfinished instances with no record for more than `after` seconds."""
+        now = self._clock.now()
         return [view for view in self.all() if view.stalled(now, after)]

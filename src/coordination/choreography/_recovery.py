@@ -1,161 +1,201 @@
-"""recover(): a durable choreography goes on where a crashed process left its flows."""
+"""Going on with a choreography's instances after a crash or an interruption.
+
+The engine's recovery claims what owes work (`coordination.engine.recover`); here a claimed
+instance gets its saga back from its records (message ids derived again from the event log's
+start) and its inputs delivered again: the actions of the open generation that never
+settled run again under their keys, a delivery counted past `max_deliveries` is set aside
+as a dead letter (the instance is PARKED), and undos owed go on.
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from coordination._clock import Clock
-from coordination._context import Context
-from coordination._graph import FlowGraph
-from coordination._messages import Message, from_json, type_name_of
-from coordination._ownership import owner_alive
-from coordination._status import WorkflowStatus
+from coordination._journal import EntryKind, row
 from coordination.choreography._bus import EventBus
-from coordination.choreography._durable import load_process
-from coordination.choreography._events import ActionFailed, HandlerFailed
-from coordination.choreography._monitor import ProcessView, reconstruct
-from coordination.choreography._process import Process
-from coordination.choreography._wiring import Wired
-from coordination.errors import MessageError, StoreError, UsageError
-from coordination.stores._sqlite_events import SQLiteEventLog
+from coordination.choreography._events import HandlerFailed
+from coordination.choreography._instances import Binding, Instance, Instances
+from coordination.choreography._monitor import ProcessView, view_of
+from coordination.choreography._reactor import Reactor
+from coordination.engine import (
+    PlannedAction,
+    Problem,
+    check_shape,
+    note,
+    note_takeover,
+    recover,
+    take_over,
+)
+from coordination.errors import FlowChanged, JoinTimeout, LeaseLost, StoreError
+from coordination.stores._records import RunRecord
 
 __all__ = ["Recovery"]
 
-_RUNNING = WorkflowStatus.RUNNING
+OpenInstance = Callable[[RunRecord, int, Binding, "str | None"], Instance]
 
 
 class Recovery:
-    """The recovery half of `Choreography` (which provides everything declared here)."""
+    """Resumes claimed instances and delivers what they were owed."""
 
-    graph: FlowGraph
-    store: SQLiteEventLog | None
-    bus: EventBus
-    clock: Clock
-    max_deliveries: int
-    _types: tuple[type[Message], ...]
-    _wired: dict[str, Wired]
-    _active: dict[str, Process]
-    _lock: threading.Lock
-    _owner: str
-    _handler: Callable[[Wired, int], Callable[..., Any]]
-    _finish: Callable[[Process, WorkflowStatus], None]
-    _undo_next: Callable[[Process], None]
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        store: Any,
+        instances: Instances,
+        reactor: Reactor,
+        clock: Clock,
+        owner: str,
+        open_instance: OpenInstance,
+        max_deliveries: int,
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.instances = instances
+        self.reactor = reactor
+        self.clock = clock
+        self.owner = owner
+        self.open_instance = open_instance
+        self.max_deliveries = max_deliveries
 
-    def _message_types(self) -> tuple[type[Message], ...]:
-        found: list[type[Message]] = [ActionFailed, HandlerFailed]
-        for node in self.graph.nodes:
-            found.extend((*node.signature.inputs, *node.signature.outputs))
-            compensation = node.compensation
-            if compensation is not None:
-                found.extend(compensation.signature.outputs)
-        return tuple(dict.fromkeys(found))
+    def recover(self, max_recoveries: int, on_problem: Problem | None) -> list[ProcessView]:
+        def resume(record: RunRecord, token: int) -> ProcessView:
+            instance = self._instance(record, token)
+            self.redeliver(instance)
+            return view_of(instance.saga.record, instance.binding.plan, instance.saga)
 
-    def _decode(self, text: str) -> Message:
-        try:
-            return from_json(text, self._types)
-        except MessageError as error:
-            raise StoreError(
-                f"cannot read a stored message of this choreography: {error}"
-            ) from error
+        def parked(record: RunRecord) -> ProcessView:
+            binding = self.instances.binding_for(type(record.start))
+            return view_of(record, binding.plan if binding else None, None)
 
-    def _consumers(self, message_type: type[Message]) -> list[tuple[Wired, int]]:
-        return [
-            (wired, index)
-            for wired in self._wired.values()
-            for index, wanted in enumerate(wired.node.signature.inputs)
-            if issubclass(message_type, wanted)
-        ]
+        # A delivery that keeps killing its process is set aside by its own count (naming the
+        # message and the action); the crash-loop park stays the backstop for what no
+        # delivery counts (an undo that kills its process), so it waits one recovery longer.
+        return recover(
+            self.store,
+            self.instances.name,
+            self.owner,
+            self.clock,
+            max_recoveries=max(max_recoveries, self.max_deliveries + 1),
+            resume=resume,
+            parked=parked,
+            on_problem=on_problem,
+        )
 
-    def recover(self) -> list[ProcessView]:
-        """Go on with the flow instances a crashed process left unfinished in the store.
+    def resumed(self, correlation_id: str, token: int, *, was: str | None) -> Instance:
+        """The instance of a claimed correlation, journaled as taken over."""
+        record = self.store.get_run(correlation_id)
+        if record is None:
+            raise StoreError(f"flow instance {correlation_id!r} vanished while resuming it")
+        note_takeover(self.store, record, token)
+        instance = self._instance(record, token)
+        take_over(self.store, instance.saga.record, token, self.clock, was=was)
+        return instance
 
-        Running ones get again every logged message an action had not handled (in log
-        order); compensating ones go on undoing. A delivery that came back more than
-        `max_deliveries` times is set aside as a dead letter and its flow is PARKED for a
-        human. Free-form subscribers are not redelivered (at most once across a crash).
-        Returns the recovered flows as they stand afterwards.
-        """
-        store = self.store
-        if store is None:
-            raise UsageError("recover() needs a durable choreography: pass store=SQLiteStore(...)")
-        by_name = {type_name_of(t): t for t in self._types}
-        recovered: list[Process] = []
-        for correlation_id, owner in store.unfinished_processes():
-            if correlation_id in self._active:
-                continue
-            replacing = None
-            if owner == self._owner:
-                replacing = owner  # left by an interrupted cascade in this very process
-            elif owner is not None:
-                alive = owner_alive(owner)
-                if alive is True:
-                    continue  # a live process on this host runs it
-                if alive is False:
-                    replacing = owner
-            state = store.claim_process(
-                correlation_id, self._owner, now=self.clock.now(), replacing=replacing
+    def _instance(self, record: RunRecord, token: int) -> Instance:
+        binding = self.instances.binding_for(type(record.start))
+        if binding is None:
+            self.store.release_run(record.workflow_id, token, now=self.clock.now())
+            raise FlowChanged(
+                f"flow instance {record.workflow_id!r} was started by "
+                f"{type(record.start).__name__}, which starts no flow of this choreography; "
+                f"resume it with the participants that started it",
+                workflow_id=record.workflow_id,
             )
-            if state is None:
-                continue  # someone else holds it, or another recoverer claimed it first
-            start = by_name.get(state["start"])
-            if start is None:
-                raise StoreError(
-                    f"flow instance {correlation_id!r} was started by {state['start']}, which "
-                    f"no participant of this choreography consumes; the row is left intact"
-                )
-            process = load_process(correlation_id, state, start, self._wired, self._decode)
-            # An action that had started but not settled (running, or waiting for a retry)
-            # when the process died starts again: only settled actions stay started.
-            settled = {wired.node.key for wired, _, _, _ in process.settled}
-            process.started = settled | set(process.done)
-            with self._lock:
-                self._active[correlation_id] = process
-            recovered.append(process)
-            if process.status is WorkflowStatus.COMPENSATING:
-                with process.lock:
-                    process.undo_queue = [
-                        undo
-                        for undo in process.undo_plan()
-                        if undo.wired.node.key not in process.undone
-                    ]
-                self.bus.call_later(0.0, lambda process=process: self._undo_next(process))  # type: ignore[misc]
-                continue
-            self._redeliver(process)
-        return [reconstruct(process) for process in recovered]
+        check_shape(self.store, record, token, binding.plan, self.clock.now())
+        events = self.store.events_of(record.workflow_id)
+        start_id = events[0].message_id if events else None
+        return self.open_instance(record, token, binding, start_id)
 
-    def _redeliver(self, process: Process) -> None:
-        store = self.store
-        assert store is not None
-        handled = store.handled(process.correlation_id)
-        for envelope in store.events_of(process.correlation_id):
-            for wired, index in self._consumers(type(envelope.message)):
-                key = wired.node.key
-                if (envelope.message_id, key) in handled or key in process.started:
+    # -- delivering again -------------------------------------------------------------------
+
+    def redeliver(self, instance: Instance) -> None:
+        """Deliver again what the open generation had not handled, in a cascade of its own."""
+        self.bus.call_later(0.0, lambda: self._redeliver(instance))
+
+    async def redeliver_async(self, instance: Instance) -> None:
+        await self.bus.call_later_async(0.0, lambda: self._redeliver(instance))
+
+    def _redeliver(self, instance: Instance) -> None:
+        saga = instance.saga
+        if saga.finished:
+            for undo in saga.owed_after_end():  # late undos a crash left owed
+                owed = self.reactor.undo_run(instance, undo)
+                self.bus.call_later(0.0, lambda r=owed: self.reactor.attempt(instance, r))  # type: ignore[misc]
+            self.reactor.release(instance)
+            return
+
+        def admit(planned: PlannedAction) -> bool:
+            """Count this delivery; past `max_deliveries`, set it aside and park."""
+            message_id = saga.ids[planned.trigger_slot] or ""
+            count = self.store.count_delivery(saga.workflow_id, saga.token, message_id, planned.key)
+            if count <= self.max_deliveries:
+                return True
+            reason = (
+                f"{message_id} was delivered to {planned.key} {count - 1} times without being "
+                f"handled: set aside as a dead letter"
+            )
+            self.store.dead_letter(saga.workflow_id, saga.token, message_id, planned.key, reason)
+            saga.park(f"{planned.key}: {reason}")
+            self.reactor.release(instance)
+            return False
+
+        try:
+            self.reactor.advance(instance, admit)
+        except (LeaseLost, StoreError):
+            self.reactor.release(instance)
+            raise
+
+    # -- deadlines and subscribers' failures ------------------------------------------------
+
+    def check_deadlines(self, join_timeout: float) -> list[str]:
+        failed: list[str] = []
+        now = self.clock.monotonic()
+        for instance in self.instances.active():
+            saga = instance.saga
+            if now - saga.opened_at <= join_timeout:
+                continue
+            for planned, missing in saga.undelivered():
+                if not missing:
                     continue
-                count = store.count_delivery(envelope.message_id, key)
-                if count > self.max_deliveries:
-                    reason = (
-                        f"{type(envelope.message).__name__} {envelope.message_id} was delivered "
-                        f"to {key} {count - 1} times without being handled"
-                    )
-                    store.dead_letter(envelope.message_id, key, reason)
-                    with process.lock:
-                        process.failure = f"{key}: dead letter: {reason}"
-                    self._finish(process, WorkflowStatus.PARKED)
-                    return
-                ctx = Context(
-                    process.correlation_id,
-                    f"{envelope.message_id}:{key}",
-                    1,
-                    None,
-                    self.clock,
-                    message_id=envelope.message_id,
-                    causation_id=envelope.causation_id,
+                names = ", ".join(planned.signature.inputs[i].__name__ for i in missing)
+                error = JoinTimeout(
+                    f"{planned.key} waited {join_timeout:g}s for {names} of correlation "
+                    f"{saga.workflow_id}"
                 )
-                handler = self._handler(wired, index)
-                message = envelope.message
-                self.bus.call_later(0.0, lambda h=handler, m=message, c=ctx: h(m, c))  # type: ignore[misc]
-                if process.status is not _RUNNING:
-                    return
+                if saga.refuse(planned, error, "join timed out"):
+                    failed.append(saga.workflow_id)
+            if saga.workflow_id in failed:
+                self.bus.call_later(0.0, lambda i=instance: self.reactor.advance(i))  # type: ignore[misc]
+        return list(dict.fromkeys(failed))
+
+    def on_handler_failed(self, failure: HandlerFailed) -> None:
+        """Journal a free-form subscriber's failure with its flow (which goes on regardless)."""
+        if failure.handler.startswith("coordination.choreography"):
+            return  # the reactor's own handlers journal their actions themselves
+        entry = row(
+            EntryKind.FAILED,
+            "subscriber",
+            failure.handler,
+            failure.correlation_id,
+            causation_id=failure.message_id,
+            attempt=1,
+            at=self.clock.now(),
+            error=failure.error,
+            detail=f"a subscriber failed on {failure.message_type}; the flow goes on",
+        )
+        key = f"subscriber:{failure.message_id}:{failure.handler}"
+        try:
+            instance = self.instances.get(failure.correlation_id)
+            if instance is not None:
+                instance.saga.note(key, entry)
+                return
+            # Often the instance has ended by then (the failure is delivered behind what
+            # the flow published): journal it into the stored record.
+            record = self.store.get_run(failure.correlation_id)
+            if record is not None and record.flow == self.instances.name:
+                note(self.store, record, record.token, key, entry, self.clock.now())
+        except (LeaseLost, StoreError):
+            pass  # journaling a subscriber's failure never stops the flow

@@ -12,25 +12,35 @@ from typing_extensions import TypeVar
 
 from coordination._clock import Clock, SystemClock
 from coordination._messages import Message, new_id
-from coordination._ownership import owner_alive, process_owner
 from coordination._participants import Action, Participant
 from coordination._status import WorkflowStatus
+from coordination.engine import (
+    ACTIVE,
+    FlowPlan,
+    Parallel,
+    Problem,
+    Saga,
+    Step,
+    bind,
+    check_shape,
+    claim,
+    compile_plan,
+    normalise,
+    note_takeover,
+    process_owner,
+    recover,
+    take_over,
+)
 from coordination.errors import (
     DefinitionError,
-    FlowChanged,
-    StepFailed,
+    StoreError,
     UsageError,
     WorkflowBusy,
     WorkflowConflict,
     WorkflowNotFound,
 )
-from coordination.orchestration._binding import bind
-from coordination.orchestration._core import RunState
 from coordination.orchestration._drivers import Driver
-from coordination.orchestration._flow import FlowDefinition, compile_flow, shape_difference
-from coordination.orchestration._lifecycle import check_move
 from coordination.orchestration._run import WorkflowRun
-from coordination.orchestration._steps import Parallel, Step
 from coordination.stores._memory import MemoryStore
 from coordination.stores._records import RunRecord
 from coordination.stores._store import Store
@@ -70,8 +80,8 @@ class Orchestrator(Generic[StartT, OutputT]):
     """
 
     steps: ClassVar[tuple[Step | Parallel | Action[Any, Any], ...]] = ()
-    #: The compiled flow, set on every concrete subclass.
-    flow: ClassVar[FlowDefinition]
+    #: The compiled plan, set on every concrete subclass (a choreography can adopt it).
+    plan: ClassVar[FlowPlan]
 
     def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -84,7 +94,7 @@ class Orchestrator(Generic[StartT, OutputT]):
                 f"{cls.__qualname__}: an Orchestrator subclass declares its steps, like "
                 f"steps = (step(Payments.charge), ...)"
             )
-        cls.flow = compile_flow(flow_name, cls.steps, start, output)
+        cls.plan = compile_plan(flow_name, normalise(flow_name, cls.steps), start, output)
 
     def __init__(
         self,
@@ -98,8 +108,8 @@ class Orchestrator(Generic[StartT, OutputT]):
         `store` defaults to a `MemoryStore` keeping the last 10,000 finished runs. `clock`
         and `random` (the jitter source) are injectable so tests never wait.
         """
-        flow = getattr(type(self), "flow", None)
-        if flow is None:
+        plan = getattr(type(self), "plan", None)
+        if plan is None:
             raise DefinitionError(
                 "Orchestrator is a base class: subclass it with steps = (...) and construct that"
             )
@@ -109,17 +119,17 @@ class Orchestrator(Generic[StartT, OutputT]):
             raise UsageError(
                 f"clock= takes a Clock (now, monotonic, sleep, sleep_async), got {clock!r}"
             )
+        bound = bind(plan, participants)
         self.store: Store = store if store is not None else MemoryStore()
-        self.store.register_types(flow.message_types)
+        self.store.register_types(plan.message_types)
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self._driver = Driver(flow, bind(flow, participants), self.clock, random or _random.random)
+        self._driver = Driver(plan, bound, self.clock, random or _random.random)
         self._owner = process_owner()
-        self._shape = flow.shape
 
     @property
     def name(self) -> str:
         """The flow's stored name."""
-        return self.flow.name
+        return self.plan.name
 
     # -- running --------------------------------------------------------------------------
 
@@ -135,52 +145,72 @@ class Orchestrator(Generic[StartT, OutputT]):
         begun = self._begin(message, workflow_id)
         if isinstance(begun, WorkflowRun):
             return begun
-        try:
-            self._driver.run(begun)
-        except BaseException:
-            self._release(begun)
-            raise
+        self._drive(begun)
         return WorkflowRun(begun.record)
 
     async def run_async(
         self, message: StartT, *, workflow_id: str | None = None
     ) -> WorkflowRun[OutputT]:
-        """Like `run()`, without blocking the loop: parallel branches run concurrently."""
+        """Like `run()`, without blocking the loop: a generation's steps run concurrently."""
         begun = self._begin(message, workflow_id)
         if isinstance(begun, WorkflowRun):
             return begun
+        ACTIVE.enter(begun.workflow_id)
         try:
             await self._driver.run_async(begun)
         except BaseException:  # cancelled, interrupted: the run can be resumed
             self._release(begun)
             raise
+        finally:
+            ACTIVE.leave(begun.workflow_id)
         return WorkflowRun(begun.record)
 
-    def _release(self, state: RunState) -> None:
-        """Let go of a run interrupted half-way, so running its workflow_id again resumes it."""
-        if not state.status.finished:
-            self.store.release_run(state.workflow_id, self._owner, now=self.clock.now())
+    def _drive(self, saga: Saga) -> None:
+        """Drive `saga` on this thread, letting go of it if that is interrupted."""
+        ACTIVE.enter(saga.workflow_id)
+        try:
+            self._driver.run(saga)
+            if saga.finished:
+                for undo in saga.owed_after_end():  # late undos a crash left owed
+                    self._driver.run_owed(saga, undo)
+        except BaseException:
+            self._release(saga)
+            raise
+        finally:
+            ACTIVE.leave(saga.workflow_id)
 
-    def _begin(self, message: Message, workflow_id: str | None) -> RunState | WorkflowRun[OutputT]:
-        flow = self.flow
-        if not isinstance(message, flow.start_type):
+    def _release(self, saga: Saga) -> None:
+        """Let go of a run interrupted half-way, so running its workflow_id again resumes it."""
+        if saga.finished:
+            return
+        try:
+            self.store.release_run(saga.workflow_id, saga.token, now=self.clock.now())
+        except StoreError:
+            pass  # the store is failing: the lease runs out, then recover() takes it
+
+    def _saga(self, record: RunRecord, token: int) -> Saga:
+        return Saga(self.plan, record, token, self.store, self.clock)
+
+    def _begin(self, message: Message, workflow_id: str | None) -> Saga | WorkflowRun[OutputT]:
+        plan = self.plan
+        if not isinstance(message, plan.start_type):
             raise UsageError(
-                f"{flow.name} starts with {flow.start_type.__name__}, got {type(message).__name__}"
+                f"{plan.name} starts with {plan.start_type.__name__}, got {type(message).__name__}"
             )
         if workflow_id is None:
             workflow_id = new_id()
         elif not isinstance(workflow_id, str) or not workflow_id:
             raise UsageError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
         now = self.clock.now()
-        record, created = self.store.start_run(
-            workflow_id, flow.name, message, owner=self._owner, now=now, shape=self._shape
+        record, token = self.store.start_run(
+            workflow_id, plan.name, message, owner=self._owner, now=now, shape=plan.shape
         )
-        if created:
-            return RunState(flow, self.store, self.clock, record)
-        if record.flow != flow.name:
+        if token is not None:
+            return self._saga(record, token)
+        if record.flow != plan.name:
             raise WorkflowConflict(
                 f"workflow_id {workflow_id!r} is a run of flow {record.flow!r}, not "
-                f"{flow.name!r}; use another workflow_id",
+                f"{plan.name!r}; use another workflow_id",
                 workflow_id=workflow_id,
             )
         if record.start != message:
@@ -189,90 +219,64 @@ class Orchestrator(Generic[StartT, OutputT]):
                 f"({record.start!r}); an id names one run of one message",
                 workflow_id=workflow_id,
             )
-        if not record.status.finished:
-            claimed = self._claim(record, now)
-            if claimed is None:
-                raise WorkflowBusy(
-                    f"workflow {workflow_id!r} is {record.status.name} under owner "
-                    f"{record.owner!r}; wait for it to finish",
-                    workflow_id=workflow_id,
-                )
-            # Interrupted earlier (its owner let go): resume from its records.
-            return self._resumed(claimed)
-        return WorkflowRun(record)
+        if record.status.finished:
+            return WorkflowRun(record)
+        claimed = claim(self.store, workflow_id, record.owner, self._owner, now)
+        if claimed is None:
+            raise WorkflowBusy(
+                f"workflow {workflow_id!r} is {record.status.name} under owner "
+                f"{record.owner!r}; wait for it to finish",
+                workflow_id=workflow_id,
+            )
+        # Interrupted earlier (its owner let go, or died): resume from its records.
+        return self._resumed(workflow_id, claimed, was=record.owner)
 
-    def _resumed(self, record: RunRecord) -> RunState:
-        """The state of a claimed run, if this flow's definition can resume it."""
-        if record.shape is not None:
-            difference = shape_difference(record.shape, self._shape)
-            if difference is not None:
-                self.store.release_run(record.workflow_id, self._owner, now=self.clock.now())
-                raise FlowChanged(
-                    f"run {record.workflow_id!r} was started by another definition of flow "
-                    f"{self.flow.name!r}: {difference}. Resume it with the code that started "
-                    f"it, or cancel it",
-                    workflow_id=record.workflow_id,
-                )
-        return RunState(self.flow, self.store, self.clock, record)
+    def _resumed(self, workflow_id: str, token: int, *, was: str | None) -> Saga:
+        """The saga of a claimed run, if this flow's definition can resume it."""
+        record = self.store.get_run(workflow_id)
+        if record is None:
+            raise WorkflowNotFound(f"run {workflow_id!r} vanished", workflow_id=workflow_id)
+        self._check_shape(record, token)
+        note_takeover(self.store, record, token)
+        take_over(self.store, record, token, self.clock, was=was)
+        return self._saga(record, token)
 
-    def _claim(self, record: RunRecord, now: float) -> RunRecord | None:
-        """Take over an unfinished run whose owner let go, died, or let its lease expire."""
-        replacing = None
-        owner = record.owner
-        if owner is not None and owner != self._owner:
-            alive = owner_alive(owner)
-            if alive is True:
-                return None  # a live process on this host holds it, lease or not
-            if alive is False:
-                replacing = owner
-        return self.store.claim_run(record.workflow_id, self._owner, now=now, replacing=replacing)
+    def _check_shape(self, record: RunRecord, token: int) -> None:
+        check_shape(self.store, record, token, self.plan, self.clock.now())
 
     # -- recovery -------------------------------------------------------------------------
 
-    def recover(self, *, max_recoveries: int = 5) -> list[WorkflowRun[OutputT]]:
-        """Resume this flow's unfinished runs whose owner is gone; return them as they end.
+    def recover(
+        self, *, max_recoveries: int = 5, on_problem: Problem | None = None
+    ) -> list[WorkflowRun[OutputT]]:
+        """Resume this flow's runs that owe work and whose owner is gone; return them.
 
         A run is taken over when its owner let go of it, its owner process on this host is
         dead, or its lease expired. Recorded steps never run again; a step that started but
         was not recorded runs again under the same idempotency key. A run recovered
-        `max_recoveries` times in a row at the same step (a step that kills its process) is
-        parked (`PARKED`) for a human instead of looping.
+        `max_recoveries` times in a row at the same point (a step that kills its process) is
+        parked (`PARKED`) for a human instead of looping. A run that cannot be resumed
+        (another definition of the flow, an unreadable row) is left alone and reported to
+        `on_problem(workflow_id, error)` (default: a warning in the log).
         """
-        if max_recoveries < 1:
-            raise UsageError(f"max_recoveries={max_recoveries} must be at least 1")
         self._check_sync_allowed("recover")
-        resumed: list[WorkflowRun[OutputT]] = []
-        for record in self.store.list_runs(flow=self.flow.name):
-            if record.status.finished or record.owner == self._owner:
-                continue
-            now = self.clock.now()
-            claimed = self._claim(record, now)
-            if claimed is None:
-                continue  # a live owner holds it, or another recoverer claimed it first
-            position = f"{len(claimed.steps)} records"
-            count = self.store.note_recovery(claimed.workflow_id, position)
-            if count > max_recoveries:
-                self.store.finish_run(
-                    claimed.workflow_id,
-                    WorkflowStatus.PARKED,
-                    now=now,
-                    error=StepFailed(
-                        f"parked: recovered {count - 1} times in a row at the same step "
-                        f"(after {position}) without progress; a human decides",
-                        step=position,
-                        attempts=count - 1,
-                    ),
-                )
-                resumed.append(WorkflowRun(claimed))
-                continue
-            state = self._resumed(claimed)
-            try:
-                self._driver.run(state)
-            except BaseException:
-                self._release(state)
-                raise
-            resumed.append(WorkflowRun(state.record))
-        return resumed
+
+        def resume(record: RunRecord, token: int) -> WorkflowRun[OutputT]:
+            self._check_shape(record, token)
+            saga = self._saga(record, token)
+            self._drive(saga)
+            return WorkflowRun(saga.record)
+
+        return recover(
+            self.store,
+            self.plan.name,
+            self._owner,
+            self.clock,
+            max_recoveries=max_recoveries,
+            resume=resume,
+            parked=WorkflowRun,
+            on_problem=on_problem,
+        )
 
     # -- operators ------------------------------------------------------------------------
 
@@ -293,84 +297,94 @@ class Orchestrator(Generic[StartT, OutputT]):
                 f"workflow {workflow_id!r} is {record.status.name}; retry() takes a PARKED or "
                 f"COMPENSATION_FAILED run"
             )
-        check_move(record.status, target)
-        return self._drive_reopened(record, target, cancelling=False)
+        saga = self._reopened(record, target)
+        self._drive(saga)
+        return WorkflowRun(saga.record)
 
     def cancel(self, workflow_id: str) -> WorkflowRun[OutputT]:
         """Stop a run that has not finished (or is parked): undo what it did, end CANCELLED."""
         self._check_sync_allowed("cancel")
         record = self._record(workflow_id)
-        check_move(record.status, WorkflowStatus.COMPENSATING)
-        if record.status is WorkflowStatus.RUNNING:
-            claimed = self._claim(record, self.clock.now())
-            if claimed is None:
+        status = record.status
+        if status is WorkflowStatus.COMPENSATION_FAILED:
+            raise UsageError(
+                f"workflow {workflow_id!r} is COMPENSATION_FAILED: an undo failed and effects "
+                f"are still applied; retry() it to finish undoing"
+            )
+        if status.finished and status is not WorkflowStatus.PARKED:
+            raise UsageError(
+                f"workflow {workflow_id!r} already finished {status.name}; there is nothing to "
+                f"cancel"
+            )
+        if status is WorkflowStatus.COMPENSATING:
+            raise UsageError(
+                f"workflow {workflow_id!r} is already COMPENSATING: it is being undone"
+            )
+        if status is WorkflowStatus.PARKED:
+            saga = self._reopened(record, WorkflowStatus.COMPENSATING)
+        else:
+            token = claim(self.store, workflow_id, record.owner, self._owner, self.clock.now())
+            if token is None:
                 raise WorkflowBusy(
-                    f"workflow {workflow_id!r} is running under owner {record.owner!r}; "
+                    f"workflow {workflow_id!r} is {status.name} under owner {record.owner!r}; "
                     f"cancel it once that owner stopped",
                     workflow_id=workflow_id,
                 )
-            record = claimed
-        return self._drive_reopened(record, WorkflowStatus.COMPENSATING, cancelling=True)
+            saga = self._resumed(workflow_id, token, was=record.owner)
+        saga.cancel()
+        self._drive(saga)
+        return WorkflowRun(saga.record)
+
+    def _reopened(self, record: RunRecord, status: WorkflowStatus) -> Saga:
+        token = self.store.claim_run(
+            record.workflow_id,
+            self._owner,
+            now=self.clock.now(),
+            reopen=(record.status, status),
+            replacing=record.owner,
+        )
+        if token is None:
+            raise WorkflowBusy(
+                f"workflow {record.workflow_id!r} changed or is owned by someone else; look "
+                f"at it again",
+                workflow_id=record.workflow_id,
+            )
+        return self._resumed(record.workflow_id, token, was=record.owner)
 
     def _record(self, workflow_id: str) -> RunRecord:
         record = self.store.get_run(workflow_id)
-        if record is None or record.flow != self.flow.name:
+        if record is None or record.flow != self.plan.name:
             raise WorkflowNotFound(
-                f"no run {workflow_id!r} of flow {self.flow.name!r} in {self.store!r}",
+                f"no run {workflow_id!r} of flow {self.plan.name!r} in {self.store!r}",
                 workflow_id=workflow_id,
             )
         return record
 
-    def _drive_reopened(
-        self, record: RunRecord, status: WorkflowStatus, *, cancelling: bool
-    ) -> WorkflowRun[OutputT]:
-        reopened = self.store.reopen_run(
-            record.workflow_id,
-            expected=record.status,
-            status=status,
-            owner=self._owner,
-            now=self.clock.now(),
-        )
-        if reopened is None:
-            raise WorkflowBusy(
-                f"workflow {record.workflow_id!r} changed or is owned by someone else; "
-                f"look at it again",
-                workflow_id=record.workflow_id,
-            )
-        state = self._resumed(reopened)
-        state.cancelling = cancelling
-        try:
-            self._driver.run(state)
-        except BaseException:
-            self._release(state)
-            raise
-        return WorkflowRun(state.record)
-
     def _check_sync_allowed(self, method: str) -> None:
         """Refuse to drive a flow with async actions on a private loop inside a running one."""
-        if not self.flow.has_async:
+        if not self.plan.has_async:
             return
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             return
         raise UsageError(
-            f"{self.flow.name} has async actions and {method}() was called inside a running "
+            f"{self.plan.name} has async actions and {method}() was called inside a running "
             f"event loop; use `await orchestrator.run_async(...)`"
         )
 
     # -- reading --------------------------------------------------------------------------
 
     def get(self, workflow_id: str) -> WorkflowRun[OutputT]:
-        """A past or current run of this flow, from the store."""
+        """A past or current run of this flow, as the store holds it now."""
         return WorkflowRun(self._record(workflow_id))
 
     def runs(self, status: WorkflowStatus | None = None) -> list[WorkflowRun[OutputT]]:
         """This flow's runs in the store, oldest first, optionally only those in `status`."""
         return [
             WorkflowRun(record)
-            for record in self.store.list_runs(flow=self.flow.name, status=status)
+            for record in self.store.list_runs(flow=self.plan.name, status=status)
         ]
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} flow={self.flow.name!r} store={self.store!r}>"
+        return f"<{type(self).__name__} flow={self.plan.name!r} store={self.store!r}>"

@@ -7,11 +7,12 @@ from typing import Any, Generic, TypeVar
 from coordination._journal import Journal
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
-from coordination.stores._records import RunRecord, StepRecord
+from coordination.stores._records import RunRecord, StepOutcome, StepRecord
 
 __all__ = ["WorkflowRun"]
 
 OutputT = TypeVar("OutputT", covariant=True)
+M = TypeVar("M", bound=Message)
 
 
 class WorkflowRun(Generic[OutputT]):
@@ -62,14 +63,31 @@ class WorkflowRun(Generic[OutputT]):
         return self._record.compensation_error
 
     @property
+    def parked_reason(self) -> str | None:
+        """Why a PARKED run waits for a human (a crash loop at a step, an operator's hold)."""
+        return self._record.parked_reason
+
+    def output_of(self, message_type: type[M]) -> M | None:
+        """The `message_type` a completed step of this run produced, or None."""
+        for record in self._record.steps:
+            outputs = record.output if isinstance(record.output, tuple) else (record.output,)
+            if ":" in record.key:
+                continue  # undos, late results and notes produce no step output
+            for output in outputs:
+                if isinstance(output, message_type):
+                    return output
+        return None
+
+    @property
     def journal(self) -> Journal:
         """Everything that happened, in store order."""
         return Journal.from_rows(self._record.journal)
 
     @property
     def steps(self) -> tuple[StepRecord, ...]:
-        """One record per settled step and compensation, in the order they settled."""
-        return tuple(self._record.steps)
+        """One record per settled step, compensation and late result, in the order they
+        settled (journal-only notes, such as a recovery, are in `journal` alone)."""
+        return tuple(s for s in self._record.steps if s.outcome is not StepOutcome.NOTED)
 
     def __repr__(self) -> str:
         return (

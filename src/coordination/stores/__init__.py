@@ -1,8 +1,28 @@
-"""Where runs are kept: the `Store` protocol and its backends."""
+"""Where flow instances are kept: the `Store` and `EventLog` protocols and their backends."""
 
 from coordination.stores._memory import MemoryStore
-from coordination.stores._records import RunRecord, StepOutcome, StepRecord
+from coordination.stores._records import (
+    DeadLetter,
+    Finish,
+    OwedRun,
+    RunRecord,
+    StepOutcome,
+    StepRecord,
+    Write,
+)
 from coordination.stores._sqlite import SQLiteStore
-from coordination.stores._store import Store
+from coordination.stores._store import EventLog, Store
 
-__all__ = ["MemoryStore", "RunRecord", "SQLiteStore", "StepOutcome", "StepRecord", "Store"]
+__all__ = [
+    "DeadLetter",
+    "EventLog",
+    "Finish",
+    "MemoryStore",
+    "OwedRun",
+    "RunRecord",
+    "SQLiteStore",
+    "StepOutcome",
+    "StepRecord",
+    "Store",
+    "Write",
+]

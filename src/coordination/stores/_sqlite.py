@@ -1,66 +1,58 @@
-"""SQLiteStore: runs kept in one SQLite file (WAL), the embedded durable default.
+"""SQLiteStore: flow instances in one SQLite file (WAL), the embedded durable default.
 
-Each write is one transaction and one commit: creating a run, appending one step (with
-the status move it may carry), finishing a run (with its last step). A run of N steps
-costs N + 1 commits when it completes, N + 2 at most; leases are renewed and the WAL is
-checkpointed by background threads, off that path. Opening a file that is not ours, is
-corrupt, or has a newer schema raises `StoreError` and writes nothing. No `sqlite3` error
-reaches callers unwrapped.
+It says what to read and write; the `SQLiteDatabase` it composes says how (connection,
+lock, transactions, heartbeat, the one place errors are mapped), and the `Codec` turns
+values into JSON and back. A write of one step record is one statement, fenced by its
+claim token (`INSERT ... SELECT ... WHERE` the run still has that token), committed on its
+own; a write of more is one `BEGIN IMMEDIATE` transaction that starts with the fence.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
-import sqlite3
-import threading
-import weakref
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from coordination._messages import (
-    Message,
-    from_json,
-    persistence_problem,
-    to_json,
-    type_name_of,
-)
+from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
-from coordination.errors import (
-    MessageError,
-    StoreError,
+from coordination.errors import LeaseLost, StoreError
+from coordination.stores._codec import Codec
+from coordination.stores._records import (
+    DeadLetter,
+    OwedRun,
+    RunRecord,
+    StepOutcome,
+    StepRecord,
+    Write,
 )
-from coordination.stores._records import RunRecord, StepOutcome, StepRecord
-from coordination.stores._sqlite_background import Background
-from coordination.stores._sqlite_events import EVENT_SCHEMA, SQLiteEventLog
-from coordination.stores._sqlite_schema import (
-    APPLICATION,
-    RUN_COLUMNS,
-    SCHEMA,
-    SCHEMA_VERSION,
-    decode_error,
-    encode_error,
-    encode_output,
-)
+from coordination.stores._sqlite_database import Duplicate, SQLiteDatabase
+from coordination.stores._sqlite_events import SQLiteEvents
+from coordination.stores._sqlite_schema import RUN_COLUMNS, SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-#: One b-tree keyed (run, step): the key enforces one record per step, and `seq` (the
-#: run's count of records so far) keeps their order.
+#: One b-tree keyed (run, step): the key enforces one record per step, `seq` (the run's
+#: count of records so far) keeps their order, and the WHERE is the fence.
 _INSERT_STEP = (
     "INSERT INTO steps (workflow_id, key, seq, outcome, attempts, output, error, rows) "
-    "VALUES (?, ?, (SELECT COUNT(*) FROM steps WHERE workflow_id = ?), ?, ?, ?, ?, ?)"
+    "SELECT ?, ?, (SELECT COUNT(*) FROM steps WHERE workflow_id = ?), ?, ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM runs WHERE workflow_id = ? AND token = ?)"
+)
+_FORGETTABLE = tuple(
+    s.value
+    for s in (WorkflowStatus.COMPLETED, WorkflowStatus.COMPENSATED, WorkflowStatus.CANCELLED)
 )
 
 
-class SQLiteStore(SQLiteEventLog, Background):
-    """Runs in one SQLite file in WAL mode; safe for several threads and processes.
+class SQLiteStore:
+    """Runs and a choreography's event log in one SQLite file; safe for threads and processes.
 
     `synchronous="NORMAL"` (the default) survives a killed process; `"FULL"` also survives
-    power loss, at the cost of a disk flush per commit. Message types are read back by name:
-    runners register their flows' types, so explicit `type_name`s resolve.
+    power loss, at the cost of a disk flush per commit. The file is created owner-only
+    (0600). A file that is not ours, is corrupt, or has another schema raises `StoreError`
+    and is left untouched.
     """
 
     def __init__(
@@ -71,136 +63,30 @@ class SQLiteStore(SQLiteEventLog, Background):
         busy_timeout: float = 30.0,
         lease: float = 30.0,
     ) -> None:
-        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+        if not isinstance(synchronous, str) or synchronous.upper() not in (
+            "NORMAL",
+            "FULL",
+            "EXTRA",
+        ):
             raise StoreError(
                 f"SQLiteStore(synchronous={synchronous!r}): use 'NORMAL' (survives a killed "
                 f"process) or 'FULL' (also survives power loss)"
             )
+        if not lease > 0:
+            raise StoreError(f"SQLiteStore(lease={lease!r}) must be > 0 seconds")
         self.path = Path(path)
         self.synchronous = synchronous.upper()
         self.lease = lease
-        self._types: dict[str, type[Message]] = {}
-        #: Owners that started or claimed runs through this store: their leases are renewed.
-        self._owners: set[str] = set()
-        self._heartbeat: threading.Thread | None = None
-        self._checkpointer: threading.Thread | None = None
-        self._background_checkpoints = self.synchronous == "NORMAL"
-        self._closed = threading.Event()
-        self._live: weakref.WeakValueDictionary[str, RunRecord] = weakref.WeakValueDictionary()
-        self._lock = threading.RLock()
-        try:
-            self._connection = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout,
-                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                check_same_thread=False,
-            )
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot open SQLite store {self.path}: {error}") from error
-        try:
-            self._open()
-        except BaseException:
-            self._connection.close()
-            raise
-        if self._background_checkpoints:
-            self._start_checkpointer()
-
-    # -- opening --------------------------------------------------------------------------
-
-    def _open(self) -> None:
-        connection = self._connection
-        try:
-            tables = {
-                row[0]
-                for row in connection.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                ).fetchall()
-            }
-        except sqlite3.DatabaseError as error:
-            raise StoreError(
-                f"{self.path} is not a readable SQLite database ({error}); it was left "
-                f"untouched: point SQLiteStore at a new file or a coordination store"
-            ) from error
-        if tables and "coordination_meta" not in tables:
-            raise StoreError(
-                f"{self.path} is a SQLite database of something else (tables: "
-                f"{', '.join(sorted(tables))}); it was left untouched: use a separate file "
-                f"for coordination"
-            )
-        if tables:
-            meta = dict(connection.execute("SELECT key, value FROM coordination_meta"))
-            if meta.get("application") != APPLICATION:
-                raise StoreError(f"{self.path} is not a coordination store; left untouched")
-            version = int(meta.get("schema", "0"))
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {version}, newer than this coordination "
-                    f"(which reads up to {SCHEMA_VERSION}); upgrade coordination to open it"
-                )
-        try:
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute(f"PRAGMA synchronous = {self.synchronous}")
-            connection.execute("PRAGMA foreign_keys = ON")
-            if self._background_checkpoints:
-                # Checkpoints (copying the WAL back into the file) run on a thread of their
-                # own, not in whichever commit crosses the threshold: measured, they added
-                # ~40 µs to every workflow's path when done in line. (With FULL, their
-                # flushes compete with the commits' own: measured slower, so in line.)
-                connection.execute("PRAGMA wal_autocheckpoint = 0")
-            if not tables or "events" not in tables:
-                with self._transaction() as cursor:
-                    for statement in EVENT_SCHEMA.split(";"):
-                        if statement.strip():
-                            cursor.execute(statement)
-            if not tables:
-                with self._transaction() as cursor:
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            cursor.execute(statement)
-                    cursor.executemany(
-                        "INSERT INTO coordination_meta (key, value) VALUES (?, ?)",
-                        [("application", APPLICATION), ("schema", str(SCHEMA_VERSION))],
-                    )
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot prepare SQLite store {self.path}: {error}") from error
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
-        with self._lock:
-            cursor = self._connection.cursor()
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as error:
-                raise StoreError(f"SQLite store {self.path} is unavailable: {error}") from error
-            try:
-                yield cursor
-            except BaseException:
-                try:
-                    cursor.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                raise
-            try:
-                cursor.execute("COMMIT")
-            except sqlite3.Error as error:
-                try:
-                    cursor.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                raise StoreError(f"SQLite store {self.path}: commit failed: {error}") from error
+        self._codec = Codec()
+        self._shapes: dict[str, str] = {}  # id -> text, both ways known to be stored
+        self._db = SQLiteDatabase(
+            self.path, synchronous=self.synchronous, busy_timeout=busy_timeout, lease=lease
+        )
+        self._events = SQLiteEvents(self._db, self._codec)
 
     def close(self) -> None:
         """Stop the background threads and close the connection (the file stays as it is)."""
-        self._closed.set()
-        if self._checkpointer is not None:
-            self._checkpointer.join(timeout=5)
-        with self._lock:
-            try:
-                self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error:
-                pass  # closing anyway; the next opener checkpoints
-            self._connection.close()
+        self._db.close()
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -208,45 +94,23 @@ class SQLiteStore(SQLiteEventLog, Background):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- types ----------------------------------------------------------------------------
-
     def register_types(self, types: Iterable[type[Message]]) -> None:
-        """Learn the message types runs of a flow store, so they read back by name.
+        """Learn the message types runs of a flow store; `StoreError` for an unreadable one."""
+        self._codec.register(types)
 
-        Raises `StoreError` at once for a type that could not be read back (defined in a
-        function or in `__main__` without a `type_name`), before anything is stored.
-        """
-        for message_type in types:
-            problem = persistence_problem(message_type)
-            if problem is not None:
-                raise StoreError(f"a durable store cannot keep it: {problem}")
-            self._types[type_name_of(message_type)] = message_type
+    # -- starting and claiming ----------------------------------------------------------------
 
-    def _encode(self, message: Message, what: str) -> str:
-        try:
-            return to_json(message)
-        except MessageError as error:
-            raise StoreError(f"cannot store {what}: {error}") from error
-
-    def _decode(self, text: str, workflow_id: str, what: str) -> Message:
-        try:
-            return from_json(text, self._types.values())
-        except MessageError as error:
-            raise StoreError(
-                f"run {workflow_id!r}: cannot read its {what} ({error}); the row is left "
-                f"intact: register the message type (construct the flow's orchestrator "
-                f"with this store first) or add an upcaster"
-            ) from error
-
-    def _decode_output(self, text: str | None, workflow_id: str, what: str) -> Any:
-        if text is None:
+    def _shape_id(self, cursor: Any, shape: str | None) -> str | None:
+        """Store the flow's shape once per version; runs reference it by a hash."""
+        if shape is None:
             return None
-        document = json.loads(text)
-        if isinstance(document, list):
-            return tuple(self._decode(json.dumps(member), workflow_id, what) for member in document)
-        return self._decode(text, workflow_id, what)
-
-    # -- writing --------------------------------------------------------------------------
+        shape_id = hashlib.sha256(shape.encode()).hexdigest()[:32]
+        if shape_id not in self._shapes:
+            cursor.execute(
+                "INSERT OR IGNORE INTO shapes (id, shape) VALUES (?, ?)", (shape_id, shape)
+            )
+            self._shapes[shape_id] = shape
+        return shape_id
 
     def start_run(
         self,
@@ -257,288 +121,314 @@ class SQLiteStore(SQLiteEventLog, Background):
         owner: str,
         now: float,
         shape: str | None = None,
-    ) -> tuple[RunRecord, bool]:
-        encoded = self._encode(start, f"the start message of {workflow_id!r}")
-        with self._transaction() as cursor:
+        events: Sequence[Envelope[Message]] = (),
+    ) -> tuple[RunRecord, int | None]:
+        encoded = self._codec.message(start, f"the start message of {workflow_id!r}")
+        lease_expires = now + self.lease
+        with self._db.transaction(f"starting run {workflow_id!r}") as cursor:
+            shape_id = self._shape_id(cursor, shape)
             cursor.execute(
-                "INSERT OR IGNORE INTO runs (workflow_id, flow, start, status, owner, "
-                "lease_expires, created_at, updated_at, shape) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    workflow_id,
-                    flow,
-                    encoded,
-                    WorkflowStatus.RUNNING.value,
-                    owner,
-                    now + self.lease,
-                    now,
-                    now,
-                    shape,
-                ),
-            )
+                "INSERT OR IGNORE INTO runs (workflow_id, flow, start, status, owner, token, "
+                "lease_expires, owed, created_at, updated_at, shape) "
+                "VALUES (?, ?, ?, ?, ?, 1, ?, 1, ?, ?, ?)",
+                (workflow_id, flow, encoded, WorkflowStatus.RUNNING.value, owner,
+                 lease_expires, now, now, shape_id),
+            )  # fmt: skip
             created = cursor.rowcount == 1
-        self._keep_alive(owner)
-        if created:
-            record = RunRecord(
-                workflow_id=workflow_id,
-                flow=flow,
-                start=start,
-                status=WorkflowStatus.RUNNING,
-                owner=owner,
-                created_at=now,
-                updated_at=now,
-                lease_expires=now + self.lease,
-                shape=shape,
-            )
-            self._live[workflow_id] = record
-            return record, True
-        existing = self.get_run(workflow_id)
-        assert existing is not None
-        return existing, False
-
-    def append_step(
-        self,
-        workflow_id: str,
-        step: StepRecord,
-        *,
-        now: float,
-        status: WorkflowStatus | None = None,
-    ) -> None:
-        values = self._step_values(workflow_id, step)
-        try:
-            with self._transaction() as cursor:
-                cursor.execute(_INSERT_STEP, values)
-                # Only a status move touches the run's row: every extra page written costs
-                # time in each commit (leases are renewed by the heartbeat instead).
-                if status is not None:
-                    cursor.execute(
-                        "UPDATE runs SET status = ?, updated_at = ? WHERE workflow_id = ?",
-                        (status.value, now, workflow_id),
-                    )
-        except sqlite3.IntegrityError as error:
-            raise self._step_refused(workflow_id, step, error) from error
-        except sqlite3.Error as error:
-            raise StoreError(f"SQLite store {self.path}: {error}") from error
-        record = self._live.get(workflow_id)
-        if record is not None:
-            with self._lock:
-                record.add_step(step)
-                record.updated_at = now
-                if status is not None:
-                    record.status = status
-
-    def _step_values(self, workflow_id: str, step: StepRecord) -> tuple[Any, ...]:
-        output = _encode_output_safely(step.output, workflow_id, step.key)
-        return (workflow_id, step.key, workflow_id, step.outcome.value, step.attempts,
-                output, step.error, json.dumps(step.rows))  # fmt: skip
-
-    def _step_refused(
-        self, workflow_id: str, step: StepRecord, error: sqlite3.IntegrityError
-    ) -> StoreError:
-        if "UNIQUE" in str(error):
-            return StoreError(
-                f"run {workflow_id!r} already has a record for step {step.key!r}; a step is "
-                f"recorded once"
-            )
-        return StoreError(f"no run {workflow_id!r} in {self.path}: {error}")
-
-    def finish_run(
-        self,
-        workflow_id: str,
-        status: WorkflowStatus,
-        *,
-        now: float,
-        output: Any = None,
-        error: BaseException | None = None,
-        compensation_error: BaseException | None = None,
-        last_step: StepRecord | None = None,
-    ) -> None:
-        encoded = _encode_output_safely(output, workflow_id, "output")
-        finished_at = now if status.finished else None
-        step_values = None if last_step is None else self._step_values(workflow_id, last_step)
-        try:
-            with self._transaction() as cursor:
-                if step_values is not None:
-                    cursor.execute(_INSERT_STEP, step_values)
-                cursor.execute(
-                    "UPDATE runs SET status = ?, output = ?, error = ?, compensation_error = ?, "
-                    "updated_at = ?, finished_at = COALESCE(?, finished_at), owner = NULL, "
-                    "lease_expires = NULL WHERE workflow_id = ?",
-                    (status.value, encoded, encode_error(error),
-                     encode_error(compensation_error), now, finished_at, workflow_id),
-                )  # fmt: skip
-                if cursor.rowcount != 1:
-                    raise StoreError(f"no run {workflow_id!r} in {self.path}")
-        except sqlite3.IntegrityError as refused:
-            assert last_step is not None
-            raise self._step_refused(workflow_id, last_step, refused) from refused
-        except sqlite3.Error as sqlite_error:
-            raise StoreError(f"SQLite store {self.path}: {sqlite_error}") from sqlite_error
-        record = self._live.get(workflow_id)
-        if record is not None:
-            with self._lock:
-                if last_step is not None:
-                    record.add_step(last_step)
-                record.status = status
-                record.output = output
-                record.error = error
-                record.compensation_error = compensation_error
-                record.updated_at = now
-                record.owner = None
-                record.lease_expires = None
-                if finished_at is not None:
-                    record.finished_at = finished_at
-
-    def claim_run(
-        self, workflow_id: str, owner: str, *, now: float, replacing: str | None = None
-    ) -> RunRecord | None:
-        try:
-            with self._transaction() as cursor:
-                cursor.execute(
-                    "UPDATE runs SET owner = ?, lease_expires = ?, updated_at = ? "
-                    "WHERE workflow_id = ? AND finished_at IS NULL AND (owner IS NULL "
-                    "OR lease_expires < ? OR owner = ?)",
-                    (owner, now + self.lease, now, workflow_id, now, replacing),
-                )
-                claimed = cursor.rowcount == 1
-        except sqlite3.Error as error:
-            raise StoreError(f"SQLite store {self.path}: {error}") from error
-        if not claimed:
-            return None
-        self._keep_alive(owner)
-        record = self._load(workflow_id)
-        if record is not None:
-            self._live[workflow_id] = record
-        return record
-
-    def reopen_run(
-        self,
-        workflow_id: str,
-        *,
-        expected: WorkflowStatus,
-        status: WorkflowStatus,
-        owner: str,
-        now: float,
-    ) -> RunRecord | None:
-        try:
-            with self._transaction() as cursor:
-                cursor.execute(
-                    "UPDATE runs SET status = ?, owner = ?, lease_expires = ?, updated_at = ?, "
-                    "finished_at = NULL, recoveries = 0, recovery_step = NULL "
-                    "WHERE workflow_id = ? AND status = ? AND (owner IS NULL OR owner = ?)",
-                    (status.value, owner, now + self.lease, now, workflow_id, expected.value,
-                     owner),
-                )  # fmt: skip
-                reopened = cursor.rowcount == 1
-        except sqlite3.Error as error:
-            raise StoreError(f"SQLite store {self.path}: {error}") from error
-        if not reopened:
-            return None
-        self._keep_alive(owner)
-        self._live.pop(workflow_id, None)
-        record = self._load(workflow_id)
-        if record is not None:
-            self._live[workflow_id] = record
-        return record
-
-    def note_recovery(self, workflow_id: str, position: str) -> int:
-        try:
-            with self._transaction() as cursor:
-                cursor.execute(
-                    "UPDATE runs SET recoveries = CASE WHEN recovery_step = ? "
-                    "THEN recoveries + 1 ELSE 1 END, recovery_step = ? WHERE workflow_id = ?",
-                    (position, position, workflow_id),
-                )
-                row = cursor.execute(
-                    "SELECT recoveries FROM runs WHERE workflow_id = ?", (workflow_id,)
-                ).fetchone()
-        except sqlite3.Error as error:
-            raise StoreError(f"SQLite store {self.path}: {error}") from error
-        if row is None:
-            raise StoreError(f"no run {workflow_id!r} in {self.path}")
-        count = int(row[0])
-        record = self._live.get(workflow_id)
-        if record is not None:
-            record.recoveries, record.recovery_step = count, position
-        return count
-
-    def release_run(self, workflow_id: str, owner: str, *, now: float) -> None:
-        try:
-            with self._transaction() as cursor:
-                cursor.execute(
-                    "UPDATE runs SET owner = NULL, lease_expires = NULL, updated_at = ? "
-                    "WHERE workflow_id = ? AND owner = ?",
-                    (now, workflow_id, owner),
-                )
-        except sqlite3.Error as error:
-            raise StoreError(f"SQLite store {self.path}: {error}") from error
-        record = self._live.get(workflow_id)
-        if record is not None and record.owner == owner:
-            record.owner = None
-            record.lease_expires = None
-
-    # -- reading --------------------------------------------------------------------------
-
-    def _load(self, workflow_id: str) -> RunRecord | None:
-        try:
-            with self._lock:
-                row = self._connection.execute(
-                    f"SELECT {RUN_COLUMNS} FROM runs WHERE workflow_id = ?", (workflow_id,)
-                ).fetchone()
-                if row is None:
-                    return None
-                steps = self._connection.execute(
-                    "SELECT key, outcome, attempts, output, error, rows FROM steps "
-                    "WHERE workflow_id = ? ORDER BY seq",
-                    (workflow_id,),
-                ).fetchall()
-        except sqlite3.Error as error:
-            raise StoreError(f"SQLite store {self.path}: {error}") from error
-        return self._record(row, steps)
-
-    def _record(self, row: tuple[Any, ...], steps: list[tuple[Any, ...]]) -> RunRecord:
-        (workflow_id, flow, start, status, owner, lease_expires, created_at, updated_at,
-         finished_at, output, error, compensation_error, recoveries,
-         recovery_step, shape) = row  # fmt: skip
+            if created and events:
+                self._events.insert(cursor, workflow_id, events)
+        if not created:
+            existing = self.get_run(workflow_id)
+            if existing is None:  # forgotten between the two statements
+                raise StoreError(f"run {workflow_id!r} vanished while starting; start it again")
+            return existing, None
+        self._db.hold(workflow_id, 1)
         record = RunRecord(
             workflow_id=workflow_id,
             flow=flow,
-            start=self._decode(start, workflow_id, "start message"),
-            status=WorkflowStatus(status),
+            start=start,
+            status=WorkflowStatus.RUNNING,
+            owner=owner,
+            created_at=now,
+            updated_at=now,
+            token=1,
+            lease_expires=lease_expires,
+            shape=shape,
+        )
+        return record, 1
+
+    def claim_run(
+        self,
+        workflow_id: str,
+        owner: str,
+        *,
+        now: float,
+        replacing: str | None = None,
+        reopen: tuple[WorkflowStatus, WorkflowStatus] | None = None,
+    ) -> int | None:
+        lease_expires = now + self.lease
+        with self._db.transaction(f"claiming run {workflow_id!r}") as cursor:
+            if reopen is None:
+                cursor.execute(
+                    "UPDATE runs SET owner = ?, token = token + 1, lease_expires = ?, "
+                    "updated_at = ? WHERE workflow_id = ? AND owed = 1 AND (owner IS NULL "
+                    "OR lease_expires < ? OR owner = ?)",
+                    (owner, lease_expires, now, workflow_id, now, replacing),
+                )
+            else:
+                expected, status = reopen
+                cursor.execute(
+                    "UPDATE runs SET owner = ?, token = token + 1, lease_expires = ?, "
+                    "updated_at = ?, status = ?, owed = 1, finished_at = NULL, recoveries = 0, "
+                    "recovery_step = NULL, parked_reason = NULL WHERE workflow_id = ? AND "
+                    "status = ? AND (owner IS NULL OR owner = ? OR owner = ?)",
+                    (owner, lease_expires, now, status.value, workflow_id, expected.value,
+                     owner, replacing),
+                )  # fmt: skip
+            if cursor.rowcount != 1:
+                return None
+            (token,) = cursor.execute(
+                "SELECT token FROM runs WHERE workflow_id = ?", (workflow_id,)
+            ).fetchone()
+        self._db.hold(workflow_id, int(token))
+        return int(token)
+
+    def release_run(self, workflow_id: str, token: int, *, now: float) -> None:
+        self._db.let_go(workflow_id)
+        self._db.execute(
+            "UPDATE runs SET owner = NULL, lease_expires = NULL, updated_at = ? "
+            "WHERE workflow_id = ? AND token = ?",
+            (now, workflow_id, token),
+            f"releasing run {workflow_id!r}",
+        )
+
+    def note_recovery(self, workflow_id: str, token: int, position: str) -> int:
+        with self._db.transaction(f"counting a recovery of {workflow_id!r}") as cursor:
+            cursor.execute(
+                "UPDATE runs SET recoveries = CASE WHEN recovery_step = ? "
+                "THEN recoveries + 1 ELSE 1 END, recovery_step = ? "
+                "WHERE workflow_id = ? AND token = ?",
+                (position, position, workflow_id, token),
+            )
+            if cursor.rowcount != 1:
+                raise self._refusal(cursor, workflow_id, token)
+            (count,) = cursor.execute(
+                "SELECT recoveries FROM runs WHERE workflow_id = ?", (workflow_id,)
+            ).fetchone()
+        return int(count)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _step_values(self, write: Write, step: StepRecord) -> tuple[Any, ...]:
+        workflow_id = write.workflow_id
+        output = self._codec.output(step.output, workflow_id, f"the output of {step.key}")
+        rows = self._codec.rows(step.rows)
+        return (workflow_id, step.key, workflow_id, step.outcome.value, step.attempts,
+                output, step.error, rows, workflow_id, write.token)  # fmt: skip
+
+    def _run_update(self, write: Write) -> tuple[str, tuple[Any, ...]] | None:
+        """The fenced UPDATE of the run's row this write needs, if any."""
+        finish = write.finish
+        codec = self._codec
+        if finish is not None:
+            finished = finish.status.finished
+            return (
+                "UPDATE runs SET status = ?, output = ?, error = ?, compensation_error = ?, "
+                "parked_reason = ?, updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE "
+                "finished_at END, owner = NULL, lease_expires = NULL, owed = ? "
+                "WHERE workflow_id = ? AND token = ?",
+                (finish.status.value,
+                 codec.output(finish.output, write.workflow_id, "its output"),
+                 codec.error(finish.error), codec.error(finish.compensation_error),
+                 finish.parked_reason, write.now, finished, write.now,
+                 1 if (write.owes or not finished) else 0, write.workflow_id, write.token),
+            )  # fmt: skip
+        sets: list[str] = []
+        values: list[Any] = []
+        if write.status is not None:
+            sets.append("status = ?")
+            values.append(write.status.value)
+        if write.owes is not None:
+            sets.append("owed = CASE WHEN ? OR finished_at IS NULL THEN 1 ELSE 0 END")
+            values.append(1 if write.owes else 0)
+        if write.release:
+            sets.append("owner = NULL, lease_expires = NULL")
+        if not sets:
+            return None
+        sql = (
+            f"UPDATE runs SET {', '.join(sets)}, updated_at = ? WHERE workflow_id = ? AND token = ?"
+        )
+        return sql, (*values, write.now, write.workflow_id, write.token)
+
+    def _refusal(self, cursor: Any, workflow_id: str, token: int) -> StoreError | LeaseLost:
+        """Why a fenced statement changed nothing: the run is gone, or claimed by another."""
+        row = cursor.execute(
+            "SELECT owner, token FROM runs WHERE workflow_id = ?", (workflow_id,)
+        ).fetchone()
+        if row is None:
+            return StoreError(f"no run {workflow_id!r} in {self.path}")
+        owner, current = row
+        return LeaseLost(
+            f"run {workflow_id!r} was claimed by {owner!r} (token {current}, this owner holds "
+            f"{token}): this owner stops",
+            workflow_id=workflow_id,
+        )
+
+    def _apply(self, cursor: Any, write: Write) -> None:
+        """Apply one write inside an open transaction; raise (to roll back) if fenced out."""
+        update = self._run_update(write)
+        fenced = False
+        if update is not None:
+            cursor.execute(*update)
+            if cursor.rowcount != 1:
+                raise self._refusal(cursor, write.workflow_id, write.token)
+            fenced = True
+        for step in write.records:
+            cursor.execute(_INSERT_STEP, self._step_values(write, step))
+            if cursor.rowcount != 1:
+                raise self._refusal(cursor, write.workflow_id, write.token)
+            fenced = True
+        if not fenced:
+            row = cursor.execute(
+                "SELECT 1 FROM runs WHERE workflow_id = ? AND token = ?",
+                (write.workflow_id, write.token),
+            ).fetchone()
+            if row is None:
+                raise self._refusal(cursor, write.workflow_id, write.token)
+        if write.events:
+            self._events.insert(cursor, write.workflow_id, write.events)
+        if write.handled:
+            self._events.mark(cursor, write.workflow_id, write.handled)
+
+    def write(self, write: Write) -> None:
+        doing = f"writing run {write.workflow_id!r}"
+        try:
+            if (
+                len(write.records) == 1
+                and self._run_update(write) is None
+                and not (write.events or write.handled)
+            ):
+                # One record and nothing else: one fenced statement, committed on its own.
+                changed = self._db.execute(
+                    _INSERT_STEP, self._step_values(write, write.records[0]), doing
+                )
+                if changed != 1:
+                    with self._db.transaction(doing) as cursor:
+                        raise self._refusal(cursor, write.workflow_id, write.token)
+            else:
+                with self._db.transaction(doing) as cursor:
+                    self._apply(cursor, write)
+        except Duplicate as error:
+            keys = [step.key for step in write.records]
+            raise StoreError(
+                f"run {write.workflow_id!r} already has a record for one of {keys}; a step is "
+                f"recorded once"
+            ) from error
+        except (LeaseLost, StoreError):
+            self._db.let_go(write.workflow_id)  # no heartbeat for a run this owner lost
+            raise
+        if write.finish is not None or write.release:
+            self._db.let_go(write.workflow_id)
+
+    def write_many(self, writes: Sequence[Write]) -> list[str]:
+        refused: list[str] = []
+        with self._db.transaction(f"writing {len(writes)} runs") as cursor:
+            for write in writes:
+                cursor.execute("SAVEPOINT one_write")
+                try:
+                    self._apply(cursor, write)
+                except LeaseLost:
+                    cursor.execute("ROLLBACK TO one_write")
+                    refused.append(write.workflow_id)
+                cursor.execute("RELEASE one_write")
+        for write in writes:
+            if write.workflow_id in refused or write.finish is not None or write.release:
+                self._db.let_go(write.workflow_id)
+        return refused
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _shape_text(self, shape_id: str | None) -> str | None:
+        if shape_id is None:
+            return None
+        known = self._shapes.get(shape_id)
+        if known is not None:
+            return known
+        rows = self._db.query(
+            "SELECT shape FROM shapes WHERE id = ?", (shape_id,), "reading a shape"
+        )
+        if not rows or not isinstance(rows[0][0], str):
+            return None
+        self._shapes[shape_id] = rows[0][0]
+        return str(rows[0][0])
+
+    def _record(self, row: tuple[Any, ...], steps: list[tuple[Any, ...]]) -> RunRecord:
+        (workflow_id, flow, start, status, owner, token, lease_expires, owed, created_at,
+         updated_at, finished_at, output, error, compensation_error, recoveries,
+         recovery_step, shape, parked_reason) = row  # fmt: skip
+        codec = self._codec
+        try:
+            run_status = WorkflowStatus(status)
+        except ValueError as bad:
+            raise StoreError(
+                f"run {workflow_id!r} has an unknown status {status!r}; the row is left intact"
+            ) from bad
+        record = RunRecord(
+            workflow_id=workflow_id,
+            flow=flow,
+            start=codec.read_message(start, workflow_id, "start message"),
+            status=run_status,
             owner=owner,
             created_at=created_at,
             updated_at=updated_at,
+            token=token,
             lease_expires=lease_expires,
             finished_at=finished_at,
-            output=self._decode_output(output, workflow_id, "output"),
-            error=decode_error(error),
-            compensation_error=decode_error(compensation_error),
+            output=codec.read_output(output, workflow_id, "output"),
+            error=codec.read_error(error, workflow_id),
+            compensation_error=codec.read_error(compensation_error, workflow_id),
+            shape=self._shape_text(shape),
             recoveries=recoveries,
             recovery_step=recovery_step,
-            shape=shape,
+            owed=bool(owed),
+            parked_reason=parked_reason,
         )
         for key, outcome, attempts, step_output, step_error, rows in steps:
+            try:
+                step_outcome = StepOutcome(outcome)
+            except ValueError as bad:
+                raise StoreError(
+                    f"run {workflow_id!r}: step {key!r} has an unknown outcome {outcome!r}"
+                ) from bad
             record.add_step(
                 StepRecord(
                     key,
-                    StepOutcome(outcome),
+                    step_outcome,
                     attempts,
-                    self._decode_output(step_output, workflow_id, f"output of {key}"),
+                    codec.read_output(step_output, workflow_id, f"output of {key}"),
                     step_error,
-                    tuple(json.loads(rows)),
+                    codec.read_rows(rows, workflow_id, key),
                 )
             )
         return record
 
     def get_run(self, workflow_id: str) -> RunRecord | None:
-        live = self._live.get(workflow_id)
-        if live is not None:
-            return live
-        return self._load(workflow_id)
+        with self._db.transaction(f"reading run {workflow_id!r}", read_only=True) as cursor:
+            row = cursor.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE workflow_id = ?", (workflow_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            steps = cursor.execute(
+                "SELECT key, outcome, attempts, output, error, rows FROM steps "
+                "WHERE workflow_id = ? ORDER BY seq",
+                (workflow_id,),
+            ).fetchall()
+        return self._record(row, steps)
 
     def list_runs(
         self, *, flow: str | None = None, status: WorkflowStatus | None = None
     ) -> list[RunRecord]:
-        query = "SELECT workflow_id FROM runs"
         clauses: list[str] = []
         parameters: list[Any] = []
         if flow is not None:
@@ -547,47 +437,78 @@ class SQLiteStore(SQLiteEventLog, Background):
         if status is not None:
             clauses.append("status = ?")
             parameters.append(status.value)
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
-        query += " ORDER BY created_at, workflow_id"
-        try:
-            with self._lock:
-                ids = [row[0] for row in self._connection.execute(query, parameters)]
-        except sqlite3.Error as error:
-            raise StoreError(f"SQLite store {self.path}: {error}") from error
-        records = [self.get_run(workflow_id) for workflow_id in ids]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        ids = self._db.query(
+            f"SELECT workflow_id FROM runs{where} ORDER BY created_at, workflow_id",
+            parameters,
+            "listing runs",
+        )
+        records = [self.get_run(workflow_id) for (workflow_id,) in ids]
         return [record for record in records if record is not None]
 
-    def forget_finished(self, before: float) -> int:
-        """Delete runs that finished before `before` (epoch seconds), with their steps.
+    def owed_runs(self, flow: str) -> list[OwedRun]:
+        rows = self._db.query(
+            "SELECT workflow_id, status, owner, lease_expires, token FROM runs "
+            "INDEXED BY runs_owed WHERE flow = ? AND owed = 1 ORDER BY created_at",
+            (flow,),
+            "listing runs that owe work",
+        )
+        owed: list[OwedRun] = []
+        for workflow_id, status, owner, lease_expires, token in rows:
+            try:
+                owed.append(
+                    OwedRun(workflow_id, WorkflowStatus(status), owner, lease_expires, token)
+                )
+            except ValueError:
+                continue  # a tampered status: get_run names it when this run is read
+        return owed
 
-        Retention for a durable store: a forgotten `workflow_id` can be used again, so keep
-        runs at least as long as callers may retry with the same id. Returns how many.
-        """
-        try:
-            with self._transaction() as cursor:
-                ids = [
-                    row[0]
-                    for row in cursor.execute(
-                        "SELECT workflow_id FROM runs WHERE finished_at IS NOT NULL "
-                        "AND finished_at < ?",
-                        (before,),
-                    )
-                ]
-                cursor.executemany("DELETE FROM steps WHERE workflow_id = ?", [(i,) for i in ids])
-                cursor.executemany("DELETE FROM runs WHERE workflow_id = ?", [(i,) for i in ids])
-        except sqlite3.Error as error:
-            raise StoreError(f"SQLite store {self.path}: {error}") from error
-        for workflow_id in ids:
-            self._live.pop(workflow_id, None)
+    def forget_finished(self, before: float) -> int:
+        marks = ", ".join("?" for _ in _FORGETTABLE)
+        with self._db.transaction("forgetting finished runs") as cursor:
+            ids = [
+                row[0]
+                for row in cursor.execute(
+                    f"SELECT workflow_id FROM runs WHERE finished_at IS NOT NULL AND "
+                    f"finished_at < ? AND owed = 0 AND status IN ({marks})",
+                    (before, *_FORGETTABLE),
+                )
+            ]
+            pairs = [(workflow_id,) for workflow_id in ids]
+            cursor.executemany("DELETE FROM steps WHERE workflow_id = ?", pairs)
+            self._events.forget(cursor, pairs)
+            cursor.executemany("DELETE FROM runs WHERE workflow_id = ?", pairs)
         return len(ids)
+
+    # -- the event log --------------------------------------------------------------------
+
+    def events_of(self, workflow_id: str) -> list[Envelope[Message]]:
+        return self._events.events_of(workflow_id)
+
+    def handled_of(self, workflow_id: str) -> set[tuple[str, str]]:
+        return self._events.handled_of(workflow_id)
+
+    def count_delivery(self, workflow_id: str, token: int, message_id: str, subscriber: str) -> int:
+        with self._db.transaction(f"counting a delivery of {message_id!r}") as cursor:
+            self._fence(cursor, workflow_id, token)
+            return self._events.count_delivery(cursor, workflow_id, message_id, subscriber)
+
+    def dead_letter(
+        self, workflow_id: str, token: int, message_id: str, subscriber: str, reason: str
+    ) -> None:
+        with self._db.transaction(f"setting {message_id!r} aside") as cursor:
+            self._fence(cursor, workflow_id, token)
+            self._events.dead_letter(cursor, workflow_id, message_id, subscriber, reason)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        return self._events.dead_letters()
+
+    def _fence(self, cursor: Any, workflow_id: str, token: int) -> None:
+        row = cursor.execute(
+            "SELECT 1 FROM runs WHERE workflow_id = ? AND token = ?", (workflow_id, token)
+        ).fetchone()
+        if row is None:
+            raise self._refusal(cursor, workflow_id, token)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
-
-
-def _encode_output_safely(output: Any, workflow_id: str, what: str) -> str | None:
-    try:
-        return encode_output(output)
-    except MessageError as error:
-        raise StoreError(f"run {workflow_id!r}: cannot store {what}: {error}") from error

@@ -1,24 +1,16 @@
-"""The SQLite store's schema and how values are written into it (JSON, never pickle)."""
+"""The SQLite store's schema, in one place.
+
+Tables are `WITHOUT ROWID` where a natural key exists: one b-tree per table instead of a
+table plus a key index, so a step record costs one b-tree insert. The owed-work index is a
+partial index: finished runs that owe nothing are not in it, so recovery's query costs what
+the unfinished runs cost, however many finished runs the file keeps.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+__all__ = ["APPLICATION", "RUN_COLUMNS", "SCHEMA", "SCHEMA_VERSION"]
 
-from coordination._messages import to_json
-from coordination.errors import CompensationFailed, StepFailed
-
-__all__ = [
-    "APPLICATION",
-    "RUN_COLUMNS",
-    "SCHEMA",
-    "SCHEMA_VERSION",
-    "decode_error",
-    "encode_error",
-    "encode_output",
-]
-
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION = "coordination"
 
 SCHEMA = """
@@ -26,13 +18,19 @@ CREATE TABLE coordination_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE shapes (
+    id TEXT PRIMARY KEY,
+    shape TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE runs (
     workflow_id TEXT PRIMARY KEY,
     flow TEXT NOT NULL,
     start TEXT NOT NULL,
     status TEXT NOT NULL,
     owner TEXT,
+    token INTEGER NOT NULL,
     lease_expires REAL,
+    owed INTEGER NOT NULL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     finished_at REAL,
@@ -41,11 +39,13 @@ CREATE TABLE runs (
     compensation_error TEXT,
     recoveries INTEGER NOT NULL DEFAULT 0,
     recovery_step TEXT,
-    shape TEXT
+    shape TEXT,
+    parked_reason TEXT
 ) WITHOUT ROWID;
 CREATE INDEX runs_by_flow_status ON runs (flow, status);
+CREATE INDEX runs_owed ON runs (flow, created_at) WHERE owed = 1;
 CREATE TABLE steps (
-    workflow_id TEXT NOT NULL REFERENCES runs (workflow_id),
+    workflow_id TEXT NOT NULL,
     key TEXT NOT NULL,
     seq INTEGER NOT NULL,
     outcome TEXT NOT NULL,
@@ -55,43 +55,31 @@ CREATE TABLE steps (
     rows TEXT NOT NULL,
     PRIMARY KEY (workflow_id, key)
 ) WITHOUT ROWID;
+CREATE TABLE events (
+    message_id TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    causation_id TEXT,
+    occurred_at REAL NOT NULL,
+    message TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX events_by_run ON events (workflow_id, seq);
+CREATE TABLE inbox (
+    message_id TEXT NOT NULL,
+    subscriber TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    handled INTEGER NOT NULL DEFAULT 0,
+    deliveries INTEGER NOT NULL DEFAULT 0,
+    dead INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    dead_at REAL,
+    PRIMARY KEY (message_id, subscriber)
+) WITHOUT ROWID;
+CREATE INDEX inbox_by_run ON inbox (workflow_id)
 """
 
 RUN_COLUMNS = (
-    "workflow_id, flow, start, status, owner, lease_expires, created_at, updated_at, "
-    "finished_at, output, error, compensation_error, recoveries, recovery_step, shape"
+    "workflow_id, flow, start, status, owner, token, lease_expires, owed, created_at, "
+    "updated_at, finished_at, output, error, compensation_error, recoveries, recovery_step, "
+    "shape, parked_reason"
 )
-
-
-def encode_output(output: Any) -> str | None:
-    if output is None:
-        return None
-    if isinstance(output, tuple):
-        return json.dumps([json.loads(to_json(member)) for member in output])
-    return to_json(output)
-
-
-def encode_error(error: BaseException | None) -> str | None:
-    if error is None:
-        return None
-    document: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
-    for attribute in ("step", "compensation", "attempts"):
-        if hasattr(error, attribute):
-            document[attribute] = getattr(error, attribute)
-    return json.dumps(document)
-
-
-def decode_error(text: str | None) -> BaseException | None:
-    if text is None:
-        return None
-    document = json.loads(text)
-    if document.get("type") == "CompensationFailed":
-        return CompensationFailed(
-            document["message"],
-            step=document.get("step", ""),
-            compensation=document.get("compensation", ""),
-            attempts=document.get("attempts", 0),
-        )
-    return StepFailed(
-        document["message"], step=document.get("step", ""), attempts=document.get("attempts", 0)
-    )

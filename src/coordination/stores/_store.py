@@ -1,26 +1,45 @@
-"""The Store protocol: what both runners need from persistence, and nothing more.
+"""The store protocols: what both runners need from persistence, and nothing more.
 
-A store appends; it never rewrites a run. A runner creates a run once (atomically, so a
-`workflow_id` is never started twice), appends one record per settled step before the next
-step starts, and finishes the run with its outcome. Backends (memory now, SQLite and
-PostgreSQL later) are siblings behind this protocol, as eventsourcing's recorders are.
+`Store` keeps flow instances — orchestrated runs and choreographed instances alike, one row
+each plus appended step records. `EventLog` adds what a durable choreography needs: the
+outbox of published envelopes and the inbox of handled deliveries. Backends (memory,
+SQLite, PostgreSQL) are siblings behind these protocols, as eventsourcing's recorders are,
+and prove it with the shipped contract suites (`coordination.testing.StoreContract`,
+`EventLogContract`).
+
+The contract, in short:
+
+- **Atomic starts.** `start_run` inserts if absent: two callers never both create a run.
+- **Claims and fencing.** The creator holds token 1; every claim (`claim_run`) increments
+  the token, and every write carries the token it was made under. A write whose token is no
+  longer the run's is refused as a whole (`LeaseLost`): a superseded owner can never mix its
+  records with the new owner's.
+- **One write, one commit.** A `Write` (records, a status move or the end, outbox events,
+  inbox marks) is applied whole or not at all; `write_many` applies several in one commit
+  (batches, group commit), refusing only the fenced-out ones.
+- **The owed-work index.** `owed_runs` lists, without decoding anything, the runs that are
+  unfinished or owe an undo: recovery never reads finished runs.
+- **Reading never imports**, and is never stale: `get_run` reads what the store holds now.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterable, Sequence
+from typing import Protocol, runtime_checkable
 
-from coordination._messages import Message
+from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
-from coordination.stores._records import RunRecord, StepRecord
+from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
 
-__all__ = ["Store"]
+__all__ = ["EventLog", "Store"]
 
 
 @runtime_checkable
 class Store(Protocol):
-    """Persistence for workflow runs."""
+    """Persistence for flow instances (orchestrated runs and choreographed instances)."""
+
+    #: Seconds a claim holds a run before another process may take it over.
+    lease: float
 
     def register_types(self, types: Iterable[type[Message]]) -> None:
         """Learn the message types a flow's runs hold, so they can be read back by name.
@@ -39,86 +58,112 @@ class Store(Protocol):
         owner: str,
         now: float,
         shape: str | None = None,
-    ) -> tuple[RunRecord, bool]:
-        """Create the run `workflow_id` owned by `owner`, or return the one already there.
+        events: Sequence[Envelope[Message]] = (),
+    ) -> tuple[RunRecord, int | None]:
+        """Create run `workflow_id` owned by `owner`, or return the one already there.
 
-        Returns `(record, created)`; atomic, so two callers never both create it.
-        """
-        ...
-
-    def append_step(
-        self,
-        workflow_id: str,
-        step: StepRecord,
-        *,
-        now: float,
-        status: WorkflowStatus | None = None,
-    ) -> None:
-        """Append one settled step (and optionally move the run's status) in one write.
-
-        A second record with the same `step.key` for the same run raises `StoreError`.
-        """
-        ...
-
-    def finish_run(
-        self,
-        workflow_id: str,
-        status: WorkflowStatus,
-        *,
-        now: float,
-        output: Any = None,
-        error: BaseException | None = None,
-        compensation_error: BaseException | None = None,
-        last_step: StepRecord | None = None,
-    ) -> None:
-        """Record the run's outcome and release its owner, in one write.
-
-        `last_step`, if given, is appended in the same write (a run's last step and its end
-        need only one commit).
+        Returns `(record, token)`: the claim token (1) when this call created it, None when
+        the run existed. Atomic: two callers never both create it. `events` (a
+        choreography's start envelope) are appended to the outbox in the same commit.
         """
         ...
 
     def claim_run(
-        self, workflow_id: str, owner: str, *, now: float, replacing: str | None = None
-    ) -> RunRecord | None:
-        """Make `owner` the owner of an unfinished run; None if someone else holds it.
-
-        Claims a run nobody owns, one whose lease expired before `now`, or one owned by
-        `replacing` (an owner known to be dead). Atomic (a conditional update), so two
-        callers never both resume one run.
-        """
-        ...
-
-    def reopen_run(
         self,
         workflow_id: str,
-        *,
-        expected: WorkflowStatus,
-        status: WorkflowStatus,
         owner: str,
+        *,
         now: float,
-    ) -> RunRecord | None:
-        """Move a run from `expected` to `status` and make `owner` its owner (operators).
+        replacing: str | None = None,
+        reopen: tuple[WorkflowStatus, WorkflowStatus] | None = None,
+    ) -> int | None:
+        """Make `owner` the owner of a run; its new fencing token, or None if refused.
 
-        Atomic: None unless the run is in `expected` and nobody else owns it. Clears its
-        finished time and recovery count.
+        Without `reopen`, claims a run that owes work (see `owed_runs`) and that nobody
+        owns, whose lease expired before `now`, or whose owner is `replacing` (known to be
+        gone). With `reopen=(expected, status)` (operators), claims a run in `expected`
+        nobody else owns and moves it to `status`, clearing its end and recovery count.
+        Atomic: of two callers at most one gets a token.
         """
         ...
 
-    def note_recovery(self, workflow_id: str, position: str) -> int:
-        """Count a recovery at `position`; the count of recoveries there in a row."""
+    def write(self, write: Write) -> None:
+        """Apply one write in one commit; `LeaseLost` if its token is not the run's.
+
+        A record key already appended to the run raises `StoreError` and nothing of the
+        write is applied.
+        """
         ...
 
-    def release_run(self, workflow_id: str, owner: str, *, now: float) -> None:
-        """Give up ownership of a run that stopped before finishing (if `owner` holds it)."""
+    def write_many(self, writes: Sequence[Write]) -> list[str]:
+        """Apply several writes in one commit; the ids of runs whose write was fenced out.
+
+        The fenced-out writes are not applied; the others are.
+        """
+        ...
+
+    def release_run(self, workflow_id: str, token: int, *, now: float) -> None:
+        """Give up ownership of an unfinished run (nothing happens if `token` is stale)."""
+        ...
+
+    def note_recovery(self, workflow_id: str, token: int, position: str) -> int:
+        """Count a recovery at `position`; how many recoveries in a row were there."""
         ...
 
     def get_run(self, workflow_id: str) -> RunRecord | None:
-        """The run `workflow_id`, or None."""
+        """The run `workflow_id` as stored now, or None."""
         ...
 
     def list_runs(
         self, *, flow: str | None = None, status: WorkflowStatus | None = None
     ) -> list[RunRecord]:
         """Runs, oldest first, optionally only one flow's or one status's."""
+        ...
+
+    def owed_runs(self, flow: str) -> list[OwedRun]:
+        """Runs of `flow` that are unfinished or owe an undo, oldest first; nothing decoded."""
+        ...
+
+    def forget_finished(self, before: float) -> int:
+        """Forget runs that finished before `before` and owe nothing: COMPLETED,
+        COMPENSATED and CANCELLED only (PARKED and COMPENSATION_FAILED runs still have
+        effects applied). Their events and inbox marks go with them. Returns how many."""
+        ...
+
+    def close(self) -> None:
+        """Release what the store holds (connections, threads)."""
+        ...
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """The outbox and inbox of durable choreographies, beside their instances' runs.
+
+    Envelopes are appended by `Store.start_run(events=...)` and `Write.events`, inbox marks
+    by `Write.handled`: always in the same commit as the instance's own change.
+    """
+
+    def events_of(self, workflow_id: str) -> list[Envelope[Message]]:
+        """The envelopes logged for one flow instance, in the order they were appended."""
+        ...
+
+    def handled_of(self, workflow_id: str) -> set[tuple[str, str]]:
+        """(message id, subscriber) pairs of one instance handled or set aside."""
+        ...
+
+    def count_delivery(self, workflow_id: str, token: int, message_id: str, subscriber: str) -> int:
+        """Count one more delivery of `message_id` to `subscriber`; the count so far.
+
+        Fenced like a write (`LeaseLost`).
+        """
+        ...
+
+    def dead_letter(
+        self, workflow_id: str, token: int, message_id: str, subscriber: str, reason: str
+    ) -> None:
+        """Set a delivery aside: recovery never delivers it again (fenced like a write)."""
+        ...
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Every delivery set aside, oldest first."""
         ...

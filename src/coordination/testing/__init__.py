@@ -5,7 +5,16 @@ flows the same way the library tests itself.
 """
 
 from coordination.testing._clock import VirtualClock
-from coordination.testing._equivalence import BothRuns, assert_equivalent, net_effects, run_both
+from coordination.testing._equivalence import (
+    ENTRY_POINTS,
+    BothRuns,
+    Outcome,
+    assert_equivalent,
+    journal_shape,
+    net_effects,
+    run_both,
+    settle_late_results,
+)
 from coordination.testing._faults import (
     Fault,
     FaultKind,
@@ -14,26 +23,37 @@ from coordination.testing._faults import (
     InjectedRefusal,
 )
 from coordination.testing._saga import Prediction, assert_saga_atomic, predict, saga_problems
-from coordination.testing._store_contract import ContractMessage, StoreContract
+from coordination.testing._store_contract import (
+    ContractMessage,
+    ContractOther,
+    EventLogContract,
+    StoreContract,
+)
 from coordination.testing._strategies import fault_plans, messages
 
 __all__ = [
+    "ENTRY_POINTS",
     "BothRuns",
     "ContractMessage",
+    "ContractOther",
+    "EventLogContract",
     "Fault",
     "FaultKind",
     "FaultPlan",
     "InjectedFault",
     "InjectedRefusal",
+    "Outcome",
     "Prediction",
     "StoreContract",
     "VirtualClock",
     "assert_equivalent",
     "assert_saga_atomic",
     "fault_plans",
+    "journal_shape",
     "messages",
     "net_effects",
     "predict",
     "run_both",
     "saga_problems",
+    "settle_late_results",
 ]

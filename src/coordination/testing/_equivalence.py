@@ -1,16 +1,21 @@
-"""Run one flow both ways and check the two patterns agree.
+"""Run one flow through all four entry points and check they agree.
 
-`run_both()` runs a message through an `Orchestrator` and through a `Choreography` of
-fresh, identical participants (with the same fault plan, the same correlation id and
-virtual clocks); `assert_equivalent()` checks they reached the same status and left the
+`run_both()` runs a message through an `Orchestrator` (`run()` and `run_async()`) and
+through a `Choreography` that adopts the flow's declarations (`publish()` and
+`publish_async()`), each on fresh, identical participants with the same fault plan, the
+same correlation id and a virtual clock. `assert_equivalent()` checks they reached the same
+status, the same compensations in the same order, journals of the same shape, and left the
 participants in the same state — their `snapshot()`s when they all have one, else the net
-effects in the journals (actions completed and not undone).
+effects in the journals. Where they differ, it is a bug: the engine decides for all four.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from coordination._journal import EntryKind, Journal
@@ -19,23 +24,76 @@ from coordination._participants import Participant
 from coordination._status import WorkflowStatus
 from coordination.choreography._bus import EventBus
 from coordination.choreography._choreography import Choreography
-from coordination.choreography._monitor import ProcessView
+from coordination.engine._timed import ATTEMPT_THREAD
 from coordination.orchestration._orchestrator import Orchestrator
-from coordination.orchestration._run import WorkflowRun
 from coordination.testing._clock import VirtualClock
 from coordination.testing._faults import FaultPlan
 
-__all__ = ["BothRuns", "assert_equivalent", "net_effects", "run_both"]
+__all__ = [
+    "ENTRY_POINTS",
+    "BothRuns",
+    "Outcome",
+    "assert_equivalent",
+    "journal_shape",
+    "net_effects",
+    "run_both",
+    "settle_late_results",
+]
+
+#: The four ways to run a flow, as `run_both` names them.
+ENTRY_POINTS = ("run", "run_async", "publish", "publish_async")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one entry point ran the message: its status, journal and participants."""
+
+    entry_point: str
+    status: WorkflowStatus
+    journal: Journal
+    participants: tuple[Participant, ...]
+    output: Any = None
 
 
 @dataclass(frozen=True, slots=True)
 class BothRuns:
-    """The two runs of one message, and the participants each left behind."""
+    """The runs of one message through each entry point, and what each left behind."""
 
-    orchestrated: WorkflowRun[Any]
-    choreographed: ProcessView
-    orchestration_participants: tuple[Participant, ...]
-    choreography_participants: tuple[Participant, ...]
+    outcomes: tuple[Outcome, ...]
+    runs: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, entry_point: str) -> Outcome:
+        for outcome in self.outcomes:
+            if outcome.entry_point == entry_point:
+                return outcome
+        raise KeyError(entry_point)
+
+    @property
+    def orchestrated(self) -> Any:
+        """The `WorkflowRun` of `run()`."""
+        return self.runs["run"]
+
+    @property
+    def choreographed(self) -> Any:
+        """The `ProcessView` of `publish()`."""
+        return self.runs["publish"]
+
+    @property
+    def orchestration_participants(self) -> tuple[Participant, ...]:
+        return self["run"].participants
+
+    @property
+    def choreography_participants(self) -> tuple[Participant, ...]:
+        return self["publish"].participants
+
+
+def settle_late_results(timeout: float = 5.0) -> None:
+    """Wait for abandoned timed-out attempts still running to return (their late results
+    are handled on their own threads), so what they owe has been done."""
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.startswith(ATTEMPT_THREAD) and thread is not threading.current_thread():
+            thread.join(max(deadline - time.monotonic(), 0.0))
 
 
 def run_both(
@@ -45,31 +103,49 @@ def run_both(
     plan: FaultPlan | None = None,
     *,
     correlation_id: str | None = None,
+    entry_points: Sequence[str] = ENTRY_POINTS,
 ) -> BothRuns:
-    """Run `message` through `flow` and through a choreography of the same participants.
+    """Run `message` through `flow` under each entry point, on fresh participants each.
 
     `participants()` must build fresh participants each call. The fault plan (a fresh copy
-    per side) fires at the same attempts under both; both sides use one correlation id, so
-    idempotency keys match too.
+    per run) fires at the same attempts under all of them; they share one correlation id,
+    so idempotency keys match too.
     """
+    unknown = set(entry_points) - set(ENTRY_POINTS)
+    if unknown:
+        raise ValueError(f"unknown entry points {sorted(unknown)}; use some of {ENTRY_POINTS}")
     correlation_id = correlation_id or new_id()
     faults = plan.faults if plan is not None else ()
-
-    orchestration_side = tuple(participants())
-    FaultPlan(faults).install(*orchestration_side)
-    run = flow(*orchestration_side, clock=VirtualClock(), random=lambda: 0.5).run(
-        message, workflow_id=correlation_id
-    )
-
-    choreography_side = tuple(participants())
-    FaultPlan(faults).install(*choreography_side)
-    clock = VirtualClock()
-    choreography = Choreography(
-        EventBus(clock=clock), *choreography_side, clock=clock, random=lambda: 0.5
-    )
-    choreography.publish(message, correlation_id=correlation_id)
-    view = choreography.monitor.get(correlation_id)
-    return BothRuns(run, view, orchestration_side, choreography_side)
+    outcomes: list[Outcome] = []
+    runs: dict[str, Any] = {}
+    for entry_point in entry_points:
+        side = tuple(participants())
+        FaultPlan(faults).install(*side)
+        clock = VirtualClock()
+        result: Any
+        if entry_point in ("run", "run_async"):
+            orchestrator = flow(*side, clock=clock, random=lambda: 0.5)
+            if entry_point == "run":
+                result = orchestrator.run(message, workflow_id=correlation_id)
+            else:
+                result = asyncio.run(orchestrator.run_async(message, workflow_id=correlation_id))
+            settle_late_results()
+            result = orchestrator.get(correlation_id)
+            output = result.output
+        else:
+            choreography = Choreography(
+                EventBus(clock=clock), *side, flow=flow, clock=clock, random=lambda: 0.5
+            )
+            if entry_point == "publish":
+                choreography.publish(message, correlation_id=correlation_id)
+            else:
+                asyncio.run(choreography.publish_async(message, correlation_id=correlation_id))
+            settle_late_results()
+            result = choreography.monitor.get(correlation_id)
+            output = None
+        runs[entry_point] = result
+        outcomes.append(Outcome(entry_point, result.status, result.journal, side, output))
+    return BothRuns(tuple(outcomes), runs)
 
 
 def net_effects(journal: Journal) -> set[str]:
@@ -87,6 +163,50 @@ def net_effects(journal: Journal) -> set[str]:
     return completed - undone
 
 
+_SHAPE_KINDS = frozenset(
+    {
+        EntryKind.STARTED,
+        EntryKind.COMPLETED,
+        EntryKind.FAILED,
+        EntryKind.RETRIED,
+        EntryKind.COMPENSATED,
+        EntryKind.COMPENSATION_FAILED,
+        EntryKind.LATE_RESULT,
+        EntryKind.SKIPPED,
+    }
+)
+
+
+def journal_shape(journal: Journal) -> tuple[Any, ...]:
+    """What two runners' journals of one instance must share, whatever the scheduling.
+
+    For each forward action, the sequence of its entries (kind, attempt, error); then the
+    undos in the order they ran. Publications and ids (only a choreography has them) and
+    the interleaving of siblings' entries (scheduling) are left out.
+    """
+    forward: dict[str, list[tuple[str, int, str | None]]] = {}
+    undos: list[tuple[str, str | None, int, str | None]] = []
+    for entry in journal:
+        if entry.kind not in _SHAPE_KINDS or entry.participant == "subscriber":
+            continue
+        if entry.undoes is not None:
+            undos.append((entry.kind.value, entry.undoes, entry.attempt, entry.error))
+        else:
+            forward.setdefault(entry.name, []).append(
+                (entry.kind.value, entry.attempt, entry.error)
+            )
+    return (tuple(sorted((k, tuple(v)) for k, v in forward.items())), tuple(undos))
+
+
+def _compensations(journal: Journal) -> list[str]:
+    return [
+        entry.undoes
+        for entry in journal
+        if entry.undoes is not None
+        and entry.kind in (EntryKind.COMPENSATED, EntryKind.COMPENSATION_FAILED)
+    ]
+
+
 def _snapshots(participants: Sequence[Participant]) -> list[Any] | None:
     taken = []
     for participant in participants:
@@ -98,29 +218,37 @@ def _snapshots(participants: Sequence[Participant]) -> list[Any] | None:
 
 
 def assert_equivalent(both: BothRuns) -> None:
-    """Fail, showing both journals, unless both runs reached the same outcome and state."""
+    """Fail, showing the journals, unless every entry point reached the same outcome."""
     problems: list[str] = []
-    ran, reacted = both.orchestrated.status, both.choreographed.status
-    if ran is not reacted:
-        problems.append(f"status: orchestration {ran.name}, choreography {reacted.name}")
-    left = _snapshots(both.orchestration_participants)
-    right = _snapshots(both.choreography_participants)
-    if left is not None and right is not None:
-        if left != right:
-            problems.append(f"participants differ:\n    {left}\n    {right}")
-    else:
-        mine = net_effects(both.orchestrated.journal)
-        theirs = net_effects(both.choreographed.journal)
-        if mine != theirs:
-            problems.append(f"net effects differ: {sorted(mine)} vs {sorted(theirs)}")
-    if ran is WorkflowStatus.COMPLETED and reacted is WorkflowStatus.COMPLETED:
-        outputs = both.orchestrated.output
-        if outputs is None and both.orchestrated.journal:
-            problems.append("orchestration COMPLETED without an output")
+    first = both.outcomes[0]
+    for other in both.outcomes[1:]:
+        name = f"{first.entry_point} vs {other.entry_point}"
+        if other.status is not first.status:
+            problems.append(f"status: {name}: {first.status.name}, {other.status.name}")
+        left, right = _snapshots(first.participants), _snapshots(other.participants)
+        if left is not None and right is not None:
+            if left != right:
+                problems.append(f"participants differ ({name}):\n    {left}\n    {right}")
+        elif net_effects(first.journal) != net_effects(other.journal):
+            problems.append(
+                f"net effects differ ({name}): {sorted(net_effects(first.journal))} vs "
+                f"{sorted(net_effects(other.journal))}"
+            )
+        if _compensations(first.journal) != _compensations(other.journal):
+            problems.append(
+                f"compensations differ ({name}): {_compensations(first.journal)} vs "
+                f"{_compensations(other.journal)}"
+            )
+        if journal_shape(first.journal) != journal_shape(other.journal):
+            problems.append(f"journal shapes differ ({name})")
+    for outcome in both.outcomes:
+        ran = outcome.entry_point.startswith("run")
+        if ran and outcome.status is WorkflowStatus.COMPLETED and outcome.output is None:
+            problems.append(f"{outcome.entry_point} COMPLETED without an output")
     if problems:
         listing = "\n  ".join(problems)
-        raise AssertionError(
-            f"orchestration and choreography disagree:\n  {listing}\n"
-            f"orchestration journal:\n{both.orchestrated.journal.render()}\n"
-            f"choreography journal:\n{both.choreographed.journal.render()}"
+        journals = "\n".join(
+            f"{outcome.entry_point} journal:\n{outcome.journal.render()}"
+            for outcome in both.outcomes
         )
+        raise AssertionError(f"the entry points disagree:\n  {listing}\n{journals}")

@@ -36,6 +36,9 @@ class FaultKind(StrEnum):
     ERROR = "error"  #: a transient error: retried while attempts remain
     TIMEOUT = "timeout"  #: an AttemptTimeout, as if the attempt ran past its timeout
     REFUSAL = "refusal"  #: a NonRetryable: the step fails at once
+    #: The attempt's effect lands, then it times out, and what it returned comes back late
+    #: (an AttemptTimeout carrying the result: the runners handle it at once).
+    LATE = "late"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +54,16 @@ class Fault:
     kind: FaultKind = FaultKind.ERROR
     after_effect: bool = False
 
-    def error(self) -> BaseException:
-        """A fresh exception for this fault."""
+    @property
+    def lands(self) -> bool:
+        """Whether the real method runs (its effect lands) before the fault is raised."""
+        return self.after_effect or self.kind is FaultKind.LATE
+
+    def error(self, result: Any = None) -> BaseException:
+        """A fresh exception for this fault (`result`: what the landed attempt returned)."""
         where = f"{self.target} attempt {self.attempt}"
+        if self.kind is FaultKind.LATE:
+            return AttemptTimeout(f"injected timeout: {where}", late=(True, result))
         if self.kind is FaultKind.TIMEOUT:
             return AttemptTimeout(f"injected timeout: {where}")
         if self.kind is FaultKind.REFUSAL:
@@ -150,11 +160,11 @@ class FaultPlan:
                 attempt, key = self._attempt(target, args)
                 fault = self.fault_for(target, attempt)
                 self._log(target, attempt, key, fault)
-                if fault is not None and not fault.after_effect:
+                if fault is not None and not fault.lands:
                     raise fault.error()
                 result = await original(*args)
                 if fault is not None:
-                    raise fault.error()
+                    raise fault.error(result)
                 return result
 
             return wrapped_async
@@ -164,11 +174,11 @@ class FaultPlan:
             attempt, key = self._attempt(target, args)
             fault = self.fault_for(target, attempt)
             self._log(target, attempt, key, fault)
-            if fault is not None and not fault.after_effect:
+            if fault is not None and not fault.lands:
                 raise fault.error()
             result = original(*args)
             if fault is not None:
-                raise fault.error()
+                raise fault.error(result)
             return result
 
         return wrapped

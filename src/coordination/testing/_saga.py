@@ -14,7 +14,7 @@ from typing import Any
 from coordination._journal import EntryKind
 from coordination._retry import Retry
 from coordination._status import WorkflowStatus
-from coordination.orchestration._flow import CompiledStep, FlowDefinition
+from coordination.engine import FlowPlan, PlannedAction
 from coordination.orchestration._orchestrator import Orchestrator
 from coordination.orchestration._run import WorkflowRun
 from coordination.stores._records import StepOutcome
@@ -25,89 +25,92 @@ __all__ = ["Prediction", "assert_saga_atomic", "predict", "saga_problems"]
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """How a run of a flow under a fault plan must end (sequential `run()` semantics)."""
+    """How an instance of a flow under a fault plan must end, under either runner."""
 
     status: WorkflowStatus
     completed: tuple[str, ...]  #: forward steps that complete, in order
     failed: str | None  #: the step that fails, if any
-    undone: tuple[str, ...]  #: steps whose compensation succeeds, in order
+    #: undos that succeed, in order: a step's key, or `<key>:late<n>` for a late result's
+    undone: tuple[str, ...]
     undo_failed: str | None  #: the step whose compensation fails, if any
     attempts: dict[str, int]  #: attempts made per target (`Interface.method`)
 
 
-def _flow_of(flow: type[Orchestrator[Any, Any]] | FlowDefinition) -> FlowDefinition:
-    return flow if isinstance(flow, FlowDefinition) else flow.flow
+def _flow_of(flow: type[Orchestrator[Any, Any]] | FlowPlan) -> FlowPlan:
+    return flow if isinstance(flow, FlowPlan) else flow.plan
 
 
-def _outcome(target: str, retry: Retry, plan: FaultPlan) -> tuple[bool, int]:
-    """(succeeds?, attempts made) for one target whose faults are all raised before effect."""
+def _outcome(target: str, retry: Retry, plan: FaultPlan) -> tuple[bool, int, list[int]]:
+    """(succeeds?, attempts made, attempts whose result came back late) for one target."""
+    late: list[int] = []
     for attempt in range(1, retry.attempts + 1):
         fault = plan.fault_for(target, attempt)
         if fault is None:
-            return True, attempt
+            return True, attempt, late
+        if fault.kind is FaultKind.LATE:
+            late.append(attempt)
         if fault.kind is FaultKind.REFUSAL:
-            return False, attempt
-    return False, retry.attempts
+            return False, attempt, late
+    return False, retry.attempts, late
 
 
-def predict(
-    flow: type[Orchestrator[Any, Any]] | FlowDefinition,
-    plan: FaultPlan,
-    *,
-    concurrent: bool = False,
-) -> Prediction:
-    """The outcome a run must reach for `flow` under `plan`.
+def predict(flow: type[Orchestrator[Any, Any]] | FlowPlan, plan: FaultPlan) -> Prediction:
+    """The outcome an instance must reach for `flow` under `plan`, by the engine's one rule.
 
-    By default, sequential `run()` semantics: in a parallel group, no branch starts after
-    one failed. With `concurrent=True` (`run_async()`, or a group on worker threads) every
-    branch of the failing group runs; the status and the set of undone steps are still
-    determined, but the order of undos among siblings is not. Assumes faults fire before
-    the effect (`after_effect=False`) and no retry deadline.
+    Every action of a generation runs to its end; after a failure no later generation
+    starts; undo runs newest generation first, siblings in reverse declared order (a failed
+    action's late results first, each undone on its own), and stops at the first
+    compensation that fails. Assumes faults other than LATE fire before the effect
+    (`after_effect=False`) and no retry deadline.
     """
     definition = _flow_of(flow)
     attempts: dict[str, int] = {}
-    settled: list[tuple[CompiledStep, bool]] = []
+    settled: list[tuple[PlannedAction, bool, list[int]]] = []
     failed: str | None = None
     completed: list[str] = []
-    for group in definition.groups:
-        for compiled in group:
-            ok, made = _outcome(compiled.key, compiled.step.retry, plan)
-            attempts[compiled.key] = made
-            settled.append((compiled, ok))
+    for generation in definition.generations:
+        for planned in generation:
+            ok, made, late = _outcome(planned.key, planned.step.retry, plan)
+            attempts[planned.key] = made
+            settled.append((planned, ok, late))
             if ok:
-                completed.append(compiled.key)
+                completed.append(planned.key)
             elif failed is None:
-                failed = compiled.key
-                if not concurrent:
-                    break
+                failed = planned.key
         if failed is not None:
             break
     if failed is None:
         return Prediction(WorkflowStatus.COMPLETED, tuple(completed), None, (), None, attempts)
     undone: list[str] = []
-    for compiled, ok in reversed(settled):
-        compensation = compiled.compensation
-        if compensation is None or (compiled.undo_output_member is not None and not ok):
+    made_undos: dict[str, int] = {}
+    for planned, ok, late in reversed(settled):
+        compensation = planned.compensation
+        if compensation is None:
             continue
-        undo_ok, made = _outcome(compensation.qualname, compensation.retry, plan)
-        attempts[compensation.qualname] = made
-        if not undo_ok:
-            return Prediction(
-                WorkflowStatus.COMPENSATION_FAILED,
-                tuple(completed),
-                failed,
-                tuple(undone),
-                compiled.key,
-                attempts,
-            )
-        undone.append(compiled.key)
+        runs = [] if ok else [f"{planned.key}:late{n}" for n in late]
+        if not (planned.undo_output_member is not None and not ok):
+            runs.append(planned.key)
+        for undo in runs:
+            undo_ok, made, _ = _outcome(compensation.qualname, compensation.retry, plan)
+            made_undos[compensation.qualname] = made_undos.get(compensation.qualname, 0) + made
+            attempts[compensation.qualname] = made_undos[compensation.qualname]
+            if not undo_ok:
+                return Prediction(
+                    WorkflowStatus.COMPENSATION_FAILED,
+                    tuple(completed),
+                    failed,
+                    tuple(undone),
+                    planned.key,
+                    attempts,
+                )
+            undone.append(undo)
     return Prediction(
         WorkflowStatus.COMPENSATED, tuple(completed), failed, tuple(undone), None, attempts
     )
 
 
 def saga_problems(
-    run: WorkflowRun[Any], flow: type[Orchestrator[Any, Any]] | FlowDefinition
+    run: WorkflowRun[Any], flow: type[Orchestrator[Any, Any]] | FlowPlan
 ) -> list[str]:
     """Every way `run` breaks the saga rules (empty when it keeps them all).
 
@@ -120,7 +123,7 @@ def saga_problems(
     problems: list[str] = []
     by_key = {compiled.key: compiled for compiled in definition.steps}
     forward = [r for r in run.steps if r.key in by_key]
-    undos = [r for r in run.steps if r.key.endswith(":undo") and ":late" not in r.key]
+    undos = [r for r in run.steps if ":undo" in r.key and ":late" not in r.key]
     journal = run.journal
     if not journal or journal[0].kind is not EntryKind.WORKFLOW_STARTED:
         problems.append("journal does not start with workflow_started")
@@ -136,7 +139,7 @@ def saga_problems(
             problems.append(f"COMPLETED but steps completed were {done}, not {sorted(by_key)}")
         if undos:
             problems.append(f"COMPLETED but compensations ran: {[r.key for r in undos]}")
-        if run.output is None and definition.groups[-1][0].signature.outputs:
+        if run.output is None and definition.generations[-1][0].signature.outputs:
             problems.append("COMPLETED without an output")
         return problems
 
@@ -145,7 +148,7 @@ def saga_problems(
         if not failures:
             problems.append(f"{run.status.name} but no step failed")
         owed: list[str] = []
-        for record in reversed(forward):
+        for record in _newest_first(forward, by_key):
             compiled = by_key[record.key]
             if compiled.compensation is None:
                 continue
@@ -154,7 +157,7 @@ def saga_problems(
             ):
                 continue
             owed.append(record.key)
-        ran = [r.key.removesuffix(":undo") for r in undos]
+        ran = [r.key.split(":undo")[0] for r in undos]
         failed_undos = [r for r in undos if r.outcome is StepOutcome.COMPENSATION_FAILED]
         if run.status is WorkflowStatus.COMPENSATED:
             if ran != owed:
@@ -168,13 +171,18 @@ def saga_problems(
                 problems.append("COMPENSATION_FAILED but no compensation failed")
             if ran != owed[: len(ran)]:
                 problems.append(f"undid {ran}, which is not the newest-first order {owed}")
-            if failed_undos and ran[-1] != failed_undos[-1].key.removesuffix(":undo"):
+            if failed_undos and ran[-1] != failed_undos[-1].key.split(":undo")[0]:
                 problems.append("undoing went on after a compensation failed")
     return problems
 
 
+def _newest_first(records: list[Any], by_key: dict[str, PlannedAction]) -> list[Any]:
+    """Forward records in undo order: newest generation first, reverse declared order."""
+    return sorted(records, key=lambda r: (-by_key[r.key].generation, -by_key[r.key].index))
+
+
 def assert_saga_atomic(
-    run: WorkflowRun[Any], flow: type[Orchestrator[Any, Any]] | FlowDefinition
+    run: WorkflowRun[Any], flow: type[Orchestrator[Any, Any]] | FlowPlan
 ) -> None:
     """Fail with every broken saga rule listed, and the journal, if `run` breaks any."""
     problems = saga_problems(run, flow)

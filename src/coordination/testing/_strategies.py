@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from coordination._messages import Message
-from coordination.orchestration._flow import FlowDefinition
+from coordination.engine import FlowPlan
 from coordination.orchestration._orchestrator import Orchestrator
 from coordination.testing._faults import Fault, FaultKind, FaultPlan
 
@@ -19,12 +19,12 @@ if TYPE_CHECKING:
 
 __all__ = ["fault_plans", "messages"]
 
-_FORWARD_KINDS = (FaultKind.ERROR, FaultKind.TIMEOUT, FaultKind.REFUSAL)
+_FORWARD_KINDS = (FaultKind.ERROR, FaultKind.TIMEOUT, FaultKind.REFUSAL, FaultKind.LATE)
 _UNDO_KINDS = (FaultKind.ERROR, FaultKind.TIMEOUT)
 
 
 def fault_plans(
-    flow: type[Orchestrator[Any, Any]] | FlowDefinition,
+    flow: type[Orchestrator[Any, Any]] | FlowPlan,
     *,
     kinds: Sequence[FaultKind] = _FORWARD_KINDS,
     compensation_kinds: Sequence[FaultKind] = _UNDO_KINDS,
@@ -37,7 +37,7 @@ def fault_plans(
     """
     from hypothesis import strategies as st
 
-    definition = flow if isinstance(flow, FlowDefinition) else flow.flow
+    definition = flow if isinstance(flow, FlowPlan) else flow.plan
     targets: list[tuple[str, int, Sequence[FaultKind]]] = []
     for compiled in definition.steps:
         targets.append((compiled.key, compiled.step.retry.attempts, kinds))

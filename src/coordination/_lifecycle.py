@@ -1,8 +1,10 @@
-"""The lifecycle of a run: which status may follow which, defined once as a state machine.
+"""The lifecycle of a flow instance: which status may follow which, defined once.
 
-The rules are a `transitions` Machine built at import time; per run, moves are checked
-against the table it defines instead of triggering a Machine (one Machine per run costs
-~100-250 µs; a dict lookup costs nanoseconds).
+Both runners move their instances only through the engine, which checks every move against
+this one table, so an orchestrated run and a choreographed instance can never take a path
+the other could not. The rules are a `transitions` Machine built at import time; per
+instance, moves are checked against the table it defines instead of triggering a Machine
+(one Machine per run costs ~100-250 µs; a dict lookup costs nanoseconds).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ _TRANSITIONS: list[dict[str, object]] = [
     {"trigger": "start", "source": S.PENDING.value, "dest": S.RUNNING.value},
     {"trigger": "complete", "source": S.RUNNING.value, "dest": S.COMPLETED.value},
     {"trigger": "fail", "source": S.RUNNING.value, "dest": S.COMPENSATING.value},
+    # Suspended for an outside message or a timer; holds no thread and no lease meanwhile.
+    {"trigger": "suspend", "source": S.RUNNING.value, "dest": S.WAITING.value},
+    {"trigger": "wake", "source": S.WAITING.value, "dest": S.RUNNING.value},
+    {"trigger": "wait_failed", "source": S.WAITING.value, "dest": S.COMPENSATING.value},
     {"trigger": "undone", "source": S.COMPENSATING.value, "dest": S.COMPENSATED.value},
     {
         "trigger": "undo_failed",
@@ -30,7 +36,7 @@ _TRANSITIONS: list[dict[str, object]] = [
     # A timed-out attempt that lands after the run ended is undone; if that undo fails:
     {
         "trigger": "late_undo_failed",
-        "source": S.COMPENSATED.value,
+        "source": [S.COMPENSATED.value, S.CANCELLED.value],
         "dest": S.COMPENSATION_FAILED.value,
     },
     {
@@ -42,7 +48,7 @@ _TRANSITIONS: list[dict[str, object]] = [
     {"trigger": "retry_undo", "source": S.COMPENSATION_FAILED.value, "dest": S.COMPENSATING.value},
     {
         "trigger": "cancel",
-        "source": [S.PENDING.value, S.RUNNING.value, S.PARKED.value],
+        "source": [S.PENDING.value, S.RUNNING.value, S.WAITING.value, S.PARKED.value],
         "dest": S.COMPENSATING.value,
     },
     {"trigger": "cancelled", "source": S.COMPENSATING.value, "dest": S.CANCELLED.value},

@@ -1,8 +1,7 @@
-"""The flow graph both runners derive from participants: who consumes what, who produces what.
+"""The flow graph of a set of participants: who consumes what, who produces what.
 
-Orchestration checks a declared order against it; the choreography subscribes each action
-to its inputs and decides from it when a flow instance is finished (every action reachable
-from its start has run); observability draws it.
+A choreography derives its plans from it (which actions a start message sets off, in which
+generations) and subscribes each action to its inputs; lint and the graph renderings read it.
 """
 
 from __future__ import annotations
@@ -81,6 +80,49 @@ class FlowGraph:
             for node in self.nodes
             if any(issubclass(made, message_type) for made in node.signature.outputs)
         ]
+
+    def starts(self) -> frozenset[type[Message]]:
+        """Input types no participant produces: the messages that start flow instances."""
+        return frozenset(
+            wanted
+            for node in self.nodes
+            for wanted in node.signature.inputs
+            if not self.producers(wanted)
+        )
+
+    def check_inputs(self, outside: frozenset[type[Message]] = frozenset()) -> None:
+        """Every action can run: each of its inputs is produced inside the flow or starts it.
+
+        An action taking a message no participant produces (and not a declared outside
+        message) can run only as part of the flow that message starts; if the rest of its
+        inputs never come in that flow (they are produced by participants left out, or by
+        none), it could never run, and the flow would finish half done.
+        """
+        for node in self.nodes:
+            missing = [
+                wanted
+                for wanted in node.signature.inputs
+                if not self.producers(wanted)
+                and not any(issubclass(wanted, o) or issubclass(o, wanted) for o in outside)
+            ]
+            if not missing:
+                continue
+            if any(node.key in self.reachable(start) for start in missing):
+                continue  # it runs in the flow its start message begins
+            others = [w for w in node.signature.inputs if w not in missing]
+            names = " and ".join(m.__name__ for m in missing)
+            why = (
+                f"and its other inputs ({', '.join(o.__name__ for o in others)}) never come "
+                f"in a flow started by it"
+                if others and len(missing) == 1
+                else "and a flow starts with one message"
+            )
+            raise DefinitionError(
+                f"{node.key} needs {names}, which no participant of this choreography produces, "
+                f"{why}: it could never run and the flow would finish half done; pass the "
+                f"participant that produces what it needs, or declare the message an outside "
+                f"one with waits=(wait({missing[-1].__name__}),)"
+            )
 
     def check_commands(self) -> None:
         """Every Command an action consumes or produces has exactly one consumer."""

@@ -1,4 +1,9 @@
-"""How a flow names its steps: `step(Interface.action)` and `parallel(...)`."""
+"""How a flow declares its actions: `step(Interface.action)` and `parallel(...)`.
+
+Declarations belong to the engine, not to a runner: an orchestrator lists them as its
+steps, and a choreography adopts a flow's declarations (`Choreography(..., flow=...)`), so
+both runners read retry, timeout and order from the same values.
+"""
 
 from __future__ import annotations
 

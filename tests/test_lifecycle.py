@@ -5,21 +5,22 @@ from __future__ import annotations
 import pytest
 
 from coordination import WorkflowStatus
+from coordination._lifecycle import MOVES, check_move
 from coordination.errors import InvalidTransition
 from coordination.orchestration import LIFECYCLE, lifecycle_mermaid
-from coordination.orchestration._lifecycle import MOVES, check_move
 
 S = WorkflowStatus
 
 EXPECTED = {
     S.PENDING: {S.RUNNING, S.COMPENSATING},
-    S.RUNNING: {S.COMPLETED, S.COMPENSATING, S.PARKED},
+    S.RUNNING: {S.COMPLETED, S.COMPENSATING, S.WAITING, S.PARKED},
+    S.WAITING: {S.RUNNING, S.COMPENSATING},
     S.COMPENSATING: {S.COMPENSATED, S.COMPENSATION_FAILED, S.PARKED, S.CANCELLED},
     S.COMPENSATED: {S.COMPENSATION_FAILED},
     S.COMPENSATION_FAILED: {S.COMPENSATING},
     S.PARKED: {S.RUNNING, S.COMPENSATING},
     S.COMPLETED: set(),
-    S.CANCELLED: set(),
+    S.CANCELLED: {S.COMPENSATION_FAILED},
 }
 
 

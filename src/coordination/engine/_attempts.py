@@ -13,7 +13,7 @@ from typing import Any
 
 from coordination._clock import Clock
 from coordination._context import Context
-from coordination._journal import EntryKind, Row
+from coordination._journal import EntryKind, row
 from coordination._participants import Participant, _Declared
 from coordination._retry import Retry
 from coordination._signatures import CONTEXT_ARGUMENT, Signature
@@ -29,13 +29,12 @@ __all__ = [
     "undo_check",
 ]
 
-# Journal rows keep the kind as its plain string (see coordination._journal.Row).
-_STARTED = EntryKind.STARTED.value
-_COMPLETED = EntryKind.COMPLETED.value
-_COMPENSATED = EntryKind.COMPENSATED.value
-_FAILED = EntryKind.FAILED.value
-_COMPENSATION_FAILED = EntryKind.COMPENSATION_FAILED.value
-_RETRIED = EntryKind.RETRIED.value
+_STARTED = EntryKind.STARTED
+_COMPLETED = EntryKind.COMPLETED
+_COMPENSATED = EntryKind.COMPENSATED
+_FAILED = EntryKind.FAILED
+_COMPENSATION_FAILED = EntryKind.COMPENSATION_FAILED
+_RETRIED = EntryKind.RETRIED
 
 Invoke = Callable[[list[Any], Context | None], Any]
 
@@ -110,7 +109,11 @@ class ActionPlan:
 
 
 class Attempts:
-    """The attempts of one step (or one undo): contexts, journal rows, retry decisions."""
+    """The attempts of one step (or one undo): contexts, journal rows, retry decisions.
+
+    `first` numbers the first attempt: after a crash, a re-run continues the numbering of
+    the attempts made before it (the retry budget starts afresh: a crash is not a failure).
+    """
 
     __slots__ = (
         "_started",
@@ -120,6 +123,7 @@ class Attempts:
         "clock",
         "correlation_id",
         "ended_at",
+        "first",
         "idempotency_key",
         "plan",
         "random",
@@ -134,15 +138,19 @@ class Attempts:
         clock: Clock,
         random: Callable[[], float],
         causation: str | None = None,
+        first: int = 1,
+        key: str | None = None,
     ) -> None:
         self.plan = plan
         #: What caused these attempts: the plan's (a step) unless given (a message id).
         self.causation = plan.causation if causation is None else causation
         self.correlation_id = correlation_id
-        self.idempotency_key = f"{correlation_id}:{plan.key}"
+        #: Stable across retries and recoveries; `key` (a late result's undo) overrides it.
+        self.idempotency_key = f"{correlation_id}:{plan.key if key is None else key}"
         self.clock = clock
         self.random = random
-        self.attempt = 0
+        self.first = first
+        self.attempt = first - 1
         self.rows: list[Any] = []
         deadline = plan.retry.deadline
         self.step_deadline = None if deadline is None else clock.monotonic() + deadline
@@ -158,12 +166,16 @@ class Attempts:
         plan = self.plan
         started = self._started = clock.monotonic()
         self._started_at = clock.now()
-        self.rows += (
-            (
-                _STARTED, plan.participant, plan.name, self.correlation_id, self.causation,
-                attempt, self._started_at, None, plan.undoes, None, None,
-            )
-        )  # fmt: skip
+        self.rows += row(
+            _STARTED,
+            plan.participant,
+            plan.name,
+            self.correlation_id,
+            causation_id=self.causation,
+            attempt=attempt,
+            at=self._started_at,
+            undoes=plan.undoes,
+        )
         if not plan.wants_context:
             return None
         deadline = None if plan.timeout is None else started + plan.timeout
@@ -193,40 +205,57 @@ class Attempts:
             )
         duration = self.clock.monotonic() - self._started
         self.ended_at = ended_at = self._started_at + duration
-        self.rows += (
-            (
-                _COMPLETED if plan.undoes is None else _COMPENSATED, plan.participant, plan.name,
-                self.correlation_id, self.causation, self.attempt, ended_at, duration,
-                plan.undoes, None, None,
-            )
-        )  # fmt: skip
+        self.rows += row(
+            _COMPLETED if plan.undoes is None else _COMPENSATED,
+            plan.participant,
+            plan.name,
+            self.correlation_id,
+            causation_id=self.causation,
+            attempt=self.attempt,
+            at=ended_at,
+            duration=duration,
+            undoes=plan.undoes,
+        )
 
     def failed(self, error: BaseException) -> float | None:
         """Journal a failed attempt; the delay before the next one, or None to give up."""
         plan = self.plan
         clock = self.clock
         now = clock.monotonic()
-        row: Row = (
-            _FAILED if plan.undoes is None else _COMPENSATION_FAILED, plan.participant,
-            plan.name, self.correlation_id, self.causation, self.attempt, clock.now(),
-            now - self._started, plan.undoes, describe(error), None,
-        )  # fmt: skip
         retry = plan.retry
-        if not retry.retries(error, self.attempt):
-            self.rows += row
-            return None
-        delay = retry.delay(self.attempt, self.random)
-        if self.step_deadline is not None and now + delay >= self.step_deadline:
-            detail = f"step deadline of {retry.deadline}s reached: no more attempts"
-            self.rows += (*row[:10], detail)
-            return None
-        self.rows += row
-        self.rows += (
-            (
-                _RETRIED, plan.participant, plan.name, self.correlation_id, self.causation,
-                self.attempt + 1, clock.now(), None, plan.undoes, None, f"after {delay:.3f}s",
+        tries = self.attempt - self.first + 1
+        delay: float | None = None
+        detail = None
+        if retry.retries(error, tries):
+            delay = retry.delay(tries, self.random)
+            if self.step_deadline is not None and now + delay >= self.step_deadline:
+                detail = f"step deadline of {retry.deadline}s reached: no more attempts"
+                delay = None
+        self.rows += row(
+            _FAILED if plan.undoes is None else _COMPENSATION_FAILED,
+            plan.participant,
+            plan.name,
+            self.correlation_id,
+            causation_id=self.causation,
+            attempt=self.attempt,
+            at=clock.now(),
+            duration=now - self._started,
+            undoes=plan.undoes,
+            error=describe(error),
+            detail=detail,
+        )
+        if delay is not None:
+            self.rows += row(
+                _RETRIED,
+                plan.participant,
+                plan.name,
+                self.correlation_id,
+                causation_id=self.causation,
+                attempt=self.attempt + 1,
+                at=clock.now(),
+                undoes=plan.undoes,
+                detail=f"after {delay:.3f}s",
             )
-        )  # fmt: skip
         return delay
 
 

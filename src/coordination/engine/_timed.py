@@ -14,7 +14,10 @@ from typing import Any
 
 from coordination.errors import AttemptTimeout
 
-__all__ = ["TimedAttempt", "bounded"]
+__all__ = ["ATTEMPT_THREAD", "LateHandler", "TimedAttempt", "bounded"]
+
+#: The name prefix of the daemon threads timed attempts run on (tests wait for them).
+ATTEMPT_THREAD = "coordination-attempt:"
 
 LateHandler = Callable[[bool, Any], None]
 
@@ -53,7 +56,7 @@ class TimedAttempt:
                 notify()
 
         # Started lazily by wait()/wait_async() so the async path can register its notifier.
-        self._thread = threading.Thread(target=target, name=f"coordination:{name}", daemon=True)
+        self._thread = threading.Thread(target=target, name=f"{ATTEMPT_THREAD}{name}", daemon=True)
 
     def _result(self) -> Any:
         if self._ok:

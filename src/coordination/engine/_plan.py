@@ -1,8 +1,15 @@
-"""A flow's declared steps, checked and compiled once, when the Orchestrator class is defined.
+"""A flow's plan: its actions in generations, checked and compiled once.
 
-Checking here means a wrong flow fails at import, naming the step, instead of half-way
+Both runners run the same `FlowPlan`. An orchestrator's plan is compiled from its declared
+steps (each declared group is a generation); a choreography's is derived from its
+participants' signatures (an action's generation is one more than the latest generation
+among the producers of its inputs; the start message is generation 0), or adopted from a
+flow it is given. The data-order rule (every step after the first consumes an output of the
+group just before it) makes the two the same plan for the same participants.
+
+Checking here means a wrong flow fails at import, naming the action, instead of half-way
 through a run. Compiling here means a run only indexes lists: each message a run passes
-around has a numbered slot (slot 0 is the start message, then every step output).
+around has a numbered slot (slot 0 is the start message, then every action's output).
 """
 
 from __future__ import annotations
@@ -15,18 +22,27 @@ from typing import Any
 from coordination._messages import Message, type_name_of
 from coordination._participants import Action, Compensation, Participant
 from coordination._signatures import Signature
+from coordination.engine._declarations import Parallel, Step, step
+from coordination.engine._graph import FlowGraph
 from coordination.errors import DefinitionError
-from coordination.orchestration._steps import Parallel, Step, step
 
-__all__ = ["CompiledStep", "FlowDefinition", "compile_flow", "shape_difference"]
+__all__ = [
+    "FlowPlan",
+    "PlannedAction",
+    "compile_plan",
+    "derive_groups",
+    "normalise",
+    "shape_difference",
+]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class CompiledStep:
-    """One step of a compiled flow: where its inputs come from, where its outputs go."""
+class PlannedAction:
+    """One action of a plan: its generation, where its inputs come from and outputs go."""
 
     index: int
-    group: int
+    #: Its generation, from 1 (the start message is generation 0).
+    generation: int
     step: Step
     #: `Interface.action`, as `step.key` (kept here too: it is read on every step).
     key: str
@@ -38,8 +54,10 @@ class CompiledStep:
     undo_input_slot: int | None
     #: For a compensation typed as the output: which member of the output it receives.
     undo_output_member: int | None
-    #: The step whose output triggered this one (None: the start message), for the journal.
+    #: The action whose output triggered this one (None: the start message), for the journal.
     causation: str | None
+    #: The input slot produced by the generation just before (what "caused" this action).
+    trigger_slot: int
 
     @property
     def interface(self) -> type[Participant]:
@@ -47,42 +65,65 @@ class CompiledStep:
         assert owner is not None
         return owner
 
+    @property
+    def undoes_output(self) -> bool:
+        """True if its compensation receives its output (undoes a completed action)."""
+        return self.undo_output_member is not None
+
+    def undo_message(self, output: Any, inputs: list[Any]) -> Any:
+        """The message its compensation receives, given its output (or None) and inputs."""
+        member = self.undo_output_member
+        if member is not None:
+            return output[member] if self.signature.returns_tuple else output
+        assert self.undo_input_slot is not None
+        return inputs[self.input_slots.index(self.undo_input_slot)]
+
 
 @dataclass(frozen=True, slots=True, eq=False)
-class FlowDefinition:
-    """Everything a run needs to know about its flow, computed once."""
+class FlowPlan:
+    """Everything an instance needs to know about its flow, computed once."""
 
     name: str
     start_type: type[Message]
-    groups: tuple[tuple[CompiledStep, ...], ...]
-    steps: tuple[CompiledStep, ...]
+    generations: tuple[tuple[PlannedAction, ...], ...]
+    actions: tuple[PlannedAction, ...]
     slot_types: tuple[type[Message], ...]
     interfaces: tuple[type[Participant], ...]
     has_async: bool
+    #: The plan's actions and message types as text, stored with every instance. An
+    #: instance is resumed only by a plan of the same shape: retries and timeouts may
+    #: change between versions, actions and their messages may not (`shape_difference`).
+    shape: str
+    by_key: dict[str, PlannedAction]
 
     @property
-    def shape(self) -> str:
-        """The flow's steps and message types as text, stored with every run.
+    def groups(self) -> tuple[tuple[PlannedAction, ...], ...]:
+        """The generations (an orchestrator's declared groups), first to last."""
+        return self.generations
 
-        A run is resumed only by a definition of the same shape: retries and timeouts may
-        change between versions, steps and their messages may not (`shape_difference`).
-        """
-        return json.dumps(
-            [[_step_shape(member) for member in group] for group in self.groups],
-            separators=(",", ":"),
-        )
+    @property
+    def steps(self) -> tuple[PlannedAction, ...]:
+        """Every action, in declared order."""
+        return self.actions
 
     @property
     def message_types(self) -> tuple[type[Message], ...]:
-        """Every message type a run of this flow stores (stores read JSON back with these)."""
+        """Every message type an instance stores (stores read JSON back with these)."""
         extra: list[type[Message]] = []
-        for compiled in self.steps:
-            if compiled.compensation is not None:
-                extra.extend(compiled.compensation.signature.outputs)
+        for planned in self.actions:
+            if planned.compensation is not None:
+                extra.extend(planned.compensation.signature.outputs)
         return tuple(dict.fromkeys((*self.slot_types, *extra)))
 
+    def with_name(self, name: str) -> FlowPlan:
+        """The same plan stored under another name (a choreography adopting a flow)."""
+        return FlowPlan(
+            name, self.start_type, self.generations, self.actions, self.slot_types,
+            self.interfaces, self.has_async, self.shape, self.by_key,
+        )  # fmt: skip
 
-def _step_shape(compiled: CompiledStep) -> str:
+
+def _step_shape(compiled: PlannedAction) -> str:
     signature = compiled.signature
     inputs = ", ".join(type_name_of(t) for t in signature.inputs)
     outputs = ", ".join(type_name_of(t) for t in signature.outputs) or "None"
@@ -93,8 +134,13 @@ def shape_difference(stored: str, current: str) -> str | None:
     """How a stored flow shape differs from the current one, in words; None if equal."""
     if stored == current:
         return None
-    old: list[list[str]] = json.loads(stored)
-    new: list[list[str]] = json.loads(current)
+    try:
+        old: list[list[str]] = json.loads(stored)
+        new: list[list[str]] = json.loads(current)
+    except (ValueError, RecursionError):
+        return "the stored shape is unreadable"
+    if not isinstance(old, list) or not all(isinstance(g, list) for g in old):
+        return "the stored shape is unreadable"
     for position, (was, now) in enumerate(zip(old, new, strict=False), start=1):
         if was != now:
             return f"step group {position} was {' + '.join(was)}; it is now {' + '.join(now)}"
@@ -103,7 +149,8 @@ def shape_difference(stored: str, current: str) -> str | None:
     return f"steps were added after group {len(old)}: {new[len(old) :]}"
 
 
-def _normalise(flow: str, declared: object) -> list[tuple[Step, ...]]:
+def normalise(flow: str, declared: object) -> list[tuple[Step, ...]]:
+    """An orchestrator's `steps` as groups of steps, or `DefinitionError` naming the item."""
     if not isinstance(declared, tuple | list) or not declared:
         raise DefinitionError(
             f"{flow}: steps must be a non-empty tuple like "
@@ -129,14 +176,13 @@ def _names(types: typing.Iterable[type[Message]]) -> str:
     return ", ".join(t.__name__ for t in types) or "nothing"
 
 
-def compile_flow(
+def compile_plan(
     flow: str,
-    declared: object,
+    groups: list[tuple[Step, ...]],
     start_type: type[Message] | None = None,
     output_type: Any = None,
-) -> FlowDefinition:
-    """Check and compile `declared` steps; raise `DefinitionError` naming what is wrong."""
-    groups = _normalise(flow, declared)
+) -> FlowPlan:
+    """Check and compile groups of steps (generations); `DefinitionError` naming the fault."""
     seen_keys: set[str] = set()
     for group in groups:
         for member in group:
@@ -158,22 +204,21 @@ def compile_flow(
 
     slot_types: list[type[Message]] = [start_type]
     slot_producers: list[str | None] = [None]
-    compiled_groups: list[tuple[CompiledStep, ...]] = []
+    compiled_groups: list[tuple[PlannedAction, ...]] = []
     previous_slots: set[int] = {0}
     index = 0
     for group_number, group in enumerate(groups):
         group_slots: set[int] = set()
-        compiled_group: list[CompiledStep] = []
+        compiled_group: list[PlannedAction] = []
         for member in group:
             signature = member.action.signature
             input_slots: list[int] = []
             for wanted in signature.inputs:
                 matches = [slot for slot, have in enumerate(slot_types) if issubclass(have, wanted)]
                 if not matches:
-                    where = "the start message" if group_number == 0 else "an earlier step"
                     raise DefinitionError(
-                        f"{flow}: step {member.key} needs {wanted.__name__}, but neither "
-                        f"{where} nor any step before it produces one (available: "
+                        f"{flow}: step {member.key} needs {wanted.__name__}, but neither the "
+                        f"start message nor an earlier step produces one (available: "
                         f"{_names(slot_types)})"
                     )
                 if len(matches) > 1:
@@ -208,10 +253,11 @@ def compile_flow(
                     undo_output_member = signature.outputs.index(taken)
                 else:
                     undo_input_slot = input_slots[signature.inputs.index(taken)]
+            trigger = next((s for s in input_slots if s in previous_slots), input_slots[0])
             compiled_group.append(
-                CompiledStep(
+                PlannedAction(
                     index=index,
-                    group=group_number,
+                    generation=group_number + 1,
                     step=member,
                     key=member.key,
                     signature=signature,
@@ -220,9 +266,8 @@ def compile_flow(
                     compensation=compensation,
                     undo_input_slot=undo_input_slot,
                     undo_output_member=undo_output_member,
-                    causation=slot_producers[
-                        next((s for s in input_slots if s in previous_slots), input_slots[0])
-                    ],
+                    causation=slot_producers[trigger],
+                    trigger_slot=trigger,
                 )
             )
             index += 1
@@ -238,21 +283,73 @@ def compile_flow(
         compiled_groups.append(tuple(compiled_group))
         previous_slots = group_slots
 
-    steps = tuple(member for group in compiled_groups for member in group)
+    actions = tuple(member for group in compiled_groups for member in group)
     _check_output(flow, compiled_groups[-1], output_type)
-    interfaces = tuple(dict.fromkeys(member.interface for member in steps))
-    return FlowDefinition(
+    interfaces = tuple(dict.fromkeys(member.interface for member in actions))
+    shape = json.dumps(
+        [[_step_shape(member) for member in group] for group in compiled_groups],
+        separators=(",", ":"),
+    )
+    return FlowPlan(
         name=flow,
         start_type=start_type,
-        groups=tuple(compiled_groups),
-        steps=steps,
+        generations=tuple(compiled_groups),
+        actions=actions,
         slot_types=tuple(slot_types),
         interfaces=interfaces,
-        has_async=any(member.signature.is_async for member in steps),
+        has_async=any(member.signature.is_async for member in actions),
+        shape=shape,
+        by_key={member.key: member for member in actions},
     )
 
 
-def _check_output(flow: str, last: tuple[CompiledStep, ...], declared: Any) -> None:
+def derive_groups(graph: FlowGraph, start: type[Message]) -> list[tuple[Step, ...]]:
+    """The generations of the actions a `start` message sets off, from their signatures.
+
+    An action's generation is one more than the latest generation among the producers of
+    its inputs (the start message is generation 0); within a generation, actions keep the
+    order of the participants (and of their actions) as given. Each action keeps its own
+    retry and timeout.
+    """
+    reachable = graph.reachable(start)
+    nodes = [node for node in graph.nodes if node.key in reachable]
+    generation: dict[str, int] = {}
+    remaining = list(nodes)
+    while remaining:
+        progressed = False
+        for node in list(remaining):
+            levels: list[int] = []
+            for wanted in node.signature.inputs:
+                if issubclass(start, wanted):
+                    levels.append(0)
+                    continue
+                producers = [
+                    other.key
+                    for other in nodes
+                    if any(issubclass(made, wanted) for made in other.signature.outputs)
+                ]
+                if not all(key in generation for key in producers):
+                    break
+                levels.append(max(generation[key] for key in producers))
+            else:
+                generation[node.key] = 1 + max(levels)
+                remaining.remove(node)
+                progressed = True
+        if not progressed:
+            cycle = ", ".join(node.key for node in remaining)
+            raise DefinitionError(
+                f"the actions {cycle} consume each other's outputs in a cycle; a flow instance "
+                f"is a chain of generations, never a loop (a process that repeats starts one "
+                f"instance per period)"
+            )
+    count = max(generation.values(), default=0)
+    return [
+        tuple(step(node.declared) for node in nodes if generation[node.key] == level)
+        for level in range(1, count + 1)
+    ]
+
+
+def _check_output(flow: str, last: tuple[PlannedAction, ...], declared: Any) -> None:
     if declared is None or declared is Any or isinstance(declared, typing.TypeVar):
         return
     actual: list[Any] = [member.signature.output for member in last]

@@ -1,0 +1,85 @@
+"""What a choreographed instance publishes, with ids derived from what produced it.
+
+An `Outbox` is the choreography's side of the engine's `Publishing`: it makes the envelopes
+of an action's outputs, of an `ActionFailed`, and of a compensation's output. Their ids are
+derived (uuid5 of the correlation, the producer and the ids of its inputs), so an action
+run again after a crash publishes the same ids and the event log keeps each message once.
+The saga writes them with the fact that produced them; once committed, `committed()`
+publishes them on the bus.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from coordination._messages import Envelope, Message, type_name_of
+from coordination.choreography._bus import EventBus
+from coordination.choreography._events import ActionFailed
+from coordination.engine import PlannedAction, Undo
+
+__all__ = ["Outbox", "derived_id"]
+
+_NAMESPACE = uuid.UUID("6f1c2a7e-3b7d-4f0e-9a51-7c9a0e2d5b10")
+
+
+def derived_id(correlation_id: str, producer: str, causes: Iterable[str | None]) -> str:
+    """A message id that is the same every time a producer handles the same messages."""
+    key = f"{correlation_id}|{producer}|{'|'.join(sorted(c or '' for c in causes))}"
+    return uuid.uuid5(_NAMESPACE, key).hex
+
+
+class Outbox:
+    """The envelopes one flow instance publishes."""
+
+    __slots__ = ("bus", "correlation_id", "failure_id")
+
+    def __init__(self, bus: EventBus, correlation_id: str) -> None:
+        self.bus = bus
+        self.correlation_id = correlation_id
+        #: The id of the ActionFailed that started the undos: what the undos' outputs answer.
+        self.failure_id: str | None = None
+
+    def outputs(
+        self, action: PlannedAction, output: Any, causes: tuple[str | None, ...]
+    ) -> tuple[Envelope[Message], ...]:
+        members = output if isinstance(output, tuple) else () if output is None else (output,)
+        cause = causes[action.input_slots.index(action.trigger_slot)]
+        return tuple(
+            Envelope(
+                member,
+                self.correlation_id,
+                cause,
+                derived_id(
+                    self.correlation_id, f"{action.key}>{type_name_of(type(member))}", causes
+                ),
+            )
+            for member in members
+        )
+
+    def failure(
+        self, action: PlannedAction, error: str, attempts: int, cause: str | None
+    ) -> tuple[Envelope[Message], ...]:
+        failed = ActionFailed(
+            correlation_id=self.correlation_id, action=action.key, attempts=attempts, error=error
+        )
+        message_id = derived_id(self.correlation_id, f"{action.key}>failed", (cause,))
+        if self.failure_id is None:
+            self.failure_id = message_id
+        return (Envelope(failed, self.correlation_id, cause, message_id),)
+
+    def undone(self, undo: Undo, output: Any) -> tuple[Envelope[Message], ...]:
+        if not isinstance(output, Message):
+            return ()
+        message_id = derived_id(self.correlation_id, undo.key, (self.failure_id,))
+        return (Envelope(output, self.correlation_id, self.failure_id, message_id),)
+
+    def handled(
+        self, action: PlannedAction, causes: tuple[str | None, ...]
+    ) -> tuple[tuple[str, str], ...]:
+        return tuple((cause, action.key) for cause in causes if cause is not None)
+
+    def committed(self, envelopes: Sequence[Envelope[Message]]) -> None:
+        for envelope in envelopes:
+            self.bus.publish(envelope)

@@ -1,0 +1,152 @@
+"""How a choreography carries out what an instance's saga decides, through the bus.
+
+Each forward action is subscribed to its input types; a delivery tells the saga that input
+arrived (`Saga.deliver`), and the saga says whether the action may run now (its generation
+is open and all its inputs came) or must wait. A retry is a delayed re-delivery on the bus;
+once an action settles, the saga's `next()` says what follows: held actions of the next
+generation, an undo, or the end. The rule of what runs when is the saga's alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from coordination._context import Context
+from coordination._messages import Message
+from coordination.choreography._bus import EventBus
+from coordination.choreography._instances import Instance, Instances
+from coordination.engine import ActionRun, PlannedAction, Undo, UndoRun, Wait
+from coordination.errors import LeaseLost, StoreError
+
+__all__ = ["Reactor"]
+
+_log = logging.getLogger("coordination.choreography")
+
+Run = ActionRun | UndoRun
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class Reactor:
+    """Delivers inputs to sagas and runs the attempts they allow."""
+
+    def __init__(self, bus: EventBus, instances: Instances, random: Callable[[], float]) -> None:
+        self.bus = bus
+        self.instances = instances
+        self.random = random
+
+    # -- deliveries -----------------------------------------------------------------------
+
+    def handler(self, key: str, index: int, is_async: bool) -> Callable[..., Any]:
+        """The bus handler of input `index` of action `key`."""
+        if is_async:
+
+            async def react_async(message: Message, ctx: Context) -> None:
+                run = self._delivered(key, index, ctx)
+                if run is not None:
+                    await self._attempt_async(run[0], run[1])
+
+            react_async.__qualname__ = f"Choreography[{key}]"
+            return react_async
+
+        def react(message: Message, ctx: Context) -> None:
+            run = self._delivered(key, index, ctx)
+            if run is not None:
+                self.attempt(run[0], run[1])
+
+        react.__qualname__ = f"Choreography[{key}]"
+        return react
+
+    def _delivered(self, key: str, index: int, ctx: Context) -> tuple[Instance, Run] | None:
+        instance = self.instances.get(ctx.correlation_id)
+        if instance is None or ctx.message_id is None:
+            return None  # not an instance running here (finished, or another flow's)
+        planned = instance.saga.deliver(key, index, ctx.message_id)
+        if planned is None:
+            return None
+        bound = instance.binding.bound[planned.key]
+        return instance, ActionRun(instance.saga, bound, self.random, ctx.message_id)
+
+    # -- attempts -------------------------------------------------------------------------
+
+    def attempt(self, instance: Instance, run: Run) -> Awaitable[None] | None:
+        """One attempt on this thread, or a coroutine for one on the running loop."""
+        if run.attempts.plan.is_async or _loop_running():
+            return self._attempt_async(instance, run)
+        try:
+            delay = run.make_attempt()
+        except (LeaseLost, StoreError) as error:
+            self._lost(instance, error)
+            return None
+        self._after(instance, run, delay)
+        return None
+
+    async def _attempt_async(self, instance: Instance, run: Run) -> None:
+        try:
+            delay = await run.make_attempt_async(offload=not run.attempts.plan.is_async)
+        except (LeaseLost, StoreError) as error:
+            self._lost(instance, error)
+            return
+        self._after(instance, run, delay)
+
+    def _after(self, instance: Instance, run: Run, delay: float | None) -> None:
+        if delay is not None:  # a retry: delivered again after the delay
+            self.bus.call_later(delay, lambda: self.attempt(instance, run))
+            return
+        self.advance(instance)
+
+    def _lost(self, instance: Instance, error: BaseException) -> None:
+        """The store refused a write: this process stops driving the instance."""
+        _log.warning("%s: stopped: %s", instance.saga.workflow_id, error)
+        self.release(instance)
+
+    # -- what follows ---------------------------------------------------------------------
+
+    def advance(
+        self, instance: Instance, admit: Callable[[PlannedAction], bool] | None = None
+    ) -> None:
+        """Carry out what the saga says follows: held actions, an undo, or the end.
+
+        `admit` (recovery's delivery count) may refuse an action: then nothing is run.
+        """
+        saga = instance.saga
+        decision = saga.next()
+        if decision is None:
+            self.release(instance)
+            return
+        if isinstance(decision, Wait):
+            return
+        if isinstance(decision, Undo):
+            run = self.undo_run(instance, decision)
+            self.bus.call_later(0.0, lambda: self.attempt(instance, run))
+            return
+        if admit is not None and not all(admit(planned) for planned in decision):
+            return
+        for planned in decision:  # held actions whose inputs had all come
+            bound = instance.binding.bound[planned.key]
+            cause = saga.ids[planned.trigger_slot]
+            action_run = ActionRun(saga, bound, self.random, cause)
+            self.bus.call_later(0.0, lambda r=action_run: self.attempt(instance, r))  # type: ignore[misc]
+
+    def undo_run(self, instance: Instance, undo: Undo) -> UndoRun:
+        return UndoRun(instance.saga, undo, instance.binding.bound[undo.action.key], self.random)
+
+    def release(self, instance: Instance) -> None:
+        """Stop driving `instance`: it ended, or it must be resumed from the store."""
+        saga = instance.saga
+        if not self.instances.drop(saga.workflow_id):
+            return
+        if not saga.finished and not saga.lost:
+            try:
+                saga.store.release_run(saga.workflow_id, saga.token, now=saga.clock.now())
+            except StoreError:
+                pass  # the lease runs out, then recover() takes it

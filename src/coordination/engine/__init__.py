@@ -1,0 +1,76 @@
+"""The engine both runners drive: one flow instance's saga, its attempts, its ownership.
+
+Nothing here is a runner and nothing here is a store backend: the orchestrator and the
+choreography supply where generations come from (declared steps, or signatures) and how
+inputs arrive (direct calls, or bus deliveries); everything they must do alike is decided
+here, once (DESIGN.md, "One engine, one rule"). Internal: the public names are re-exported
+by `coordination.orchestration`, `coordination.choreography` and `coordination.testing`.
+"""
+
+from coordination.engine._attempts import ActionPlan, Attempts, describe
+from coordination.engine._binding import BoundAction, bind, bind_action, check_participants
+from coordination.engine._declarations import Parallel, Step, parallel, step
+from coordination.engine._graph import ActionNode, FlowGraph
+from coordination.engine._ownership import ACTIVE, owner_alive, process_owner
+from coordination.engine._plan import (
+    FlowPlan,
+    PlannedAction,
+    compile_plan,
+    derive_groups,
+    normalise,
+    shape_difference,
+)
+from coordination.engine._recovery import (
+    Problem,
+    check_shape,
+    claim,
+    note,
+    note_takeover,
+    recover,
+    take_over,
+)
+from coordination.engine._runs import ActionRun, UndoRun, finish_async, finish_sync
+from coordination.engine._saga import WAIT, Publishing, Saga, Wait
+from coordination.engine._undo import Undo, undo_key
+
+__all__ = [
+    "ACTIVE",
+    "WAIT",
+    "ActionNode",
+    "ActionPlan",
+    "ActionRun",
+    "Attempts",
+    "BoundAction",
+    "FlowGraph",
+    "FlowPlan",
+    "Parallel",
+    "PlannedAction",
+    "Problem",
+    "Publishing",
+    "Saga",
+    "Step",
+    "Undo",
+    "UndoRun",
+    "Wait",
+    "bind",
+    "bind_action",
+    "check_participants",
+    "check_shape",
+    "claim",
+    "compile_plan",
+    "derive_groups",
+    "describe",
+    "finish_async",
+    "finish_sync",
+    "normalise",
+    "note",
+    "note_takeover",
+    "owner_alive",
+    "parallel",
+    "process_owner",
+    "recover",
+    "shape_difference",
+    "step",
+    "take_over",
+    "undo_key",
+]

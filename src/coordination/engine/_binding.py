@@ -1,0 +1,99 @@
+"""Binding a plan's actions to the participant implementations a runner is given.
+
+Both runners bind the same way: each interface a plan uses is implemented by exactly one of
+the participants (in any order), and each action gets the call plans of its forward method
+and of its compensation on that implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from coordination._participants import Participant
+from coordination.engine._attempts import ActionPlan, invoker, output_check, undo_check
+from coordination.engine._plan import FlowPlan, PlannedAction
+from coordination.errors import BindingError
+
+__all__ = ["BoundAction", "bind", "bind_action", "check_participants"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BoundAction:
+    """A planned action plus the call plans of its method and its undo on one participant."""
+
+    planned: PlannedAction
+    participant: Participant
+    forward: ActionPlan
+    backward: ActionPlan | None
+
+
+def bind_action(planned: PlannedAction, participant: Participant) -> BoundAction:
+    """The call plans of `planned` on `participant`."""
+    step = planned.step
+    forward = ActionPlan(
+        step.action,
+        step.key,
+        step.retry,
+        step.timeout,
+        planned.causation,
+        None,
+        invoker(participant, step.action.name, planned.signature),
+        output_check(planned.signature),
+    )
+    backward = None
+    compensation = planned.compensation
+    if compensation is not None:
+        backward = ActionPlan(
+            compensation,
+            f"{step.key}:undo",
+            compensation.retry,
+            compensation.timeout,
+            step.key,
+            step.key,
+            invoker(participant, compensation.name, compensation.signature),
+            undo_check(compensation.signature),
+        )
+    return BoundAction(planned, participant, forward, backward)
+
+
+def check_participants(name: str, participants: Sequence[object]) -> None:
+    """Each participant is a `Participant` instance (not a class, not something else)."""
+    for participant in participants:
+        if isinstance(participant, type):
+            raise BindingError(f"{name}: pass an instance of {participant.__name__}, not the class")
+        if not isinstance(participant, Participant):
+            raise BindingError(
+                f"{name}: {participant!r} is not a Participant; pass instances of participant "
+                f"implementations"
+            )
+
+
+def bind(plan: FlowPlan, participants: Sequence[object]) -> dict[str, BoundAction]:
+    """Match each interface of `plan` with exactly one of `participants`, in any order."""
+    check_participants(plan.name, participants)
+    chosen: dict[type[Participant], Participant] = {}
+    for interface in plan.interfaces:
+        matches = [p for p in participants if isinstance(p, interface)]
+        if not matches:
+            raise BindingError(
+                f"{plan.name}: no participant implements {interface.__name__}; pass an "
+                f"instance of a {interface.__name__} implementation"
+            )
+        if len(matches) > 1:
+            names = ", ".join(type(p).__name__ for p in matches)
+            raise BindingError(
+                f"{plan.name}: several participants implement {interface.__name__} ({names}); "
+                f"pass exactly one"
+            )
+        chosen[interface] = matches[0]
+    used = {id(p) for p in chosen.values()}
+    for participant in participants:
+        if id(participant) not in used:
+            raise BindingError(
+                f"{plan.name}: {type(participant).__name__} implements no interface this flow "
+                f"uses ({', '.join(i.__name__ for i in plan.interfaces)}); remove it"
+            )
+    return {
+        planned.key: bind_action(planned, chosen[planned.interface]) for planned in plan.actions
+    }

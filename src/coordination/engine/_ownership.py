@@ -1,0 +1,120 @@
+"""Who owns a flow instance, whether that owner is alive, and when another may take it over.
+
+An owner is `host:pid:start`, the start being the process's start time as the kernel
+records it (Linux `/proc/<pid>/stat`), so a recycled pid is not mistaken for the old owner;
+a zombie (killed, not yet reaped) counts as gone. On other systems the start is the time
+this module was imported, and only leases decide.
+
+One decision for both runners (`takeover`): an instance nobody owns is claimable; one whose
+owner is this process is claimable unless this process is driving it right now (the
+`ACTIVE` registry); one owned by a dead process on this host at once; one owned elsewhere
+only when its lease expired (the store's claim checks that).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from enum import Enum
+
+__all__ = ["ACTIVE", "Active", "Takeover", "owner_alive", "process_owner", "takeover"]
+
+_IMPORTED = f"t{time.time():.6f}"
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _kernel_start(pid: int) -> str | None:
+    fields = _stat(pid)
+    return f"k{fields[19]}" if fields is not None and len(fields) > 19 else None  # starttime
+
+
+def process_owner() -> str:
+    """This process's owner id: `host:pid:start`."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_kernel_start(pid) or _IMPORTED}"
+
+
+def owner_alive(owner: str) -> bool | None:
+    """True or False for an owner on this host; None when it cannot tell (another host)."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    if start.startswith("k"):
+        fields = _stat(pid)
+        if fields is None or len(fields) <= 19 or f"k{fields[19]}" != start:
+            return False
+        return fields[0] not in ("Z", "X")  # a zombie is dead, whatever its parent does
+    if pid == os.getpid():
+        return start == _IMPORTED
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Active:
+    """The instances this process is driving right now (or whose attempts still run).
+
+    A process's own instance that is not in here was interrupted (Ctrl-C, a cancelled task,
+    a store error): it may be taken over at once, by `run()` again or by `recover()`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def enter(self, workflow_id: str) -> None:
+        with self._lock:
+            self._counts[workflow_id] = self._counts.get(workflow_id, 0) + 1
+
+    def leave(self, workflow_id: str) -> None:
+        with self._lock:
+            count = self._counts.get(workflow_id, 0) - 1
+            if count > 0:
+                self._counts[workflow_id] = count
+            else:
+                self._counts.pop(workflow_id, None)
+
+    def __contains__(self, workflow_id: object) -> bool:
+        with self._lock:
+            return workflow_id in self._counts
+
+
+#: This process's registry.
+ACTIVE = Active()
+
+
+class Takeover(Enum):
+    """What a claimer may do with an instance another owner (or nobody) holds."""
+
+    CLAIM = "claim"  #: nobody owns it, or its lease may have expired: try a claim
+    REPLACE = "replace"  #: its owner is gone: claim it whatever its lease says
+    BUSY = "busy"  #: a live owner is driving it: leave it
+
+
+def takeover(owner: str | None, me: str, workflow_id: str) -> Takeover:
+    """Whether `me` may claim an instance owned by `owner`."""
+    if owner is None:
+        return Takeover.CLAIM
+    if owner == me:
+        return Takeover.BUSY if workflow_id in ACTIVE else Takeover.REPLACE
+    alive = owner_alive(owner)
+    if alive is True:
+        return Takeover.BUSY  # a live process on this host holds it, lease or not
+    if alive is False:
+        return Takeover.REPLACE
+    return Takeover.CLAIM  # another host: the store's claim checks the lease

@@ -1,0 +1,196 @@
+"""Taking instances over: claiming one, and recovering every instance of a flow that owes work.
+
+Both runners recover the same way. Recovery lists, through the store's owed-work index,
+the instances of a flow that are unfinished or owe an undo (never reading finished ones),
+claims each one it may take (`takeover`, then the store's fenced claim), journals the
+takeover, parks one that keeps killing its process at the same position, and hands the rest
+to the runner to drive. One instance that cannot be resumed (`FlowChanged`, an unreadable
+row) is released and reported; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from coordination._clock import Clock
+from coordination._journal import EntryKind, Rows, row
+from coordination._lifecycle import MOVES
+from coordination._status import WorkflowStatus
+from coordination.engine._ownership import Takeover, takeover
+from coordination.engine._plan import FlowPlan, shape_difference
+from coordination.errors import (
+    CompensationFailed,
+    FlowChanged,
+    LeaseLost,
+    StepFailed,
+    StoreError,
+    UsageError,
+)
+from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord, Write
+from coordination.stores._store import Store
+
+__all__ = [
+    "Problem",
+    "check_shape",
+    "claim",
+    "note",
+    "note_takeover",
+    "position_of",
+    "recover",
+    "take_over",
+]
+
+_log = logging.getLogger("coordination.recovery")
+
+T = TypeVar("T")
+#: Told about each instance recovery had to leave alone: (workflow_id, why).
+Problem = Callable[[str, BaseException], None]
+
+
+def _log_problem(workflow_id: str, error: BaseException) -> None:
+    _log.warning("recover(): left %s alone: %s", workflow_id, error)
+
+
+def position_of(record: RunRecord) -> str:
+    """Where an instance stands, for counting recoveries in a row at the same point (its saga
+    records only: the notes a takeover writes are no progress)."""
+    facts = sum(1 for step in record.steps if step.outcome is not StepOutcome.NOTED)
+    return f"{facts} records"
+
+
+def note_takeover(store: Store, record: RunRecord, token: int) -> None:
+    """Count a takeover at the instance's position (attempt numbers continue from it)."""
+    position = position_of(record)
+    record.recoveries = store.note_recovery(record.workflow_id, token, position)
+    record.recovery_step, record.token = position, token
+
+
+def check_shape(store: Store, record: RunRecord, token: int, plan: FlowPlan, now: float) -> None:
+    """Refuse to resume `record` with a plan of another shape: release it, `FlowChanged`.
+
+    Retries and timeouts may change between versions; actions and their messages may not
+    (the records would no longer mean what they say).
+    """
+    if record.shape is None:
+        return
+    difference = shape_difference(record.shape, plan.shape)
+    if difference is None:
+        return
+    store.release_run(record.workflow_id, token, now=now)
+    raise FlowChanged(
+        f"{record.workflow_id!r} was started by another definition of {plan.name!r}: "
+        f"{difference}. Resume it with the code that started it, or cancel it",
+        workflow_id=record.workflow_id,
+    )
+
+
+def claim(store: Store, workflow_id: str, owner: str | None, me: str, now: float) -> int | None:
+    """Claim an instance `owner` holds, if `me` may take it; its new token, or None."""
+    decision = takeover(owner, me, workflow_id)
+    if decision is Takeover.BUSY:
+        return None
+    replacing = owner if decision is Takeover.REPLACE else None
+    return store.claim_run(workflow_id, me, now=now, replacing=replacing)
+
+
+def take_over(
+    store: Store, record: RunRecord, token: int, clock: Clock, *, was: str | None
+) -> None:
+    """Journal that this process took `record` over from `was` (fenced by `token`)."""
+    now = clock.now()
+    entry = row(
+        EntryKind.RECOVERED,
+        record.flow,
+        "",
+        record.workflow_id,
+        at=now,
+        detail=f"taken over from {was or 'an owner that let go'} (recovery {record.recoveries})",
+    )
+    note(store, record, token, f"recovered:{token}", entry, now)
+
+
+def note(store: Store, record: RunRecord, token: int, key: str, rows: Rows, now: float) -> None:
+    """Journal something that is no saga fact into `record` (fenced by `token`)."""
+    if record.has_step(key):
+        return
+    write = Write(
+        record.workflow_id, token, now, (StepRecord(key, StepOutcome.NOTED, 0, None, None, rows),)
+    )
+    store.write(write)
+    record.apply(write)
+
+
+def recover(
+    store: Store,
+    flow: str,
+    me: str,
+    clock: Clock,
+    *,
+    max_recoveries: int,
+    resume: Callable[[RunRecord, int], T],
+    parked: Callable[[RunRecord], T],
+    on_problem: Problem | None = None,
+) -> list[T]:
+    """Resume every instance of `flow` that owes work and that `me` may take over."""
+    if (
+        isinstance(max_recoveries, bool)
+        or not isinstance(max_recoveries, int)
+        or max_recoveries < 1
+    ):
+        raise UsageError(f"max_recoveries={max_recoveries!r} must be an int of at least 1")
+    report = on_problem or _log_problem
+    results: list[T] = []
+    for owed in store.owed_runs(flow):
+        token = claim(store, owed.workflow_id, owed.owner, me, clock.now())
+        if token is None:
+            continue  # a live owner holds it, or another recoverer claimed it first
+        try:
+            record = store.get_run(owed.workflow_id)
+            if record is None:
+                continue
+            note_takeover(store, record, token)
+            if record.recoveries > max_recoveries:
+                _park(store, record, token, clock)
+                results.append(parked(record))
+                continue
+            take_over(store, record, token, clock, was=owed.owner)
+            results.append(resume(record, token))
+        except LeaseLost:
+            continue  # another process took it meanwhile: it is theirs
+        except (FlowChanged, StoreError) as error:
+            try:
+                store.release_run(owed.workflow_id, token, now=clock.now())
+            except StoreError:
+                pass  # its lease runs out: recovery tries again later
+            report(owed.workflow_id, error)
+    return results
+
+
+def _park(store: Store, record: RunRecord, token: int, clock: Clock) -> None:
+    """Park an instance recovered too often at one position: a human decides."""
+    count = record.recoveries - 1
+    reason = (
+        f"recovered {count} times in a row at the same point ({record.recovery_step}) "
+        f"without progress: a step keeps killing its process"
+    )
+    now = clock.now()
+    if WorkflowStatus.PARKED in MOVES[record.status]:
+        finish = Finish(
+            WorkflowStatus.PARKED,
+            error=record.error or StepFailed(f"parked: {reason}", step="", attempts=count),
+            compensation_error=record.compensation_error,
+            parked_reason=reason,
+        )
+    else:  # a finished instance owing a late undo that keeps crashing: stop owing it
+        finish = Finish(
+            WorkflowStatus.COMPENSATION_FAILED,
+            error=record.error,
+            compensation_error=CompensationFailed(
+                f"gave up an owed undo: {reason}", step="", compensation="", attempts=count
+            ),
+        )
+    write = Write(record.workflow_id, token, now, finish=finish, owes=False)
+    store.write(write)
+    record.apply(write)

@@ -1,0 +1,233 @@
+"""One action's (or one undo's) attempts, each recorded by its saga: what both runners drive.
+
+`ActionRun.make_attempt()` makes one attempt and returns the delay before the next one, or None
+once the action settled (the saga recorded it). Only the waiting differs between runners:
+`run()` sleeps on the runner's clock (interleaving siblings), `run_async()` awaits it, a
+choreography re-delivers after the delay on its bus. The attempt, its timeout, its journal
+rows, its late result and its outcome are decided here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from coordination._clock import Clock
+from coordination.engine._attempts import Attempts, describe
+from coordination.engine._binding import BoundAction
+from coordination.engine._executor import attempt_async, attempt_sync
+from coordination.engine._saga import Saga
+from coordination.engine._timed import LateHandler
+from coordination.engine._undo import Undo
+from coordination.errors import AttemptTimeout, LeaseLost, StoreError
+
+__all__ = ["ActionRun", "UndoRun", "finish_async", "finish_sync"]
+
+_log = logging.getLogger("coordination.engine")
+
+
+class ActionRun(Attempts):
+    """The attempts of one forward action of one instance, each recorded by its saga.
+
+    It is its own `Attempts` (one object per action: one is made for every step of every
+    instance) and adds what driving them needs: the saga, the bound action, the inputs.
+    """
+
+    __slots__ = ("bound", "inputs", "saga")
+
+    def __init__(
+        self,
+        saga: Saga,
+        bound: BoundAction,
+        random: Callable[[], float],
+        causation: str | None = None,
+    ) -> None:
+        planned = bound.planned
+        super().__init__(
+            bound.forward,
+            saga.workflow_id,
+            saga.clock,
+            random,
+            causation,
+            first=saga.first_attempt(planned) if saga.record.recoveries else 1,
+        )
+        self.saga = saga
+        self.bound = bound
+        values = saga.values
+        self.inputs = [values[slot] for slot in planned.input_slots]
+
+    @property
+    def attempts(self) -> Attempts:
+        """The bookkeeping of these attempts (this object itself)."""
+        return self
+
+    def make_attempt(self, runner: asyncio.Runner | None = None) -> float | None:
+        """One attempt on this thread; the delay before the next, or None once settled."""
+        ctx = self.begin()
+        number = self.attempt
+        forward = self.bound.forward
+        try:
+            if forward.timeout is None:
+                value = attempt_sync(forward, self.inputs, ctx, None, _never_late, runner)
+            else:
+                value = attempt_sync(
+                    forward,
+                    self.inputs,
+                    ctx,
+                    self.attempt_timeout(),
+                    self._late_handler(number),
+                    runner,
+                )
+            self.succeeded(value)
+        except Exception as error:
+            return self._failed(error, number)
+        self.saga.completed(self.bound.planned, value, self)
+        return None
+
+    async def make_attempt_async(self, *, offload: bool = True) -> float | None:
+        """One attempt without blocking the loop; the delay before the next, or None."""
+        attempts = self
+        ctx = attempts.begin()
+        number = attempts.attempt
+        try:
+            value = await attempt_async(
+                self.bound.forward,
+                self.inputs,
+                ctx,
+                attempts.attempt_timeout(),
+                self._late_handler(number),
+                offload=offload,
+            )
+            attempts.succeeded(value)
+        except Exception as error:
+            return self._failed(error, number)
+        self.saga.completed(self.bound.planned, value, attempts)
+        return None
+
+    def _failed(self, error: Exception, number: int) -> float | None:
+        delay = self.failed(error)
+        if delay is None:
+            self.saga.failed(self.bound.planned, error, self)
+        late = error.late if isinstance(error, AttemptTimeout) else None
+        if late is not None:  # an injected late result: handled at once, deterministically
+            self._late(number, *late)
+        return delay
+
+    def _late_handler(self, number: int) -> LateHandler:
+        if self.bound.forward.timeout is None:
+            return _never_late  # an attempt without a timeout is never abandoned
+
+        def arrived(ok: bool, value: Any) -> None:
+            self._late(number, ok, value)
+
+        return arrived
+
+    def _late(self, number: int, ok: bool, value: Any) -> None:
+        """A timed-out attempt returned after all: the saga decides; run what it owes now."""
+        saga = self.saga
+        try:
+            undo = saga.late(
+                self.bound.planned, number, ok, value, valid=ok and self.bound.forward.check(value)
+            )
+            if undo is not None:
+                finish_sync(UndoRun(saga, undo, self.bound, self.random), saga.clock)
+        except (LeaseLost, StoreError) as error:
+            # The instance is someone else's now, or the store failed: recovery owes it.
+            _log.warning("late result of %s not recorded: %s", self.bound.planned.key, error)
+
+
+class UndoRun(Attempts):
+    """The attempts of one compensation of one instance (its own `Attempts`, as above)."""
+
+    __slots__ = ("bound", "saga", "undo")
+
+    def __init__(
+        self, saga: Saga, undo: Undo, bound: BoundAction, random: Callable[[], float]
+    ) -> None:
+        plan = bound.backward
+        assert plan is not None, f"{bound.planned.key} has no compensation"
+        super().__init__(
+            plan,
+            saga.workflow_id,
+            saga.clock,
+            random,
+            undo.action.key,
+            first=saga.first_attempt(None) if undo is saga.undoing else 1,
+            key=undo.base,
+        )
+        self.saga = saga
+        self.undo = undo
+        self.bound = bound
+
+    @property
+    def attempts(self) -> Attempts:
+        """The bookkeeping of these attempts (this object itself)."""
+        return self
+
+    def make_attempt(self, runner: asyncio.Runner | None = None) -> float | None:
+        """One attempt on this thread; the delay before the next, or None once settled."""
+        attempts = self
+        plan = attempts.plan
+        ctx = attempts.begin()
+        try:
+            value = attempt_sync(
+                plan, [self.undo.message], ctx, attempts.attempt_timeout(), _undo_landed, runner
+            )
+            attempts.succeeded(value)
+        except Exception as error:
+            return self._failed(error)
+        self.saga.undone(self.undo, value, attempts)
+        return None
+
+    async def make_attempt_async(self, *, offload: bool = True) -> float | None:
+        attempts = self
+        plan = attempts.plan
+        ctx = attempts.begin()
+        try:
+            value = await attempt_async(
+                plan,
+                [self.undo.message],
+                ctx,
+                attempts.attempt_timeout(),
+                _undo_landed,
+                offload=offload,
+            )
+            attempts.succeeded(value)
+        except Exception as error:
+            return self._failed(error)
+        self.saga.undone(self.undo, value, attempts)
+        return None
+
+    def _failed(self, error: Exception) -> float | None:
+        delay = self.failed(error)
+        if delay is None:
+            self.saga.undo_failed(self.undo, error, self)
+        return delay
+
+
+def _never_late(ok: bool, value: Any) -> None:
+    """An attempt without a timeout: it is never abandoned, so nothing returns late."""
+
+
+def _undo_landed(ok: bool, value: Any) -> None:
+    """A timed-out compensation attempt finished late: the undo landed, or failed late."""
+    if not ok:
+        _log.warning("a timed-out compensation attempt failed late: %s", describe(value))
+
+
+def finish_sync(
+    run: ActionRun | UndoRun, clock: Clock, runner: asyncio.Runner | None = None
+) -> None:
+    """Make attempts until `run` settles, sleeping on `clock` between them."""
+    while (delay := run.make_attempt(runner)) is not None:
+        if delay:
+            clock.sleep(delay)
+
+
+async def finish_async(run: ActionRun | UndoRun, clock: Clock, *, offload: bool = True) -> None:
+    """Make attempts until `run` settles, awaiting `clock` between them."""
+    while (delay := await run.make_attempt_async(offload=offload)) is not None:
+        if delay:
+            await clock.sleep_async(delay)
