@@ -447,7 +447,7 @@ def test_the_choreography_moves_its_instances_through_the_lifecycle_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Divergence 5: every status move of a choreographed instance is checked, too."""
-    import coordination.engine._saga as saga_module
+    import coordination.engine._recorder as saga_module
 
     moves: list[tuple[WorkflowStatus, WorkflowStatus]] = []
     real = saga_module.check_move

@@ -154,7 +154,7 @@ class UndoRun(Attempts):
             saga.clock,
             random,
             undo.action.key,
-            first=saga.first_attempt(None) if undo is saga.undoing else 1,
+            first=saga.first_attempt(None) if undo is saga.undos.current else 1,
             key=undo.base,
         )
         self.saga = saga

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordination.engine._plan import FlowPlan, PlannedAction
+from coordination.stores._records import StepOutcome
 
-__all__ = ["Undo", "plan_undos", "undo_key"]
+__all__ = ["Undo", "UndoBook", "plan_undos", "undo_key", "undo_progress"]
 
 
 def undo_key(action_key: str, late: int | None = None, retry: int = 0) -> str:
@@ -82,3 +83,134 @@ def plan_undos(
         for undo in queue
         if undo.base not in done
     ]
+
+
+class UndoBook:
+    """What one instance owes and has undone: its undo plan, and how far it got.
+
+    The plan is made once the failing generation settled (`plan`), then taken one undo at
+    a time (`take`, `settled`); the late results of failed actions are owed undos too
+    (`owe`), planned with their action's or, arriving later, put next in line (`insert`)
+    or run after the end (`owed_after_end`).
+    """
+
+    __slots__ = ("current", "done", "error", "owed", "queue", "retries")
+
+    def __init__(
+        self,
+        done: set[str] | None = None,
+        retries: dict[str, int] | None = None,
+        owed: dict[str, list[tuple[int, Any]]] | None = None,
+    ) -> None:
+        #: Base keys of undos recorded as done, and how often each failed for good.
+        self.done: set[str] = done if done is not None else set()
+        self.retries: dict[str, int] = retries if retries is not None else {}
+        #: Late results `(attempt, output)` of failed actions, by action key: owed undos.
+        self.owed: dict[str, list[tuple[int, Any]]] = owed if owed is not None else {}
+        self.queue: list[Undo] | None = None
+        #: The undo handed out and not settled yet.
+        self.current: Undo | None = None
+        #: The first compensation that failed for good.
+        self.error: Any = None
+
+    @property
+    def planned(self) -> bool:
+        return self.queue is not None
+
+    def plan(
+        self,
+        plan: FlowPlan,
+        up_to: int,
+        outcomes: Mapping[str, bool | None],
+        outputs: Mapping[str, Any],
+        inputs: Callable[[PlannedAction], list[Any]],
+    ) -> None:
+        self.queue = plan_undos(plan, up_to, outcomes, outputs, inputs, self.owed, self.done,
+                                self.retries)  # fmt: skip
+
+    def take(self) -> Undo | None:
+        """The next undo to run (it becomes `current`), or None when nothing is left."""
+        if not self.queue:
+            return None
+        self.current = self.queue[0]
+        return self.current
+
+    def settled(self, undo: Undo) -> bool:
+        """`undo` succeeded; True when nothing is left to undo."""
+        queue = self.queue or []
+        if undo in queue:
+            queue.remove(undo)
+        self.done.add(undo.base)
+        if self.current == undo:
+            self.current = None
+        return not queue
+
+    def stop(self) -> None:
+        """A compensation failed for good: undo no further (never a cause before its effect)."""
+        self.queue = []
+        self.current = None
+
+    def still_applied(self, failed: Undo) -> list[str]:
+        """What stays applied when `failed` failed: its action and everything after it."""
+        queue = self.queue or []
+        keys = [failed.action.key, *(u.action.key for u in queue if u != failed)]
+        return list(dict.fromkeys(keys))
+
+    def owe(self, action: PlannedAction, attempt: int, output: Any) -> None:
+        self.owed.setdefault(action.key, []).append((attempt, output))
+
+    def insert(self, undo: Undo) -> None:
+        """A late result's undo owed while undoing: before its action's own undo if that is
+        still ahead, else next."""
+        queue = self.queue
+        assert queue is not None
+        position = next(
+            (i for i, u in enumerate(queue) if u.action is undo.action and u != self.current),
+            None,
+        )
+        if position is None:
+            position = 1 if self.current is not None else 0
+        queue.insert(position, undo)
+
+    def owed_after_end(
+        self, plan: FlowPlan, inputs: Callable[[PlannedAction], list[Any]]
+    ) -> list[Undo]:
+        """The late results' undos not done yet, newest first."""
+        owed = [
+            Undo(action, action.undo_message(output, inputs(action)), attempt)
+            for key, results in self.owed.items()
+            for attempt, output in results
+            for action in (plan.by_key[key],)
+            if undo_key(key, attempt) not in self.done
+        ]
+        return owed[::-1]
+
+
+def undo_progress(
+    plan: FlowPlan, steps: Iterable[Any]
+) -> tuple[set[str], dict[str, int], list[tuple[PlannedAction, int, Any]]]:
+    """From an instance's records: undos done, failed tries per undo, and late results.
+
+    Returns `(done, retries, late)`: the base keys of undos recorded as done, how often each
+    undo failed for good (an operator's retry makes a new record), and the late results
+    `(action, attempt, output)` recorded with an output.
+    """
+    done: set[str] = set()
+    retries: dict[str, int] = {}
+    late: list[tuple[PlannedAction, int, Any]] = []
+    for step in steps:
+        if step.key in plan.by_key:
+            continue
+        base, _, retry = step.key.partition(":retry")
+        if base.endswith(":undo"):
+            if step.outcome is StepOutcome.COMPENSATED:
+                done.add(base)
+            elif step.outcome is StepOutcome.COMPENSATION_FAILED:
+                retries[base] = max(retries.get(base, 0), int(retry or 0) + 1)
+            continue
+        name, _, attempt = step.key.rpartition(":late")
+        action = plan.by_key.get(name)
+        landed = step.outcome is StepOutcome.LATE and step.output is not None
+        if action is not None and landed and attempt.isdigit():
+            late.append((action, int(attempt), step.output))
+    return done, retries, late

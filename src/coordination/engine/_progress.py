@@ -1,0 +1,248 @@
+"""How far one flow instance got forward: its generations, its settled actions, its inputs.
+
+The saga's forward state, apart from the decisions that write it: which generation is open,
+which actions were handed out and how those that settled ended, what they produced (the
+slots later actions read their inputs from), and, under a choreography, which inputs were
+delivered. Once an action fails (or the instance is cancelled) `failing` names the
+generation that runs to its end before the undo starts, and no later one opens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from coordination._clock import Clock
+from coordination._messages import Envelope, Message
+from coordination.engine._plan import FlowPlan, PlannedAction
+from coordination.stores._records import StepOutcome
+
+__all__ = ["Progress"]
+
+_NONE_DELIVERED: Any = frozenset()
+
+
+class Progress:
+    """The forward state of one instance."""
+
+    __slots__ = (
+        "clock",
+        "delivered",
+        "deliveries",
+        "failing",
+        "generation",
+        "ids",
+        "left",
+        "opened_at",
+        "outcomes",
+        "outputs",
+        "plan",
+        "taken",
+        "values",
+    )
+
+    def __init__(
+        self,
+        plan: FlowPlan,
+        start: Message,
+        clock: Clock,
+        *,
+        deliveries: bool,
+        start_id: str | None,
+    ) -> None:
+        self.plan = plan
+        self.clock = clock
+        self.values: list[Any] = [None] * len(plan.slot_types)
+        self.values[0] = start
+        #: Under a choreography, an action runs once its inputs were delivered to it, not
+        #: merely produced: deliveries are the choreography's trigger.
+        self.deliveries = deliveries
+        # A choreography's only (an orchestrated run makes neither: one container less per
+        # run for every garbage collection to walk).
+        self.delivered: set[tuple[str, int]] = set() if deliveries else _NONE_DELIVERED
+        #: The message id of each slot's envelope (a choreography's inputs are checked by it).
+        self.ids: list[str | None] = [None] * len(plan.slot_types) if deliveries else []
+        if deliveries:
+            self.ids[0] = start_id
+        self.generation = 1
+        #: How many actions of the open generation have not settled yet.
+        self.left = len(plan.generations[0]) if plan.generations else 0
+        #: When the open generation opened (on the clock's monotonic scale).
+        self.opened_at = clock.monotonic()
+        #: How each settled action ended: True completed, False failed, None skipped.
+        self.outcomes: dict[str, bool | None] = {}
+        self.outputs: dict[str, Any] = {}
+        #: Actions handed out to run (settled or in flight).
+        self.taken: set[str] = set()
+        #: The generation whose failure (or cancel) starts the undo; none opens after it.
+        self.failing: int | None = None
+
+    # -- what may run -----------------------------------------------------------------------
+
+    def take_ready(self, generation: int | None = None) -> tuple[PlannedAction, ...]:
+        """Hand out the actions of `generation` (the open one) that may run now."""
+        level = self.generation if generation is None else generation
+        generations = self.plan.generations
+        if level > len(generations):
+            return ()
+        taken = self.taken
+        members = generations[level - 1]
+        if not self.deliveries and not taken.intersection(a.key for a in members):
+            taken.update(a.key for a in members)  # the common case: a fresh generation
+            return members
+        ready = []
+        for action in members:
+            if action.key in taken:
+                continue
+            if self.deliveries and not all(self.came(action, i) for i in self.indexes(action)):
+                continue
+            taken.add(action.key)
+            ready.append(action)
+        return tuple(ready)
+
+    def deliver(self, key: str, index: int, message_id: str) -> PlannedAction | None:
+        """Input `index` of action `key` was delivered: the action, if it may run now.
+
+        A message that is not the one this instance produced for that input (published by
+        someone else, or for another instance) is ignored.
+        """
+        action = self.plan.by_key.get(key)
+        if action is None or self.ids[action.input_slots[index]] != message_id:
+            return None
+        self.delivered.add((key, index))
+        if key in self.taken:
+            return None
+        open_level = self.generation if self.failing is None else self.failing
+        if action.generation != open_level:
+            return None  # held: its generation is not open (yet), or it never will be
+        if not all(self.came(action, i) for i in self.indexes(action)):
+            return None  # a join waiting for its other inputs
+        self.taken.add(key)
+        return action
+
+    def settled_all(self, generation: int) -> bool:
+        return all(a.key in self.outcomes for a in self.plan.generations[generation - 1])
+
+    def completes_instance(self, action: PlannedAction) -> bool:
+        """Whether `action` completing (nothing failed) completes the whole instance."""
+        return (
+            self.left == 1
+            and self.failing is None
+            and action.generation == self.generation == len(self.plan.generations)
+        )
+
+    # -- what settled -----------------------------------------------------------------------
+
+    def settle(self, action: PlannedAction, outcome: StepOutcome, output: Any) -> None:
+        key = action.key
+        if outcome is StepOutcome.COMPLETED:
+            self.outcomes[key] = True
+            self.outputs[key] = output
+            slots = action.output_slots
+            if len(slots) == 1:
+                self.values[slots[0]] = output
+            elif slots:
+                for slot, value in zip(slots, output, strict=True):
+                    self.values[slot] = value
+        elif outcome is StepOutcome.FAILED:
+            self.outcomes[key] = False
+        elif outcome is StepOutcome.SKIPPED:
+            self.outcomes[key] = None
+        self.taken.add(key)
+        if action.generation == self.generation:
+            self.left -= 1
+
+    def published(self, action: PlannedAction, envelopes: tuple[Envelope[Message], ...]) -> None:
+        """Remember the ids of the envelopes `action`'s outputs went out in."""
+        for slot, envelope in zip(action.output_slots, envelopes, strict=False):
+            self.ids[slot] = envelope.message_id
+
+    def open_next(self) -> None:
+        """The open generation settled with nothing failed: open the next one (if any)."""
+        if self.left or self.failing is not None:
+            return
+        generations = self.plan.generations
+        if self.generation < len(generations):  # nothing of the next one settled yet
+            self.generation += 1
+            self.left = len(generations[self.generation - 1])
+            self.opened_at = self.clock.monotonic()
+        elif self.generation == len(generations):
+            self.generation += 1
+
+    def advance(self) -> None:
+        """Open generations while the open one settled and nothing failed (after replay)."""
+        generations = self.plan.generations
+        outcomes = self.outcomes
+        while self.generation <= len(generations):
+            left = sum(1 for a in generations[self.generation - 1] if a.key not in outcomes)
+            self.left = left
+            if left or self.failing is not None:
+                return
+            self.generation += 1
+            self.opened_at = self.clock.monotonic()
+
+    def last_started(self) -> int:
+        """The newest generation any action of was handed out (0: none)."""
+        started = [self.plan.by_key[key].generation for key in self.taken | set(self.outcomes)]
+        return max(started, default=0)
+
+    def delivered_what_was_published(self) -> None:
+        """After an interruption: what was produced then was published then, its deliveries
+        happened or never will (that cascade is gone); recovery delivers it again."""
+        for action in self.plan.actions:
+            for index, slot in enumerate(action.input_slots):
+                if self.ids[slot] is not None:
+                    self.delivered.add((action.key, index))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def inputs(self, action: PlannedAction) -> list[Any]:
+        values = self.values
+        return [values[slot] for slot in action.input_slots]
+
+    def causes(self, action: PlannedAction) -> tuple[str | None, ...]:
+        ids = self.ids
+        return tuple(ids[slot] for slot in action.input_slots)
+
+    def final_output(self, last: PlannedAction, output: Any) -> Any:
+        members = self.plan.generations[-1]
+        if len(members) == 1:
+            return output
+        return tuple(output if m is last else self.outputs.get(m.key) for m in members)
+
+    @staticmethod
+    def indexes(action: PlannedAction) -> range:
+        return range(len(action.input_slots))
+
+    def came(self, action: PlannedAction, index: int) -> bool:
+        return (action.key, index) in self.delivered
+
+    def undelivered(self) -> list[tuple[PlannedAction, list[int]]]:
+        """Actions of the open generation waiting for inputs: which input indexes are missing."""
+        level = self.generation if self.failing is None else self.failing
+        if level < 1 or level > len(self.plan.generations):
+            return []
+        return [
+            (action, [i for i in self.indexes(action) if not self.came(action, i)])
+            for action in self.plan.generations[level - 1]
+            if action.key not in self.taken
+        ]
+
+    def waiting(self) -> dict[str, list[int]]:
+        """Joins holding some of their inputs: action key -> indexes of inputs still to come."""
+        held: dict[str, list[int]] = {}
+        for action in self.plan.actions:
+            if action.key in self.taken or len(action.input_slots) < 2:
+                continue
+            if any(self.came(action, i) for i in self.indexes(action)):
+                held[action.key] = [i for i in self.indexes(action) if not self.came(action, i)]
+        return held
+
+    def replayed_ids(
+        self,
+        action: PlannedAction,
+        output: Any,
+        outputs: Callable[[PlannedAction, Any, tuple[str | None, ...]], Any],
+    ) -> None:
+        """Derive again the ids `action`'s outputs went out in (a choreography's replay)."""
+        self.published(action, outputs(action, output, self.causes(action)))

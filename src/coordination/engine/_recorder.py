@@ -1,0 +1,124 @@
+"""The writes of one flow instance: fenced by its claim, checked against the lifecycle.
+
+A saga decides; its `Recorder` records: one `Write` per fact, carrying the claim token (a
+superseded owner's write is refused with `LeaseLost`, and this recorder stops writing), each
+status move checked against the one lifecycle table first, and, once the store accepted it,
+applied to the instance's own record. It also builds the journal rows the saga writes
+besides an action's attempts: what a choreography published, a late result.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from coordination._clock import Clock
+from coordination._journal import EntryKind, Rows, row
+from coordination._lifecycle import check_move
+from coordination._messages import Envelope, Message
+from coordination._status import WorkflowStatus
+from coordination.engine._plan import PlannedAction
+from coordination.errors import LeaseLost, StoreError
+from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord, Write
+from coordination.stores._store import Store
+
+__all__ = ["Recorder"]
+
+# NamedTuples' generated __new__ is a Python function; the tuple constructor is not, and a
+# write is made for every step of every instance.
+_new_write = functools.partial(tuple.__new__, Write)
+_PUBLISHED = EntryKind.PUBLISHED
+_LATE = EntryKind.LATE_RESULT
+
+
+class Recorder:
+    """Writes one instance's facts through its store, under the claim `token`."""
+
+    __slots__ = ("clock", "lost", "record", "store", "token", "workflow_id")
+
+    def __init__(self, store: Store, record: RunRecord, token: int, clock: Clock) -> None:
+        self.store = store
+        self.record = record
+        self.token = token
+        self.clock = clock
+        self.workflow_id = record.workflow_id
+        #: Set once a write was refused or failed: this copy can no longer be trusted, and
+        #: the instance is resumed from the store (by its new owner, or by recovery).
+        self.lost = False
+
+    def write(
+        self,
+        records: tuple[StepRecord, ...] = (),
+        *,
+        status: WorkflowStatus | None = None,
+        finish: Finish | None = None,
+        owes: bool | None = None,
+        events: tuple[Envelope[Message], ...] = (),
+        handled: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """One fenced write; once the store took it, applied to this instance's record."""
+        record = self.record
+        if finish is not None:
+            check_move(record.status, finish.status)
+        elif status is not None and status is not record.status:
+            check_move(record.status, status)
+        write = _new_write(
+            (self.workflow_id, self.token, self.clock.now(), records, status, finish, owes,
+             events, handled, False)
+        )  # fmt: skip
+        try:
+            self.store.write(write)
+        except (LeaseLost, StoreError):
+            self.lost = True  # another owner took over, or the store failed: stop here
+            raise
+        record.apply(write)
+
+    def published(self, rows: Rows, envelopes: tuple[Envelope[Message], ...], who: str) -> Rows:
+        """`rows` plus one `published` row per envelope (a choreography's journal)."""
+        for envelope in envelopes:
+            rows += row(
+                _PUBLISHED,
+                who,
+                type(envelope.message).__name__,
+                self.workflow_id,
+                causation_id=envelope.causation_id,
+                at=self.clock.now(),
+                detail=envelope.message_id,
+            )
+        return rows
+
+    def late(
+        self,
+        action: PlannedAction,
+        attempt: int,
+        output: Any,
+        detail: str,
+        error: str | None = None,
+    ) -> StepRecord:
+        """The record of a timed-out attempt's late result (or late failure)."""
+        entry = row(
+            _LATE,
+            action.step.action.participant,
+            action.step.action.name,
+            self.workflow_id,
+            attempt=attempt,
+            at=self.clock.now(),
+            error=error,
+            detail=f"timed-out attempt {attempt} {'failed' if error else 'returned'} late: "
+            f"{detail}",
+        )
+        return StepRecord(
+            f"{action.key}:late{attempt}", StepOutcome.LATE, attempt, output, error, entry
+        )
+
+    def refusal(self, action: PlannedAction, error: str, detail: str) -> Rows:
+        """The row of an action failed without an attempt (a join whose inputs never came)."""
+        return row(
+            EntryKind.FAILED,
+            action.step.action.participant,
+            action.step.action.name,
+            self.workflow_id,
+            at=self.clock.now(),
+            error=error,
+            detail=detail,
+        )
