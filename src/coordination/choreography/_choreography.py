@@ -35,16 +35,15 @@ from coordination.engine import (
     bind,
     bind_action,
     check_participants,
-    claim,
+    claim_or_busy,
     compile_plan,
     derive_groups,
     process_owner,
+    same_start,
 )
 from coordination.errors import (
     DefinitionError,
     UsageError,
-    WorkflowBusy,
-    WorkflowConflict,
 )
 from coordination.stores._memory import MemoryStore
 from coordination.stores._store import EventLog, Store
@@ -264,24 +263,13 @@ class Choreography:
         )
         if token is not None:
             return self._instance(record, token, binding, envelope.message_id), envelope
-        if record.flow != plan.name or record.start != envelope.message:
-            raise WorkflowConflict(
-                f"correlation {correlation_id!r} was already started (flow {record.flow!r}) "
-                f"with a different message ({record.start!r}); a correlation names one "
-                f"instance of one message",
-                workflow_id=correlation_id,
-            )
+        same_start(record, plan.name, envelope.message)
         started = self.store.events_of(correlation_id)
         first = started[0] if started else envelope
         if record.status.finished or self.instances.get(correlation_id) is not None:
-            return None, first  # the same start again: it ran (or runs) already
-        token = claim(self.store, correlation_id, record.owner, self._owner, self.clock.now())
-        if token is None:
-            raise WorkflowBusy(
-                f"flow instance {correlation_id!r} is {record.status.name} under owner "
-                f"{record.owner!r}; wait for it to finish",
-                workflow_id=correlation_id,
-            )
+            return None, first  # the same start again: it ran (or runs here) already
+        now = self.clock.now()
+        token = claim_or_busy(self.store, record, self._owner, now, "wait for it to finish")
         return self._recovery.resumed(correlation_id, token, was=record.owner), first
 
     def _instance(

@@ -24,9 +24,11 @@ from coordination.engine._recovery import (
     Problem,
     check_shape,
     claim,
+    claim_or_busy,
     note,
     note_takeover,
     recover,
+    same_start,
     take_over,
 )
 from coordination.engine._runs import ActionRun, UndoRun, finish_async, finish_sync
@@ -57,6 +59,7 @@ __all__ = [
     "check_participants",
     "check_shape",
     "claim",
+    "claim_or_busy",
     "compile_plan",
     "derive_groups",
     "describe",
@@ -69,6 +72,7 @@ __all__ = [
     "parallel",
     "process_owner",
     "recover",
+    "same_start",
     "shape_difference",
     "step",
     "take_over",

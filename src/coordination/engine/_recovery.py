@@ -17,6 +17,7 @@ from typing import TypeVar
 from coordination._clock import Clock
 from coordination._journal import EntryKind, Rows, row
 from coordination._lifecycle import MOVES
+from coordination._messages import Message
 from coordination._status import WorkflowStatus
 from coordination.engine._ownership import Takeover, takeover
 from coordination.engine._plan import FlowPlan, shape_difference
@@ -27,6 +28,8 @@ from coordination.errors import (
     StepFailed,
     StoreError,
     UsageError,
+    WorkflowBusy,
+    WorkflowConflict,
 )
 from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord, Write
 from coordination.stores._store import Store
@@ -35,10 +38,12 @@ __all__ = [
     "Problem",
     "check_shape",
     "claim",
+    "claim_or_busy",
     "note",
     "note_takeover",
     "position_of",
     "recover",
+    "same_start",
     "take_over",
 ]
 
@@ -93,6 +98,35 @@ def claim(store: Store, workflow_id: str, owner: str | None, me: str, now: float
         return None
     replacing = owner if decision is Takeover.REPLACE else None
     return store.claim_run(workflow_id, me, now=now, replacing=replacing)
+
+
+def same_start(record: RunRecord, flow: str, start: Message) -> None:
+    """`WorkflowConflict` unless `record` is a run of `flow` started by `start`: an id names
+    one run of one message (starting it again is idempotent, never a second run)."""
+    if record.flow != flow:
+        raise WorkflowConflict(
+            f"{record.workflow_id!r} is a run of flow {record.flow!r}, not {flow!r}; use "
+            f"another id",
+            workflow_id=record.workflow_id,
+        )
+    if record.start != start:
+        raise WorkflowConflict(
+            f"{record.workflow_id!r} was already started with a different message "
+            f"({record.start!r}); an id names one run of one message",
+            workflow_id=record.workflow_id,
+        )
+
+
+def claim_or_busy(store: Store, record: RunRecord, me: str, now: float, advice: str) -> int:
+    """Claim an unfinished run whose owner let go or is gone; `WorkflowBusy` if live."""
+    token = claim(store, record.workflow_id, record.owner, me, now)
+    if token is None:
+        raise WorkflowBusy(
+            f"{record.workflow_id!r} is {record.status.name} under owner {record.owner!r}; "
+            f"{advice}",
+            workflow_id=record.workflow_id,
+        )
+    return token
 
 
 def take_over(

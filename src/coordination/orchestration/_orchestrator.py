@@ -23,12 +23,13 @@ from coordination.engine import (
     Step,
     bind,
     check_shape,
-    claim,
+    claim_or_busy,
     compile_plan,
     normalise,
     note_takeover,
     process_owner,
     recover,
+    same_start,
     take_over,
 )
 from coordination.errors import (
@@ -36,7 +37,6 @@ from coordination.errors import (
     StoreError,
     UsageError,
     WorkflowBusy,
-    WorkflowConflict,
     WorkflowNotFound,
 )
 from coordination.orchestration._drivers import Driver
@@ -207,28 +207,11 @@ class Orchestrator(Generic[StartT, OutputT]):
         )
         if token is not None:
             return self._saga(record, token)
-        if record.flow != plan.name:
-            raise WorkflowConflict(
-                f"workflow_id {workflow_id!r} is a run of flow {record.flow!r}, not "
-                f"{plan.name!r}; use another workflow_id",
-                workflow_id=workflow_id,
-            )
-        if record.start != message:
-            raise WorkflowConflict(
-                f"workflow_id {workflow_id!r} was already started with a different message "
-                f"({record.start!r}); an id names one run of one message",
-                workflow_id=workflow_id,
-            )
+        same_start(record, plan.name, message)
         if record.status.finished:
             return WorkflowRun(record)
-        claimed = claim(self.store, workflow_id, record.owner, self._owner, now)
-        if claimed is None:
-            raise WorkflowBusy(
-                f"workflow {workflow_id!r} is {record.status.name} under owner "
-                f"{record.owner!r}; wait for it to finish",
-                workflow_id=workflow_id,
-            )
         # Interrupted earlier (its owner let go, or died): resume from its records.
+        claimed = claim_or_busy(self.store, record, self._owner, now, "wait for it to finish")
         return self._resumed(workflow_id, claimed, was=record.owner)
 
     def _resumed(self, workflow_id: str, token: int, *, was: str | None) -> Saga:
@@ -323,13 +306,8 @@ class Orchestrator(Generic[StartT, OutputT]):
         if status is WorkflowStatus.PARKED:
             saga = self._reopened(record, WorkflowStatus.COMPENSATING)
         else:
-            token = claim(self.store, workflow_id, record.owner, self._owner, self.clock.now())
-            if token is None:
-                raise WorkflowBusy(
-                    f"workflow {workflow_id!r} is {status.name} under owner {record.owner!r}; "
-                    f"cancel it once that owner stopped",
-                    workflow_id=workflow_id,
-                )
+            now = self.clock.now()
+            token = claim_or_busy(self.store, record, self._owner, now, "cancel it once it stopped")
             saga = self._resumed(workflow_id, token, was=record.owner)
         saga.cancel()
         self._drive(saga)
