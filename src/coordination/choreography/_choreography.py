@@ -12,7 +12,6 @@ shows it, the unseen orchestrator made visible.
 
 from __future__ import annotations
 
-import asyncio
 import random as _random
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -38,6 +37,7 @@ from coordination.engine import (
     claim_or_busy,
     compile_plan,
     derive_groups,
+    loop_running,
     process_owner,
     same_start,
 )
@@ -203,7 +203,7 @@ class Choreography:
         returns its envelope and runs nothing; a different one raises `WorkflowConflict`.
         """
         binding = self._check_start(message)
-        if self._has_async and _loop_running():
+        if self._has_async and loop_running():
             raise UsageError(
                 "this choreography has async actions and publish() was called inside a "
                 "running event loop; use `await flow.publish_async(...)`"
@@ -311,11 +311,3 @@ class Choreography:
             f"<Choreography {self.name!r} {len(self.graph.nodes)} actions, "
             f"{len(self.instances)} running>"
         )
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

@@ -9,7 +9,6 @@ generation, an undo, or the end. The rule of what runs when is the saga's alone.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,7 +17,7 @@ from coordination._context import Context
 from coordination._messages import Message
 from coordination.choreography._bus import EventBus
 from coordination.choreography._instances import Instance, Instances
-from coordination.engine import ActionRun, PlannedAction, Undo, UndoRun, Wait
+from coordination.engine import ActionRun, PlannedAction, Undo, UndoRun, Wait, loop_running
 from coordination.errors import LeaseLost, StoreError
 
 __all__ = ["Reactor"]
@@ -26,14 +25,6 @@ __all__ = ["Reactor"]
 _log = logging.getLogger("coordination.choreography")
 
 Run = ActionRun | UndoRun
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 class Reactor:
@@ -80,7 +71,7 @@ class Reactor:
 
     def attempt(self, instance: Instance, run: Run) -> Awaitable[None] | None:
         """One attempt on this thread, or a coroutine for one on the running loop."""
-        if run.attempts.plan.is_async or _loop_running():
+        if run.attempts.plan.is_async or loop_running():
             return self._attempt_async(instance, run)
         try:
             delay = run.make_attempt()

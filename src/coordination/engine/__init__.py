@@ -10,6 +10,7 @@ by `coordination.orchestration`, `coordination.choreography` and `coordination.t
 from coordination.engine._attempts import ActionPlan, Attempts, describe
 from coordination.engine._binding import BoundAction, bind, bind_action, check_participants
 from coordination.engine._declarations import Parallel, Step, parallel, step
+from coordination.engine._executor import loop_running
 from coordination.engine._graph import ActionNode, FlowGraph
 from coordination.engine._ownership import ACTIVE, owner_alive, process_owner
 from coordination.engine._plan import (
@@ -65,6 +66,7 @@ __all__ = [
     "describe",
     "finish_async",
     "finish_sync",
+    "loop_running",
     "normalise",
     "note",
     "note_takeover",

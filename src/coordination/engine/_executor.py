@@ -23,7 +23,16 @@ from coordination._context import Context
 from coordination.engine._attempts import ActionPlan
 from coordination.engine._timed import LateHandler, TimedAttempt, bounded
 
-__all__ = ["attempt_async", "attempt_sync"]
+__all__ = ["attempt_async", "attempt_sync", "loop_running"]
+
+
+def loop_running() -> bool:
+    """Whether this thread runs an event loop (a sync call here would block it)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _stop_iteration(plan: ActionPlan) -> RuntimeError:
