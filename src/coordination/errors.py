@@ -99,12 +99,20 @@ class AttemptTimeout(CoordinationError, TimeoutError):
 
     `late`, when given, is what the abandoned attempt returned after all, as
     `(succeeded, value)`: the runners handle it at once, exactly as a real late result
-    (test kits inject late results this way, deterministically).
+    (test kits inject late results this way, deterministically). `abandoned` says the
+    attempt still runs on a thread of its own: what it returns later comes back late.
     """
 
-    def __init__(self, message: str = "", *, late: tuple[bool, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        late: tuple[bool, Any] | None = None,
+        abandoned: bool = False,
+    ) -> None:
         super().__init__(message)
         self.late = late
+        self.abandoned = abandoned
 
 
 class OutputTypeError(CoordinationError, TypeError):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -11,6 +15,7 @@ from coordination.errors import FlowChanged, WorkflowBusy
 from coordination.orchestration import Orchestrator, step
 from tests.orchestration.flows import (
     FAKES,
+    A,
     Alpha,
     AsyncAlpha,
     AsyncFork,
@@ -181,3 +186,80 @@ def test_a_run_of_another_flow_definition_is_not_resumed() -> None:
         *[FAKES[i]() for i in VersionOneSlower.plan.interfaces], store=h.store
     )
     assert same_shape.run(Start(n=1), workflow_id="wf").status is WorkflowStatus.COMPLETED
+
+
+class SlowFirst(Orchestrator[Start, A]):
+    """One step whose attempt has a generous timeout (it is interrupted long before)."""
+
+    steps = (step(Alpha.first, timeout=30.0, retry=Retry(attempts=2)),)
+
+
+class Held:
+    """An attempt that blocks until released, after `interrupt()` ran (on its thread)."""
+
+    def __init__(self, interrupt: Callable[[], object]) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.interrupt = interrupt
+        self.thread: threading.Thread | None = None
+
+    def hook(self, message: object, ctx: object) -> A:
+        self.thread = threading.current_thread()
+        self.started.set()
+        self.interrupt()
+        assert self.release.wait(10), "never released"
+        return A(n=100)
+
+    def finish(self) -> None:
+        self.release.set()
+        if self.thread is not None:
+            self.thread.join(10)
+            assert not self.thread.is_alive()
+
+
+def test_ctrl_c_while_a_timed_attempt_runs_keeps_the_run_busy_until_it_returns() -> None:
+    # The rule (defect 16): Ctrl-C interrupts the wait, not the attempt's thread. The run
+    # stays busy in this process until the attempt returns, so running it again never runs
+    # the step twice at once. Once it returned, running the run again makes the step's next
+    # attempt under the same idempotency key (the participant answers it from its key).
+    h = Harness(SlowFirst)
+    held = Held(lambda: os.kill(os.getpid(), signal.SIGINT))
+    h[Alpha].script("first", Hook(held.hook))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            h.orchestrator.run(Start(n=1), workflow_id="wf")
+        with pytest.raises(WorkflowBusy):
+            h.orchestrator.run(Start(n=1), workflow_id="wf")
+        assert h.orchestrator.recover() == []
+        assert h[Alpha].count("first") == 1
+    finally:
+        held.finish()
+    run = h.orchestrator.run(Start(n=1), workflow_id="wf")
+    assert run.status is WorkflowStatus.COMPLETED
+    calls = h[Alpha].named("first")
+    assert [c.attempt for c in calls] == [1, 2]
+    assert len({c.key for c in calls}) == 1
+
+
+def test_a_cancelled_task_keeps_its_timed_attempt_busy_until_it_returns() -> None:
+    h = Harness(SlowFirst)
+    held = Held(lambda: None)
+    h[Alpha].script("first", Hook(held.hook))
+
+    async def cancel_mid_attempt() -> None:
+        task = asyncio.create_task(h.orchestrator.run_async(Start(n=1), workflow_id="wf"))
+        while not held.started.is_set():
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(WorkflowBusy):
+            await h.orchestrator.run_async(Start(n=1), workflow_id="wf")
+
+    try:
+        asyncio.run(cancel_mid_attempt())
+    finally:
+        held.finish()
+    run = h.orchestrator.run(Start(n=1), workflow_id="wf")
+    assert run.status is WorkflowStatus.COMPLETED
+    assert h[Alpha].count("first") == 2

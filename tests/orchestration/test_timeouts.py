@@ -7,15 +7,19 @@ on a `threading.Event` (released at the end of each test), never a long sleep.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coordination import Context, EntryKind, WorkflowStatus
 from coordination.errors import CompensationFailed
-from coordination.stores import StepOutcome
+from coordination.stores import MemoryStore, SQLiteStore, StepOutcome
 from tests.orchestration.flows import (
     A,
     Alpha,
@@ -35,6 +39,8 @@ from tests.orchestration.flows import (
     TimedSingle,
     TimedThenSecond,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Slow:
@@ -311,3 +317,89 @@ def test_a_late_undo_failing_while_the_saga_runs_fails_the_run(slow: Slow) -> No
     assert error.step == "Beta.second"
     assert "late result" in str(error)
     assert run.journal[-1].detail == "compensation_failed"
+
+
+def test_a_bounded_store_keeps_a_run_whose_abandoned_attempt_may_still_return(
+    slow: Slow,
+) -> None:
+    # Defect: a bounded MemoryStore forgot the COMPENSATED run before its abandoned attempt
+    # returned, so the late charge was never refunded (only a warning).
+    store = MemoryStore(max_finished=1)
+    h = Harness(TimedSingle, store=store)
+    h[Alpha].script("first", Hook(slow.hook), Refused("no"))
+    run = h.orchestrator.run(Start(n=1), workflow_id="wf")
+    assert run.status is WorkflowStatus.COMPENSATED
+    assert [o.workflow_id for o in store.owed_runs(TimedSingle.plan.name)] == [
+        "wf"
+    ]  # an attempt is still out
+
+    for n in range(3):  # more finished runs than the store keeps
+        h[Alpha].script("first", A(n=n))
+        assert (
+            h.orchestrator.run(Start(n=n), workflow_id=f"other{n}").status
+            is WorkflowStatus.COMPLETED
+        )
+    assert h.orchestrator.get("wf") is not None  # kept: it still owes
+
+    slow.finish()
+
+    assert [c.message for c in h[Alpha].named("undo_first")] == [A(n=100)]
+    assert h.orchestrator.get("wf") is not None
+    assert (
+        store.owed_runs(TimedSingle.plan.name) == []
+    )  # nothing outstanding now: it may be forgotten
+
+
+def test_recovery_here_leaves_a_finished_run_whose_abandoned_attempt_runs_on(
+    slow: Slow,
+) -> None:
+    # recover() in the process that abandoned the attempt must not take the run over: the
+    # late result would then be fenced out and its undo never run.
+    h = Harness(TimedSingle)
+    h[Alpha].script("first", Hook(slow.hook), Refused("no"))
+    h.orchestrator.run(Start(n=1), workflow_id="wf")
+    fresh = TimedSingle(*h.fakes.values(), store=h.store, clock=h.clock)
+    assert fresh.recover() == []
+    assert [o.workflow_id for o in h.store.owed_runs(TimedSingle.plan.name)] == ["wf"]
+
+    slow.finish()
+
+    assert [c.message for c in h[Alpha].named("undo_first")] == [A(n=100)]
+    assert h.store.owed_runs(TimedSingle.plan.name) == []
+
+
+_DIES_WITH_AN_ABANDONED_ATTEMPT = """
+import os, sys, threading
+from coordination.stores import SQLiteStore
+from tests.orchestration.flows import Alpha, Harness, Hook, Refused, Start, TimedSingle
+
+h = Harness(TimedSingle)
+never = threading.Event()
+h[Alpha].script("first", Hook(lambda message, ctx: never.wait()), Refused("no"))
+orchestrator = TimedSingle(*h.fakes.values(), store=SQLiteStore(sys.argv[1]))
+print(orchestrator.run(Start(n=1), workflow_id="wf").status.name, flush=True)
+os._exit(0)  # the abandoned attempt dies with the process, still blocked
+"""
+
+
+def test_a_run_owing_only_an_attempt_that_died_stops_owing_on_recovery(tmp_path: Any) -> None:
+    path = tmp_path / "runs.db"
+    done = subprocess.run(
+        [sys.executable, "-c", _DIES_WITH_AN_ABANDONED_ATTEMPT, str(path)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "COMPENSATED"
+    store = SQLiteStore(path)
+    try:
+        assert [o.workflow_id for o in store.owed_runs(TimedSingle.plan.name)] == ["wf"]
+        h = Harness(TimedSingle, store=MemoryStore())
+        TimedSingle(*h.fakes.values(), store=store).recover()
+        assert store.owed_runs(TimedSingle.plan.name) == []  # nothing can come back now
+        assert h[Alpha].count("undo_first") == 0
+        run = store.get_run("wf")
+        assert run is not None
+        assert run.status is WorkflowStatus.COMPENSATED
+    finally:
+        store.close()

@@ -108,8 +108,8 @@ class Takeover(Enum):
 
 def takeover(owner: str | None, me: str, workflow_id: str) -> Takeover:
     """Whether `me` may claim an instance owned by `owner`."""
-    if owner is None:
-        return Takeover.CLAIM
+    if owner is None:  # let go, or finished: busy while an abandoned attempt here runs on
+        return Takeover.BUSY if workflow_id in ACTIVE else Takeover.CLAIM
     if owner == me:
         return Takeover.BUSY if workflow_id in ACTIVE else Takeover.REPLACE
     alive = owner_alive(owner)

@@ -18,6 +18,7 @@ from coordination._clock import Clock
 from coordination.engine._attempts import Attempts, describe
 from coordination.engine._binding import BoundAction
 from coordination.engine._executor import attempt_async, attempt_sync
+from coordination.engine._ownership import ACTIVE
 from coordination.engine._saga import Saga
 from coordination.engine._timed import LateHandler
 from coordination.engine._undo import Undo
@@ -70,7 +71,7 @@ class ActionRun(Attempts):
         forward = self.bound.forward
         try:
             if forward.timeout is None:
-                value = attempt_sync(forward, self.inputs, ctx, None, _never_late, runner)
+                value = attempt_sync(forward, self.inputs, ctx, None, NEVER_LATE, runner)
             else:
                 value = attempt_sync(
                     forward,
@@ -112,24 +113,25 @@ class ActionRun(Attempts):
             self.saga.failed(self.bound.planned, error, self)
         late = error.late if isinstance(error, AttemptTimeout) else None
         if late is not None:  # an injected late result: handled at once, deterministically
-            self._late(number, *late)
+            self._late(number, *late, returned=False)
         return delay
 
     def _late_handler(self, number: int) -> LateHandler:
         if self.bound.forward.timeout is None:
-            return _never_late  # an attempt without a timeout is never abandoned
+            return NEVER_LATE  # an attempt without a timeout is never abandoned
+        return _LateResult(self, number)
 
-        def arrived(ok: bool, value: Any) -> None:
-            self._late(number, ok, value)
-
-        return arrived
-
-    def _late(self, number: int, ok: bool, value: Any) -> None:
+    def _late(self, number: int, ok: bool, value: Any, *, returned: bool = True) -> None:
         """A timed-out attempt returned after all: the saga decides; run what it owes now."""
         saga = self.saga
         try:
             undo = saga.late(
-                self.bound.planned, number, ok, value, valid=ok and self.bound.forward.check(value)
+                self.bound.planned,
+                number,
+                ok,
+                value,
+                valid=ok and self.bound.forward.check(value),
+                returned=returned,
             )
             if undo is not None:
                 finish_sync(UndoRun(saga, undo, self.bound, self.random), saga.clock)
@@ -141,7 +143,7 @@ class ActionRun(Attempts):
 class UndoRun(Attempts):
     """The attempts of one compensation of one instance (its own `Attempts`, as above)."""
 
-    __slots__ = ("bound", "saga", "undo")
+    __slots__ = ("_landed", "bound", "saga", "undo")
 
     def __init__(
         self, saga: Saga, undo: Undo, bound: BoundAction, random: Callable[[], float]
@@ -160,6 +162,7 @@ class UndoRun(Attempts):
         self.saga = saga
         self.undo = undo
         self.bound = bound
+        self._landed = _UndoLanded(saga.workflow_id)
 
     @property
     def attempts(self) -> Attempts:
@@ -173,7 +176,7 @@ class UndoRun(Attempts):
         ctx = attempts.begin()
         try:
             value = attempt_sync(
-                plan, [self.undo.message], ctx, attempts.attempt_timeout(), _undo_landed, runner
+                plan, [self.undo.message], ctx, attempts.attempt_timeout(), self._landed, runner
             )
             attempts.succeeded(value)
         except Exception as error:
@@ -191,7 +194,7 @@ class UndoRun(Attempts):
                 [self.undo.message],
                 ctx,
                 attempts.attempt_timeout(),
-                _undo_landed,
+                self._landed,
                 offload=offload,
             )
             attempts.succeeded(value)
@@ -207,14 +210,57 @@ class UndoRun(Attempts):
         return delay
 
 
-def _never_late(ok: bool, value: Any) -> None:
+class _NeverLate:
     """An attempt without a timeout: it is never abandoned, so nothing returns late."""
 
+    def abandoned(self) -> None:
+        raise AssertionError("an attempt without a timeout was abandoned")
 
-def _undo_landed(ok: bool, value: Any) -> None:
-    """A timed-out compensation attempt finished late: the undo landed, or failed late."""
-    if not ok:
-        _log.warning("a timed-out compensation attempt failed late: %s", describe(value))
+    def returned(self, ok: bool, value: Any) -> None:
+        raise AssertionError("an attempt without a timeout returned late")
+
+
+NEVER_LATE = _NeverLate()
+
+
+class _LateResult:
+    """An abandoned forward attempt: its instance stays busy in this process, and keeps
+    owing, until what it returns after all is handled as a late result."""
+
+    __slots__ = ("number", "run")
+
+    def __init__(self, run: ActionRun, number: int) -> None:
+        self.run = run
+        self.number = number
+
+    def abandoned(self) -> None:
+        saga = self.run.saga
+        ACTIVE.enter(saga.workflow_id)
+        saga.abandon()
+
+    def returned(self, ok: bool, value: Any) -> None:
+        try:
+            self.run._late(self.number, ok, value)
+        finally:
+            ACTIVE.leave(self.run.saga.workflow_id)
+
+
+class _UndoLanded:
+    """An abandoned compensation attempt: the undo is retried under the same key, so what
+    it returns late is only logged; its instance stays busy here until it returns."""
+
+    __slots__ = ("workflow_id",)
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+
+    def abandoned(self) -> None:
+        ACTIVE.enter(self.workflow_id)
+
+    def returned(self, ok: bool, value: Any) -> None:
+        ACTIVE.leave(self.workflow_id)
+        if not ok:
+            _log.warning("a timed-out compensation attempt failed late: %s", describe(value))
 
 
 def finish_sync(

@@ -95,6 +95,7 @@ class Saga:
 
     __slots__ = (
         "_late_held",
+        "abandoned",
         "cancelling",
         "clock",
         "failure",
@@ -139,6 +140,9 @@ class Saga:
         self.undos = UndoBook()
         #: Late results `(attempt, output)` per action, held until it settles.
         self._late_held: dict[str, list[tuple[int, Any]]] = {}
+        #: Timed-out attempts still running on threads of their own: what they return comes
+        #: back late, so an instance that ends meanwhile keeps owing (its store keeps it).
+        self.abandoned = 0
         #: The generation open when the instance was resumed (its actions may have been in
         #: flight: their attempt numbers continue).
         self.resumed: int | None = None
@@ -248,7 +252,7 @@ class Saga:
                 undos.plan(self.plan, failing, progress.outcomes, progress.outputs, self.inputs)
             undo = undos.take()
             if undo is None:
-                self.recorder.write(finish=self._undo_finish())
+                self.recorder.write(finish=self._undo_finish(), owes=self._still_owing())
             return undo
 
     def deliver(self, key: str, index: int, message_id: str) -> PlannedAction | None:
@@ -284,7 +288,8 @@ class Saga:
             finish = None
             if progress.completes_instance(action):
                 finish = Finish(_COMPLETED, progress.final_output(action, output))
-            self.recorder.write(records, finish=finish, events=events, handled=handled)
+            owes = self._still_owing() if finish is not None else None
+            self.recorder.write(records, finish=finish, owes=owes, events=events, handled=handled)
             if events:
                 progress.published(action, events)
             progress.settle(action, StepOutcome.COMPLETED, output)
@@ -386,12 +391,12 @@ class Saga:
             )
             if self.finished:  # a late result's undo, owed after the end
                 self.undos.settled(undo)
-                owes = bool(self.undos.owed_after_end(self.plan, self.inputs))
-                self.recorder.write((record,), owes=owes, events=events)
+                self.recorder.write((record,), owes=bool(self._still_owing()), events=events)
             else:
                 last = self.undos.settled(undo)
                 finish = self._undo_finish() if last else None
-                self.recorder.write((record,), finish=finish, events=events)
+                owes = self._still_owing() if finish is not None else None
+                self.recorder.write((record,), finish=finish, owes=owes, events=events)
         if events:
             assert publishing is not None
             publishing.committed(events)
@@ -433,6 +438,25 @@ class Saga:
                 self.recorder.write((record,), finish=finish, owes=False)
             self.undos.stop()
 
+    def _still_owing(self) -> bool | None:
+        """True while something may still be owed after the end (an undo of a late result,
+        or an abandoned attempt whose result may come back); None when nothing is."""
+        owing = self.abandoned > 0 or bool(self.undos.owed_after_end(self.plan, self.inputs))
+        return True if owing else None
+
+    def _settled_owing(self) -> bool | None:
+        """After a late result that owes nothing: an ended instance stops owing once it was
+        the last thing outstanding (False clears the owed flag; None leaves it alone)."""
+        if self.finished and not self._still_owing():
+            return False
+        return None
+
+    def abandon(self) -> None:
+        """A forward attempt was abandoned (timed out, or its wait interrupted): it still
+        runs, and may return late, so an end meanwhile keeps owing."""
+        with self.lock:
+            self.abandoned += 1
+
     def owed_after_end(self) -> list[Undo]:
         """Undos of late results still owed once the instance ended (run them, newest first).
 
@@ -441,20 +465,35 @@ class Saga:
         with self.lock:
             if not self.finished or self.record.status is WorkflowStatus.COMPENSATION_FAILED:
                 return []
-            return self.undos.owed_after_end(self.plan, self.inputs)
+            owed = self.undos.owed_after_end(self.plan, self.inputs)
+            if not owed and self.record.owed and not self.abandoned and not self.recorder.lost:
+                # It owed only what an abandoned attempt might return, and that attempt died
+                # with its process: nothing can come back now, so stop owing.
+                self.recorder.write(owes=False)
+            return owed
 
     # -- late results -----------------------------------------------------------------------
 
     def late(
-        self, action: PlannedAction, attempt: int, ok: bool, value: Any, *, valid: bool
+        self,
+        action: PlannedAction,
+        attempt: int,
+        ok: bool,
+        value: Any,
+        *,
+        valid: bool,
+        returned: bool = True,
     ) -> Undo | None:
         """A timed-out attempt of `action` returned after all (or failed): decide what it owes.
 
         Returns an undo for the caller to run now, on its own thread, when the undo is owed
-        after the instance ended.
+        after the instance ended. `returned`: an abandoned attempt came back (not a late
+        result injected with its timeout).
         """
         recorder = self.recorder
         with self.lock:
+            if returned and self.abandoned:
+                self.abandoned -= 1
             if recorder.lost:
                 return None
             outcome = self.progress.outcomes.get(action.key, _UNSETTLED)
@@ -462,14 +501,17 @@ class Saga:
                 error = describe(value) if not ok else (
                     f"OutputTypeError: returned {type(value).__name__}, not its output"
                 )  # fmt: skip
-                recorder.write((recorder.late(action, attempt, None, "nothing to undo", error),))
+                record = recorder.late(action, attempt, None, "nothing to undo", error)
+                recorder.write((record,), owes=self._settled_owing())
                 return None
             if outcome is _UNSETTLED:
                 self._late_held.setdefault(action.key, []).append((attempt, value))
                 return None
             if outcome is True or action.compensation is None:
                 detail = _LEFT_ALONE if outcome is True else _NOTHING_TO_UNDO
-                recorder.write((recorder.late(action, attempt, value, detail),))
+                recorder.write(
+                    (recorder.late(action, attempt, value, detail),), owes=self._settled_owing()
+                )
                 return None
             undo = Undo(action, action.undo_message(value, self.inputs(action)), attempt)
             record = recorder.late(action, attempt, value, _UNDONE)

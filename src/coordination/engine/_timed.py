@@ -1,8 +1,10 @@
 """A sync attempt with a timeout: run on a daemon thread, abandoned at the deadline.
 
 Python cannot stop a thread, so a timed-out sync attempt keeps running; whatever it returns
-later is handed to `on_late` on the thread it returns on. Daemon threads never delay the
-process's exit, and the asyncio default executor (which is joined at exit) is not used.
+later is handed to `on_late` on the thread it returns on. The same holds when the wait itself
+is interrupted (Ctrl-C, a cancelled task): the attempt runs on, and is abandoned just the
+same, so its instance stays busy until it returns. Daemon threads never delay the process's
+exit, and the asyncio default executor (which is joined at exit) is not used.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from coordination.errors import AttemptTimeout
 
@@ -19,7 +21,16 @@ __all__ = ["ATTEMPT_THREAD", "LateHandler", "TimedAttempt", "bounded"]
 #: The name prefix of the daemon threads timed attempts run on (tests wait for them).
 ATTEMPT_THREAD = "coordination-attempt:"
 
-LateHandler = Callable[[bool, Any], None]
+
+class LateHandler(Protocol):
+    """Told when an attempt is abandoned, then what it returned (or raised) after all."""
+
+    def abandoned(self) -> None:
+        """The attempt still runs but nobody waits for it now (called once, before
+        `wait()` raises)."""
+
+    def returned(self, ok: bool, value: Any) -> None:
+        """The abandoned attempt finished: `(True, output)` or `(False, exception)`."""
 
 
 class TimedAttempt:
@@ -51,7 +62,7 @@ class TimedAttempt:
                     self._done.set()
                     notify = self._notify
             if late:
-                self._on_late(ok, value)
+                self._on_late.returned(ok, value)
             elif notify is not None:
                 notify()
 
@@ -63,18 +74,34 @@ class TimedAttempt:
             return self._value
         raise self._value
 
-    def _abandon(self, timeout: float) -> AttemptTimeout | None:
-        with self._lock:
+    def _abandon(self) -> bool:
+        """Stop waiting: True when the attempt still runs (it is abandoned now)."""
+        with self._lock:  # held while told, so `returned` can never come first
             if self._done.is_set():
-                return None
+                return False
             self._abandoned = True
-        return AttemptTimeout(f"attempt did not finish within {timeout:g}s")
+            self._on_late.abandoned()
+        return True
+
+    def _interrupted(self) -> None:
+        """The wait was interrupted: abandon the attempt if its thread got going."""
+        if self._thread.ident is not None:  # started (a failed start raised before it ran)
+            self._abandon()
+
+    def _timed_out(self, timeout: float) -> AttemptTimeout | None:
+        if not self._abandon():
+            return None
+        return AttemptTimeout(f"attempt did not finish within {timeout:g}s", abandoned=True)
 
     def wait(self, timeout: float) -> Any:
         """Start the attempt and block up to `timeout` seconds for it."""
-        self._thread.start()
-        self._done.wait(timeout)
-        error = self._abandon(timeout)
+        try:
+            self._thread.start()
+            self._done.wait(timeout)
+        except BaseException:  # Ctrl-C while waiting: the attempt runs on, abandoned
+            self._interrupted()
+            raise
+        error = self._timed_out(timeout)
         if error is not None:
             raise error
         return self._result()
@@ -89,13 +116,16 @@ class TimedAttempt:
                 finished.set_result(None)
 
         self._notify = lambda: loop.call_soon_threadsafe(wake)
-        self._thread.start()
         try:
+            self._thread.start()
             await asyncio.wait_for(asyncio.shield(finished), timeout)
         except TimeoutError:
-            error = self._abandon(timeout)
+            error = self._timed_out(timeout)
             if error is not None:
                 raise error from None
+        except BaseException:  # cancelled while waiting: the attempt runs on, abandoned
+            self._interrupted()
+            raise
         return self._result()
 
 
