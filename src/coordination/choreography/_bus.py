@@ -219,15 +219,8 @@ class EventBus:
         Called from inside a handler, the message is queued behind what is already queued
         and this returns at once (the cascade's first `publish()` returns when all is done).
         """
-        envelope = (
-            message
-            if isinstance(message, Envelope)
-            else self.envelope(message, correlation_id=correlation_id, cause=cause)
-        )
-        self._check_command(envelope.message)
-        dispatch = current.get()
-        if dispatch is not None and not dispatch.done:
-            dispatch.queue.append(self._item(envelope))
+        envelope, queued = self._enter(message, correlation_id, cause)
+        if queued:
             return envelope
         if self._has_async:
             try:
@@ -250,6 +243,20 @@ class EventBus:
         cause: Envelope[Message] | None = None,
     ) -> Envelope[Message]:
         """Like `publish()`, awaiting async handlers on the running loop."""
+        envelope, queued = self._enter(message, correlation_id, cause)
+        if queued:
+            return envelope
+        await self._drain_async(envelope)
+        return envelope
+
+    def _enter(
+        self,
+        message: Message | Envelope[Message],
+        correlation_id: str | None,
+        cause: Envelope[Message] | None,
+    ) -> tuple[Envelope[Message], bool]:
+        """The envelope to publish, and whether it joined the running cascade's queue
+        (published from inside a handler: delivered after what is already queued)."""
         envelope = (
             message
             if isinstance(message, Envelope)
@@ -259,9 +266,8 @@ class EventBus:
         dispatch = current.get()
         if dispatch is not None and not dispatch.done:
             dispatch.queue.append(self._item(envelope))
-            return envelope
-        await self._drain_async(envelope)
-        return envelope
+            return envelope, True
+        return envelope, False
 
     def _check_command(self, message: Message) -> None:
         if isinstance(message, Command):
