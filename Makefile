@@ -19,11 +19,11 @@ $(VENV)/.installed-base: $(VENV)/.created
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.created
-	$(BIN)/python -m pip install --quiet -e '.[dev,cli]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres]'
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed-dev
-	$(BIN)/python -m pip install --quiet -e '.[dev,cli,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres,bench]'
 	touch $@
 
 ## demo: run the bundled e-commerce example (DB=orders.db: durable, interrupt and rerun)
@@ -36,13 +36,20 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 
+# The tests' PostgreSQL server: installed with apt if missing, on a private port, stopped
+# afterwards whatever the tests did.
+WITH_POSTGRES = scripts/postgres.sh start && \
+	COORDINATION_TEST_POSTGRES=$$(scripts/postgres.sh url)
+
 ## test: lint, then the whole (fast, deterministic) test suite
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(WITH_POSTGRES) $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	status=$$?; scripts/postgres.sh stop; exit $$status
 
 ## test-long: long hypothesis and crash runs
 test-long: $(VENV)/.installed-dev
-	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -m 'long or not long' $(PYTEST_ARGS)
+	$(WITH_POSTGRES) HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -m 'long or not long' \
+	$(PYTEST_ARGS); status=$$?; scripts/postgres.sh stop; exit $$status
 
 ## bench: benchmarks side by side with their baselines (see docs/performance.md)
 bench: $(VENV)/.installed-bench
