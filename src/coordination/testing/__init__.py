@@ -1,4 +1,4 @@
-"""Test helpers: a virtual clock, fault plans, saga invariants and hypothesis strategies.
+"""Test helpers: fakes, a virtual clock, fault plans, saga invariants, hypothesis strategies.
 
 Shipped in the package (as httpx ships MockTransport) so users property-test their own
 flows the same way the library tests itself.
@@ -15,6 +15,7 @@ from coordination.testing._equivalence import (
     run_both,
     settle_late_results,
 )
+from coordination.testing._fakes import Effect, Fake, FakeCall, fake
 from coordination.testing._faults import (
     Fault,
     FaultKind,
@@ -36,7 +37,10 @@ __all__ = [
     "BothRuns",
     "ContractMessage",
     "ContractOther",
+    "Effect",
     "EventLogContract",
+    "Fake",
+    "FakeCall",
     "Fault",
     "FaultKind",
     "FaultPlan",
@@ -48,6 +52,7 @@ __all__ = [
     "VirtualClock",
     "assert_equivalent",
     "assert_saga_atomic",
+    "fake",
     "fault_plans",
     "journal_shape",
     "messages",
