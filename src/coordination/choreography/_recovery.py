@@ -61,8 +61,14 @@ class Recovery:
         self.max_deliveries = max_deliveries
 
     def recover(self, max_recoveries: int, on_problem: Problem | None) -> list[ProcessView]:
+        opening: dict[str, tuple[Binding, str | None]] = {}
+
+        def check(record: RunRecord, token: int) -> None:
+            opening[record.workflow_id] = self._opening(record, token)
+
         def resume(record: RunRecord, token: int) -> ProcessView:
-            instance = self._instance(record, token)
+            binding, start_id = opening.pop(record.workflow_id)
+            instance = self.open_instance(record, token, binding, start_id)
             self.redeliver(instance)
             return view_of(instance.saga.record, instance.binding.plan, instance.saga)
 
@@ -81,6 +87,7 @@ class Recovery:
             max_recoveries=max(max_recoveries, self.max_deliveries + 1),
             resume=resume,
             parked=parked,
+            check=check,
             on_problem=on_problem,
         )
 
@@ -89,12 +96,16 @@ class Recovery:
         record = self.store.get_run(correlation_id)
         if record is None:
             raise StoreError(f"flow instance {correlation_id!r} vanished while resuming it")
+        binding, start_id = self._opening(record, token)
         note_takeover(self.store, record, token)
-        instance = self._instance(record, token)
+        instance = self.open_instance(record, token, binding, start_id)
         take_over(self.store, instance.saga.record, token, self.clock, was=was)
         return instance
 
-    def _instance(self, record: RunRecord, token: int) -> Instance:
+    def _opening(self, record: RunRecord, token: int) -> tuple[Binding, str | None]:
+        """What resuming a claimed instance needs, read before anything is written to it: its
+        binding and its start message's id. `FlowChanged` (released) if this choreography's
+        actions cannot resume it; `StoreError` if its event log cannot be read."""
         binding = self.instances.binding_for(type(record.start))
         if binding is None:
             self.store.release_run(record.workflow_id, token, now=self.clock.now())
@@ -106,8 +117,7 @@ class Recovery:
             )
         check_shape(self.store, record, token, binding.plan, self.clock.now())
         events = self.store.events_of(record.workflow_id)
-        start_id = events[0].message_id if events else None
-        return self.open_instance(record, token, binding, start_id)
+        return binding, events[0].message_id if events else None
 
     # -- delivering again -------------------------------------------------------------------
 

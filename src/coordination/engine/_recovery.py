@@ -165,9 +165,15 @@ def recover(
     max_recoveries: int,
     resume: Callable[[RunRecord, int], T],
     parked: Callable[[RunRecord], T],
+    check: Callable[[RunRecord, int], None],
     on_problem: Problem | None = None,
 ) -> list[T]:
-    """Resume every instance of `flow` that owes work and that `me` may take over."""
+    """Resume every instance of `flow` that owes work and that `me` may take over.
+
+    `check(record, token)` runs before anything is written: it raises `FlowChanged` or
+    `StoreError` for an instance this process cannot resume, which is then left exactly as
+    it was (never journaled as taken over, never counted towards parking it).
+    """
     if (
         isinstance(max_recoveries, bool)
         or not isinstance(max_recoveries, int)
@@ -184,6 +190,7 @@ def recover(
             record = store.get_run(owed.workflow_id)
             if record is None:
                 continue
+            check(record, token)
             note_takeover(store, record, token)
             if record.recoveries > max_recoveries:
                 _park(store, record, token, clock)

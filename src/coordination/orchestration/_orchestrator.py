@@ -245,7 +245,6 @@ class Orchestrator(Generic[StartT, OutputT]):
         self._check_sync_allowed("recover")
 
         def resume(record: RunRecord, token: int) -> WorkflowRun[OutputT]:
-            self._check_shape(record, token)
             saga = self._saga(record, token)
             self._drive(saga)
             return WorkflowRun(saga.record)
@@ -258,6 +257,7 @@ class Orchestrator(Generic[StartT, OutputT]):
             max_recoveries=max_recoveries,
             resume=resume,
             parked=WorkflowRun,
+            check=self._check_shape,
             on_problem=on_problem,
         )
 
