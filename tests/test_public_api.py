@@ -106,9 +106,12 @@ EXPORTS: dict[str, list[str]] = {
         "StoreContract",
         "VirtualClock",
         "assert_equivalent",
+        "assert_invariants",
         "assert_saga_atomic",
+        "effect_problems",
         "fake",
         "fault_plans",
+        "journal_problems",
         "journal_shape",
         "messages",
         "net_effects",
@@ -116,6 +119,7 @@ EXPORTS: dict[str, list[str]] = {
         "run_both",
         "saga_problems",
         "settle_late_results",
+        "status_problems",
     ],
 }
 

@@ -23,6 +23,12 @@ from coordination.testing._faults import (
     InjectedFault,
     InjectedRefusal,
 )
+from coordination.testing._invariants import (
+    assert_invariants,
+    effect_problems,
+    journal_problems,
+    status_problems,
+)
 from coordination.testing._saga import Prediction, assert_saga_atomic, predict, saga_problems
 from coordination.testing._store_contract import (
     ContractMessage,
@@ -51,9 +57,12 @@ __all__ = [
     "StoreContract",
     "VirtualClock",
     "assert_equivalent",
+    "assert_invariants",
     "assert_saga_atomic",
+    "effect_problems",
     "fake",
     "fault_plans",
+    "journal_problems",
     "journal_shape",
     "messages",
     "net_effects",
@@ -61,4 +70,5 @@ __all__ = [
     "run_both",
     "saga_problems",
     "settle_late_results",
+    "status_problems",
 ]

@@ -28,6 +28,7 @@ from coordination.engine._timed import ATTEMPT_THREAD
 from coordination.orchestration._orchestrator import Orchestrator
 from coordination.testing._clock import VirtualClock
 from coordination.testing._faults import FaultPlan
+from coordination.testing._invariants import effect_problems, journal_problems
 
 __all__ = [
     "ENTRY_POINTS",
@@ -218,7 +219,11 @@ def _snapshots(participants: Sequence[Participant]) -> list[Any] | None:
 
 
 def assert_equivalent(both: BothRuns) -> None:
-    """Fail, showing the journals, unless every entry point reached the same outcome."""
+    """Fail, showing the journals, unless every entry point reached the same outcome.
+
+    Each outcome is also held to the invariants every run keeps: a well-formed journal,
+    and (for fakes) effects that agree with how it ended.
+    """
     problems: list[str] = []
     first = both.outcomes[0]
     for other in both.outcomes[1:]:
@@ -242,6 +247,11 @@ def assert_equivalent(both: BothRuns) -> None:
         if journal_shape(first.journal) != journal_shape(other.journal):
             problems.append(f"journal shapes differ ({name})")
     for outcome in both.outcomes:
+        finished = outcome.status.finished and outcome.status is not WorkflowStatus.PARKED
+        for problem in journal_problems(outcome.journal, finished=finished):
+            problems.append(f"{outcome.entry_point}: {problem}")
+        for problem in effect_problems(outcome.status, outcome.participants):
+            problems.append(f"{outcome.entry_point}: {problem}")
         ran = outcome.entry_point.startswith("run")
         if ran and outcome.status is WorkflowStatus.COMPLETED and outcome.output is None:
             problems.append(f"{outcome.entry_point} COMPLETED without an output")
