@@ -416,8 +416,10 @@ class HoldFlow(Orchestrator[Stock, Left], name="tests.holds"):
 
 
 def test_a_late_result_of_an_input_undone_step_is_undone_under_its_own_key() -> None:
+    # The second attempt times out too (a refusal could not come after the key applied:
+    # an idempotent participant answers it).
     plan = FaultPlan.of(
-        Fault("Holds.hold", 1, FaultKind.LATE), Fault("Holds.hold", 2, FaultKind.REFUSAL)
+        Fault("Holds.hold", 1, FaultKind.LATE), Fault("Holds.hold", 2, FaultKind.TIMEOUT)
     )
     both = run_both(HoldFlow, lambda: (RealHolds(),), Stock(n=1), plan, correlation_id="wf")
     assert_equivalent(both)

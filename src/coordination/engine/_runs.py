@@ -109,11 +109,14 @@ class ActionRun(Attempts):
 
     def _failed(self, error: Exception, number: int) -> float | None:
         delay = self.failed(error)
+        late = error.late if isinstance(error, AttemptTimeout) else None
+        if late is not None:
+            # An injected late result, known with its timeout: handed over before the
+            # failure is recorded, so it is held and written with it (one commit: a crash
+            # can never keep the failure and lose the result).
+            self._late(number, *late, returned=False)
         if delay is None:
             self.saga.failed(self.bound.planned, error, self)
-        late = error.late if isinstance(error, AttemptTimeout) else None
-        if late is not None:  # an injected late result: handled at once, deterministically
-            self._late(number, *late, returned=False)
         return delay
 
     def _late_handler(self, number: int) -> LateHandler:

@@ -157,7 +157,9 @@ class UndoBook:
         return list(dict.fromkeys(keys))
 
     def owe(self, action: PlannedAction, attempt: int, output: Any) -> None:
-        self.owed.setdefault(action.key, []).append((attempt, output))
+        """A late result of failed `action` owes its undo (if it has a compensation)."""
+        if action.compensation is not None:
+            self.owed.setdefault(action.key, []).append((attempt, output))
 
     def insert(self, undo: Undo) -> None:
         """A late result's undo owed while undoing: before its action's own undo if that is

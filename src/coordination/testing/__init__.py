@@ -5,6 +5,7 @@ flows the same way the library tests itself.
 """
 
 from coordination.testing._clock import VirtualClock
+from coordination.testing._crash import CrashPoint, SimulatedCrash, assert_crash_safe, crash_points
 from coordination.testing._equivalence import (
     ENTRY_POINTS,
     BothRuns,
@@ -43,6 +44,7 @@ __all__ = [
     "BothRuns",
     "ContractMessage",
     "ContractOther",
+    "CrashPoint",
     "Effect",
     "EventLogContract",
     "Fake",
@@ -54,11 +56,14 @@ __all__ = [
     "InjectedRefusal",
     "Outcome",
     "Prediction",
+    "SimulatedCrash",
     "StoreContract",
     "VirtualClock",
+    "assert_crash_safe",
     "assert_equivalent",
     "assert_invariants",
     "assert_saga_atomic",
+    "crash_points",
     "effect_problems",
     "fake",
     "fault_plans",

@@ -91,6 +91,11 @@ class FaultPlan:
         default_factory=dict, repr=False, compare=False
     )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    #: Refusals given, by (target, idempotency key): a participant that refused a key
+    #: refuses it again, whatever the attempt (a recovery's re-run included).
+    _refused: dict[tuple[str, str], Fault] = field(default_factory=dict, repr=False, compare=False)
+    #: Keys whose effect landed: an idempotent participant answers them, never refuses.
+    _landed: set[tuple[str, str]] = field(default_factory=set, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         seen: set[tuple[str, int]] = set()
@@ -105,12 +110,28 @@ class FaultPlan:
     def of(cls, *faults: Fault) -> FaultPlan:
         return cls(tuple(faults))
 
-    def fault_for(self, target: str, attempt: int) -> Fault | None:
-        """The fault planned for this attempt of `target`, if any."""
+    def fault_for(self, target: str, attempt: int, key: str | None = None) -> Fault | None:
+        """The fault planned for this attempt of `target`, if any (a refusal of `key`
+        given earlier is given again)."""
+        if key is not None and (self._refused or self._landed):
+            with self._lock:
+                refused = self._refused.get((target, key))
+                landed = (target, key) in self._landed
+            if refused is not None:
+                return refused
+        else:
+            landed = False
         for fault in self.faults:
             if fault.target == target and fault.attempt == attempt:
+                if landed and fault.kind is FaultKind.REFUSAL:
+                    return None  # a key that was applied is answered, never refused
                 return fault
         return None
+
+    def _done(self, target: str, key: str | None) -> None:
+        if key is not None:
+            with self._lock:
+                self._landed.add((target, key))
 
     def targets(self) -> set[str]:
         return {fault.target for fault in self.faults}
@@ -126,8 +147,11 @@ class FaultPlan:
 
         The orchestrator looks methods up on the instance at every call, so a plan can be
         installed before or after the participants are handed to it. The attempt number is
-        `ctx.attempt` when the method takes a Context, else the count of calls of that
-        method since install.
+        the count of calls of that method under one idempotency key (`ctx`'s; without a
+        Context, of all its calls) since install: the participant's own count, which a
+        crash does not shift (a recovery's re-run is the next call, whatever attempt
+        number the runner gives it). Like the idempotent participants the docs ask for, a
+        key once refused is refused again, and a key once applied is never refused.
         """
         for participant in participants:
             if not isinstance(participant, Participant):
@@ -138,16 +162,17 @@ class FaultPlan:
 
     def _attempt(self, target: str, args: tuple[Any, ...]) -> tuple[int, str | None]:
         ctx = next((arg for arg in args if isinstance(arg, Context)), None)
-        if ctx is not None:
-            return ctx.attempt, ctx.idempotency_key
+        key = ctx.idempotency_key if ctx is not None else None
         with self._lock:
-            count = self._counts.get((target, None), 0) + 1
-            self._counts[(target, None)] = count
-        return count, None
+            count = self._counts.get((target, key), 0) + 1
+            self._counts[(target, key)] = count
+        return count, key
 
     def _log(self, target: str, attempt: int, key: str | None, fault: Fault | None) -> None:
         with self._lock:
             self.calls.append(Call(target, attempt, key, fault))
+            if fault is not None and fault.kind is FaultKind.REFUSAL and key is not None:
+                self._refused[(target, key)] = fault
 
     def _wrap(
         self, declared: _Declared[Any, Any], original: Callable[..., Any]
@@ -158,11 +183,12 @@ class FaultPlan:
             @functools.wraps(original)
             async def wrapped_async(*args: Any) -> Any:
                 attempt, key = self._attempt(target, args)
-                fault = self.fault_for(target, attempt)
+                fault = self.fault_for(target, attempt, key)
                 self._log(target, attempt, key, fault)
                 if fault is not None and not fault.lands:
                     raise fault.error()
                 result = await original(*args)
+                self._done(target, key)
                 if fault is not None:
                     raise fault.error(result)
                 return result
@@ -172,11 +198,12 @@ class FaultPlan:
         @functools.wraps(original)
         def wrapped(*args: Any) -> Any:
             attempt, key = self._attempt(target, args)
-            fault = self.fault_for(target, attempt)
+            fault = self.fault_for(target, attempt, key)
             self._log(target, attempt, key, fault)
             if fault is not None and not fault.lands:
                 raise fault.error()
             result = original(*args)
+            self._done(target, key)
             if fault is not None:
                 raise fault.error(result)
             return result

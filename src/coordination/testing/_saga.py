@@ -43,10 +43,14 @@ def _flow_of(flow: type[Orchestrator[Any, Any]] | FlowPlan) -> FlowPlan:
 def _outcome(target: str, retry: Retry, plan: FaultPlan) -> tuple[bool, int, list[int]]:
     """(succeeds?, attempts made, attempts whose result came back late) for one target."""
     late: list[int] = []
+    landed = False
     for attempt in range(1, retry.attempts + 1):
         fault = plan.fault_for(target, attempt)
+        if fault is not None and fault.kind is FaultKind.REFUSAL and landed:
+            fault = None  # an applied key is answered, never refused (see FaultPlan)
         if fault is None:
             return True, attempt, late
+        landed = landed or fault.lands
         if fault.kind is FaultKind.LATE:
             late.append(attempt)
         if fault.kind is FaultKind.REFUSAL:

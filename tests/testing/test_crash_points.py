@@ -1,0 +1,133 @@
+"""Crash points: a crash at every store write, then recover(), ends as no crash did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+
+from coordination.engine import _attempts
+from coordination.stores import SQLiteStore
+from coordination.testing import (
+    CrashPoint,
+    Fault,
+    FaultKind,
+    FaultPlan,
+    assert_crash_safe,
+    crash_points,
+    fault_plans,
+)
+from examples.ecommerce import PlaceOrder
+from tests.testing.test_fakes import ORDER, shop
+
+ALL = ("run", "run_async", "publish", "publish_async")
+
+
+def refused_stock() -> list[Any]:
+    return shop(FaultPlan.of(Fault("Sellers.reserve_stock", 1, FaultKind.REFUSAL)))
+
+
+def test_every_write_of_both_runners_is_a_point_before_and_after() -> None:
+    points = crash_points(PlaceOrder, shop, ORDER, entry_points=ALL)
+    assert {p.entry_point for p in points} == set(ALL)
+    run = [p for p in points if p.entry_point == "run"]
+    assert run[0] == CrashPoint("run", 1, "start_run", after=False)
+    assert run[1] == CrashPoint("run", 1, "start_run", after=True)
+    assert {p.operation for p in run} == {"start_run", "write"}
+    assert len(run) % 2 == 0
+    assert str(run[3]) == "run: crash after write 2 (write)"
+
+
+@pytest.mark.parametrize("participants", [shop, refused_stock], ids=["completes", "compensates"])
+def test_the_shop_is_crash_safe_at_every_write(participants: Any) -> None:
+    points = assert_crash_safe(PlaceOrder, participants, ORDER, entry_points=ALL)
+    assert len(points) >= 40
+
+
+def test_a_durable_store_is_crash_safe_too(tmp_path: Any) -> None:
+    files = iter(range(10_000))
+    points = assert_crash_safe(
+        PlaceOrder,
+        refused_stock,
+        ORDER,
+        store=lambda: SQLiteStore(tmp_path / f"runs-{next(files)}.db"),
+    )
+    assert points
+
+
+#: Refusals are answers: the same for the same key, crash or not, so the end must be the
+#: crash-free run's. Transient faults (errors, timeouts, late results) a crash cuts short
+#: are tried again after recovery and may succeed: those plans are held to the invariants.
+REFUSALS = fault_plans(PlaceOrder, kinds=(FaultKind.REFUSAL,), compensations=False)
+
+
+@settings(max_examples=10, deadline=None)
+@given(plan=REFUSALS)
+def test_every_refusal_plan_ends_as_without_a_crash(plan: FaultPlan) -> None:
+    assert_crash_safe(PlaceOrder, lambda: shop(FaultPlan(plan.faults)), ORDER)
+
+
+@settings(max_examples=10, deadline=None)
+@given(plan=fault_plans(PlaceOrder))
+def test_every_fault_plan_keeps_the_invariants_at_every_crash(plan: FaultPlan) -> None:
+    assert_crash_safe(PlaceOrder, lambda: shop(FaultPlan(plan.faults)), ORDER, same_end=False)
+
+
+@pytest.mark.long
+@settings(max_examples=200, deadline=None)
+@given(plan=REFUSALS)
+def test_every_refusal_plan_under_all_four_entry_points(plan: FaultPlan) -> None:
+    assert_crash_safe(PlaceOrder, lambda: shop(FaultPlan(plan.faults)), ORDER, entry_points=ALL)
+
+
+@pytest.mark.long
+@settings(max_examples=300, deadline=None)
+@given(plan=fault_plans(PlaceOrder))
+def test_every_fault_plan_under_all_four_entry_points(plan: FaultPlan) -> None:
+    assert_crash_safe(
+        PlaceOrder, lambda: shop(FaultPlan(plan.faults)), ORDER, entry_points=ALL, same_end=False
+    )
+
+
+def test_a_step_rerun_under_a_new_key_after_recovery_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The seeded bug: a resumed instance's actions get a fresh idempotency key, so a step
+    # whose effect landed before the crash lands again.
+    real = _attempts.Attempts.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        if self.first > 1:
+            self.idempotency_key += ":resumed"
+
+    monkeypatch.setattr(_attempts.Attempts, "__init__", init)
+    with pytest.raises(AssertionError, match="applied 2 times"):
+        assert_crash_safe(PlaceOrder, shop, ORDER)
+
+
+def test_a_transient_fault_cut_short_by_a_crash_may_end_otherwise() -> None:
+    # Two timeouts fail the step without a crash; a crash that loses the record of them
+    # retries it after recovery, and the retry succeeds: a different, valid end.
+    def timing_out() -> list[Any]:
+        plan = [Fault("Logistics.assign_courier", n, FaultKind.TIMEOUT) for n in (1, 2, 3)]
+        return shop(FaultPlan(tuple(plan)))
+
+    with pytest.raises(AssertionError, match="ended COMPLETED, not COMPENSATED"):
+        assert_crash_safe(PlaceOrder, timing_out, ORDER)
+    assert assert_crash_safe(PlaceOrder, timing_out, ORDER, same_end=False)
+
+
+def test_a_late_result_of_a_failed_step_without_compensation_owes_nothing_after_a_crash() -> None:
+    # Found by the property above: replaying such a run owed the late result an undo the
+    # step has no compensation for, and finishing it failed an assertion.
+    def late_confirmations() -> list[Any]:
+        faults = (
+            Fault("Notifications.send_confirmation", 1, FaultKind.LATE),
+            Fault("Notifications.send_confirmation", 2, FaultKind.TIMEOUT),
+            Fault("Notifications.send_confirmation", 3, FaultKind.TIMEOUT),
+        )
+        return shop(FaultPlan(faults))
+
+    assert assert_crash_safe(PlaceOrder, late_confirmations, ORDER, same_end=False)
