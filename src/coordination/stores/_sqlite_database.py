@@ -60,6 +60,7 @@ class SQLiteDatabase:
     def __init__(self, path: Path, *, synchronous: str, busy_timeout: float, lease: float) -> None:
         self.path = path
         self.lease = lease
+        self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._closed = threading.Event()
         #: Claims this process holds, renewed by the heartbeat: workflow_id -> token.
@@ -121,7 +122,7 @@ class SQLiteDatabase:
         if tables:
             self._check_version()
         with self._mapped("preparing the database"):
-            mode = self._connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            mode = self._into_wal()
             if not mode or str(mode[0]).lower() != "wal":
                 raise StoreError(
                     f"{self.path}: this file system does not support SQLite's WAL mode "
@@ -137,13 +138,33 @@ class SQLiteDatabase:
                 self._connection.execute("PRAGMA wal_autocheckpoint = 0")
         if not tables:
             with self.transaction("creating the schema") as cursor:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        cursor.execute(statement)
-                cursor.executemany(
-                    "INSERT INTO coordination_meta (key, value) VALUES (?, ?)",
-                    [("application", APPLICATION), ("schema", str(SCHEMA_VERSION))],
-                )
+                # Another process opening the new file may have created it since the read
+                # above; holding the write lock now, look again.
+                found = cursor.execute("SELECT 1 FROM sqlite_master").fetchone() is not None
+                if not found:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            cursor.execute(statement)
+                    cursor.executemany(
+                        "INSERT INTO coordination_meta (key, value) VALUES (?, ?)",
+                        [("application", APPLICATION), ("schema", str(SCHEMA_VERSION))],
+                    )
+            if found:
+                self._check_version()
+
+    def _into_wal(self) -> Any:
+        """`PRAGMA journal_mode = WAL`, waiting for other openers of a new file: converting
+        it needs the file to itself, and SQLite answers SQLITE_BUSY at once (its busy
+        handler is not called) while another connection reads it."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                return self._connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            except sqlite3.OperationalError as error:
+                busy = getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.002)
 
     def _check_version(self) -> None:
         untouched = "it was left untouched"

@@ -1,0 +1,492 @@
+"""Durability across real processes: fencing, atomic starts, fresh reads, zombies, disk full.
+
+Each test drives real subprocesses (tests.durability.proc) over one SQLite store file and
+one effects ledger (tests.crash.shop.Effects), with real SIGSTOP, SIGCONT and SIGKILL; a
+second "host" is a process in a UTS namespace of its own (`unshare -u`) with another host
+name, so its owner id names another machine and only leases decide between the two.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coordination import Context, WorkflowStatus
+from coordination.choreography import Choreography, EventBus
+from coordination.errors import StoreError
+from coordination.stores import SQLiteStore
+from tests.crash.shop import Effects
+from tests.durability.proc import outcome
+from tests.durability.shop import Checkout, Ordered, Shop
+
+ROOT = Path(__file__).resolve().parents[2]
+OTHER_HOST = "durability-other-host"
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+
+
+def command(mode: str, tmp_path: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "tests.durability.proc", mode, str(tmp_path / "s.db"),
+            str(tmp_path / "effects.db"), "--folder", str(tmp_path), *options]  # fmt: skip
+
+
+def start(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv, cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def finish(process: subprocess.Popen[bytes], timeout: float = 30) -> Any:
+    """Wait for `process`; what it printed (JSON), after checking it exited cleanly."""
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err.decode()
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def run(argv: list[str], timeout: float = 30) -> Any:
+    return finish(start(argv), timeout)
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    what: str,
+    *processes: subprocess.Popen[bytes],
+    timeout: float = 20,
+) -> None:
+    """Wait until `condition()`; fail at once if one of `processes` ended meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for process in processes:
+            if process.poll() is not None:
+                out, err = process.communicate()
+                raise AssertionError(f"{what}: {process.args!r} ended: {out!r} {err.decode()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def database(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, timeout=10, isolation_level=None)
+
+
+def stored(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Every run row and every step row of the store file, as stored."""
+    connection = database(path)
+    try:
+        runs = connection.execute("SELECT * FROM runs ORDER BY 1").fetchall()
+        steps = connection.execute("SELECT * FROM steps ORDER BY 1, 2").fetchall()
+    finally:
+        connection.close()
+    return runs, steps
+
+
+def facts(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What the store says happened: every run row (but the lease, which the owner's
+    heartbeat renews) and every step row."""
+    runs, steps = stored(path)
+    connection = database(path)
+    try:
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(runs)")]
+    finally:
+        connection.close()
+    lease = columns.index("lease_expires")
+    return [row[:lease] + row[lease + 1 :] for row in runs], steps
+
+
+def column(path: Path, workflow_id: str, name: str) -> Any:
+    """One column of a run's row as stored (None if there is no such run)."""
+    connection = database(path)
+    try:
+        row = connection.execute(
+            f"SELECT {name} FROM runs WHERE workflow_id = ?", (workflow_id,)
+        ).fetchone()
+    finally:
+        connection.close()
+    return None if row is None else row[0]
+
+
+def status_of(path: Path, workflow_id: str) -> str | None:
+    status = column(path, workflow_id, "status")
+    return None if status is None else WorkflowStatus(status).name
+
+
+def ledger(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Effects by workflow (action -> undone) and how often each key was executed."""
+    connection = database(path)
+    try:
+        effects: dict[str, dict[str, int]] = {}
+        for action, workflow, undone in connection.execute(
+            "SELECT action, workflow, undone FROM effects"
+        ):
+            effects.setdefault(workflow, {})[action] = undone
+        executions = dict(
+            connection.execute("SELECT key, COUNT(*) FROM executions GROUP BY key").fetchall()
+        )
+    finally:
+        connection.close()
+    return effects, executions
+
+
+APPLIED = {"charge": 0, "pack": 0, "ship": 0}  # every effect applied, none undone
+
+
+def other_host_prefix() -> list[str] | None:
+    """How to run a command as another host: a UTS namespace of its own, renamed."""
+    for prefix in (["unshare", "-u"], ["unshare", "-U", "-r", "-u"]):
+        try:
+            probe = subprocess.run(
+                [*prefix, "sh", "-c", f"hostname {OTHER_HOST} && hostname"],
+                capture_output=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0 and probe.stdout.decode().strip() == OTHER_HOST:
+            return prefix
+    return None
+
+
+def as_other_host(prefix: list[str], argv: list[str]) -> list[str]:
+    return [*prefix, "sh", "-c", f'hostname {OTHER_HOST} && exec "$@"', "sh", *argv]
+
+
+def release_together(folder: Path, names: str, processes: list[subprocess.Popen[bytes]]) -> None:
+    """Once every process wrote `ready-<name>`, give them one start time, 0.2 s ahead."""
+    wait_for(
+        lambda: all((folder / f"ready-{name}").exists() for name in names), "ready", *processes
+    )
+    (folder / "go.tmp").write_text(repr(time.time() + 0.2))
+    (folder / "go.tmp").rename(folder / "go")
+
+
+def stop_outside_a_transaction(process: subprocess.Popen[bytes], path: Path) -> None:
+    """SIGSTOP `process` at a moment it holds no write lock on `path` (its heartbeat
+    commits every third of a lease): a stopped lock holder would block every other host."""
+    for _ in range(200):
+        process.send_signal(signal.SIGSTOP)
+        probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            probe.close()
+    raise AssertionError("the owner always held the write lock")
+
+
+@pytest.fixture
+def reap() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test started: whatever happened, none outlives it."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+        process.communicate()
+
+
+# -- defect 2: fencing --------------------------------------------------------------------------
+
+
+def test_an_owner_stopped_past_its_lease_is_fenced_out_by_another_host(
+    tmp_path: Path, reap: list[subprocess.Popen[bytes]]
+) -> None:
+    """A (lease 0.5 s) is SIGSTOPped inside `ship`; host B recovers the run, and its `ship`
+    applies the effect. A wakes while B's attempt is in flight: its provider refuses the key
+    ("in flight"), and A's record of that failure is refused (`LeaseLost`): A records
+    nothing and undoes nothing. B then records `ship`: COMPLETED, each effect applied once,
+    none undone. Meanwhile A's get() and runs() show the stored run, B's takeover included,
+    not A's own copy (defect 12)."""
+    prefix = other_host_prefix()
+    if prefix is None:
+        pytest.skip("cannot run a process under another host name (unshare -u)")
+    path = tmp_path / "s.db"
+    owner = start(
+        command("hold", tmp_path, "--ids", "f-1", "--block", "ship", "--refuse-seen",
+                "--go", "go-a", "--lease", "0.5")
+    )  # fmt: skip
+    reap.append(owner)
+    wait_for((tmp_path / "entered-ship-f-1").exists, "A to enter ship", owner)
+    stop_outside_a_transaction(owner, path)
+
+    def lease_expired() -> bool:
+        expires = column(path, "f-1", "lease_expires")
+        return expires is not None and expires < time.time() - 0.05
+
+    wait_for(lease_expired, "A's lease to run out")
+    other = start(
+        as_other_host(
+            prefix,
+            command("recover", tmp_path, "--after", "ship", "--go", "go-b", "--lease", "0.5"),
+        )
+    )
+    reap.append(other)
+    wait_for((tmp_path / "applied-ship-f-1").exists, "B to apply ship", other)
+    before = facts(path)
+
+    owner.send_signal(signal.SIGCONT)
+    (tmp_path / "read").touch()  # A reads while its attempt of ship is still in flight
+    wait_for((tmp_path / "reads.json").exists, "A's reads", owner)
+    (tmp_path / "go-a").touch()
+    result = finish(owner)
+    assert result["f-1"]["error"] == "LeaseLost", result
+    assert facts(path) == before, "the fenced-out owner wrote something"
+    seen = json.loads((tmp_path / "reads.json").read_text())
+    assert seen == {"get": {"f-1": "RUNNING"}, "takeovers": {"f-1": 1}, "runs": {"f-1": "RUNNING"}}
+
+    (tmp_path / "go-b").touch()
+    assert finish(other) == {"host": OTHER_HOST, "recovered": {"f-1": "COMPLETED"}}
+    assert status_of(path, "f-1") == "COMPLETED"
+    effects, executions = ledger(tmp_path / "effects.db")
+    assert effects == {"f-1": APPLIED}
+    assert executions == {"f-1:Bank.charge": 1, "f-1:Depot.pack": 1, "f-1:Courier.ship": 1}
+
+
+# -- defect 3: atomic starts ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runner", ["orchestration", "choreography"])
+def test_two_processes_starting_one_id_at_once_run_it_once(
+    tmp_path: Path, runner: str, reap: list[subprocess.Popen[bytes]]
+) -> None:
+    """Two processes start `race-0` ... `race-9` at the same instants (a shared start time):
+    for each, exactly one runs the flow; the other finds it finished or busy."""
+    trials = 10
+    options = ("--runner", runner, "--trials", str(trials), "--gap", "0.12", "--pause", "0.01")
+    racers = [start(command("race", tmp_path, "--name", name, *options)) for name in "ab"]
+    reap.extend(racers)
+    release_together(tmp_path, "ab", racers)
+    results = [finish(racer) for racer in racers]
+
+    effects, executions = ledger(tmp_path / "effects.db")
+    for trial in range(trials):
+        workflow_id = f"race-{trial}"
+        outcomes = [result[workflow_id] for result in results]
+        assert all(o["error"] in (None, "WorkflowBusy") for o in outcomes), outcomes
+        assert status_of(tmp_path / "s.db", workflow_id) == "COMPLETED"
+        assert effects[workflow_id] == APPLIED
+    assert len(executions) == 3 * trials
+    twice = {key: count for key, count in executions.items() if count != 1}
+    assert not twice, f"run by both processes: {twice}"
+
+
+def test_processes_opening_one_new_store_file_at_once_all_open_it(
+    tmp_path: Path, reap: list[subprocess.Popen[bytes]]
+) -> None:
+    """Three processes open each of eight new files at the same instant: one creates the
+    schema, the others find it (none fails with "table already exists")."""
+    names = "abc"
+    openers = [
+        start(command("open", tmp_path, "--name", name, "--trials", "8", "--gap", "0.04"))
+        for name in names
+    ]
+    reap.extend(openers)
+    release_together(tmp_path, names, openers)
+    for result in (finish(opener) for opener in openers):
+        assert all(o == outcome(None, "opened") for o in result.values()), result
+
+
+# -- defect 12: reads show what is stored ------------------------------------------------------
+
+
+def test_reads_show_what_another_process_s_operator_did(
+    tmp_path: Path, reap: list[subprocess.Popen[bytes]]
+) -> None:
+    """A runs cf-1 to COMPENSATION_FAILED and keeps it; B's operator retries it to
+    COMPENSATED; A's get() and runs() say COMPENSATED."""
+    holder = start(command("compensation-failed", tmp_path))
+    reap.append(holder)
+    wait_for((tmp_path / "ready").exists, "A's failed compensation", holder)
+    assert status_of(tmp_path / "s.db", "cf-1") == "COMPENSATION_FAILED"
+    assert run(command("retry", tmp_path, "--ids", "cf-1")) == {"cf-1": "COMPENSATED"}
+    (tmp_path / "read").touch()
+    assert finish(holder) == {"kept": "COMPENSATION_FAILED"}  # what A's run() returned then
+    seen = json.loads((tmp_path / "reads.json").read_text())
+    assert seen["get"] == seen["runs"] == {"cf-1": "COMPENSATED"}
+    effects, _ = ledger(tmp_path / "effects.db")
+    assert effects == {"cf-1": {"charge": 1}}  # charged, then refunded by B's retry
+
+
+# -- defect 13: a choreography interrupted by Ctrl-C resumes in the same process --------------
+
+
+def test_a_choreography_interrupted_by_ctrl_c_is_recovered_by_the_same_process(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C inside `pack` of a durable choreography: the instance is let go, so this
+    process's own recover() takes it (it is not skipped as active) and finishes it."""
+    effects = Effects(tmp_path / "effects.db")
+    interrupted: list[str] = []
+
+    def ctrl_c_once(name: str, ctx: Context) -> None:
+        if name == "pack" and not interrupted:
+            interrupted.append(ctx.correlation_id)
+            raise KeyboardInterrupt
+
+    with SQLiteStore(tmp_path / "s.db") as store:
+        flow = Choreography(
+            EventBus(), *Shop(effects, hook=ctrl_c_once).participants(), store=store
+        )
+        with pytest.raises(KeyboardInterrupt):
+            flow.publish(Ordered(order_id="k-1"), correlation_id="k-1")
+        assert store.get_run("k-1").status is WorkflowStatus.RUNNING  # type: ignore[union-attr]
+        (view,) = flow.recover()
+        assert (view.correlation_id, view.status) == ("k-1", WorkflowStatus.COMPLETED)
+        assert flow.recover() == []
+    effects.connection.close()
+    applied, executions = ledger(tmp_path / "effects.db")
+    assert applied == {"k-1": APPLIED}
+    assert all(count == 1 for count in executions.values()), executions
+
+
+# -- defect 14: a zombie owner is dead -----------------------------------------------------------
+
+
+def process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_killed_owner_not_yet_reaped_counts_as_dead(
+    tmp_path: Path, reap: list[subprocess.Popen[bytes]]
+) -> None:
+    """The child holds z-1 and z-2 (default 30 s lease) inside `pack` and is SIGKILLed but not
+    reaped: this process's run() of z-2 resumes it (no WorkflowBusy) and recover() takes z-1,
+    while the child is still a zombie."""
+    child = start(command("hold", tmp_path, "--ids", "z-1", "z-2", "--block", "pack"))
+    reap.append(child)
+    for workflow_id in ("z-1", "z-2"):
+        wait_for(
+            (tmp_path / f"entered-pack-{workflow_id}").exists, f"the child in {workflow_id}", child
+        )
+    os.kill(child.pid, signal.SIGKILL)  # not child.kill(), and no wait(): it stays a zombie
+    wait_for(lambda: process_state(child.pid) == "Z", "the child to become a zombie")
+
+    effects = Effects(tmp_path / "effects.db")
+    with SQLiteStore(tmp_path / "s.db") as store:
+        orders = Checkout(*Shop(effects).participants(), store=store)
+        resumed = orders.run(Ordered(order_id="z-2"), workflow_id="z-2")
+        assert resumed.status is WorkflowStatus.COMPLETED
+        recovered = orders.recover()
+        assert [(r.workflow_id, r.status) for r in recovered] == [("z-1", WorkflowStatus.COMPLETED)]
+    assert process_state(child.pid) == "Z", "the child was reaped before the assertions"
+    child.wait()
+    effects.connection.close()
+    applied, executions = ledger(tmp_path / "effects.db")
+    assert applied == {"z-1": APPLIED, "z-2": APPLIED}
+    assert all(count == 1 for count in executions.values()), executions
+
+
+# -- defect 7: a full disk -----------------------------------------------------------------------
+
+
+def test_a_full_database_fails_the_run_typed_and_releases_it(tmp_path: Path) -> None:
+    """SQLite's `max_page_count` makes the store full inside `pack` (whose output needs new
+    pages): run() raises StoreError, the run is let go (no heartbeat renews it); once space
+    returns, run() of the same id resumes it and recover() takes another such run."""
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, lease=0.3)
+    connection = store._db._connection  # the store's own connection: the limit is per connection
+    to_fill = {"m-1", "m-2"}
+
+    def limit(pages: int | None) -> None:
+        if pages is None:
+            (pages,) = connection.execute("PRAGMA page_count").fetchone()
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    def full_in_pack(name: str, ctx: Context) -> None:
+        if name == "pack" and ctx.correlation_id in to_fill:
+            to_fill.discard(ctx.correlation_id)
+            limit(None)  # no page more than it has now
+
+    effects = Effects(tmp_path / "effects.db")
+    orders = Checkout(*Shop(effects, hook=full_in_pack, bulky=True).participants(), store=store)
+    try:
+        for workflow_id in ("m-1", "m-2"):
+            with pytest.raises(StoreError, match="full"):
+                orders.run(Ordered(order_id=workflow_id), workflow_id=workflow_id)
+            limit(1_073_741_823)  # space returns
+            before = stored(path)[0]
+            time.sleep(0.5)  # several heartbeats (every 0.1 s)
+            assert stored(path)[0] == before, "a heartbeat still renews the failed run's lease"
+            assert status_of(path, workflow_id) == "RUNNING"
+            assert column(path, workflow_id, "owner") is None, "the failed run was not let go"
+        resumed = orders.run(Ordered(order_id="m-1"), workflow_id="m-1")
+        assert resumed.status is WorkflowStatus.COMPLETED
+        recovered = orders.recover()
+        assert [(r.workflow_id, r.status) for r in recovered] == [("m-2", WorkflowStatus.COMPLETED)]
+    finally:
+        store.close()
+        effects.connection.close()
+    applied, executions = ledger(tmp_path / "effects.db")
+    assert applied == {"m-1": APPLIED, "m-2": APPLIED}
+    assert executions == {
+        f"{workflow_id}:{action}": count
+        for workflow_id in ("m-1", "m-2")
+        for action, count in (("Bank.charge", 1), ("Depot.pack", 2), ("Courier.ship", 1))
+    }
+
+
+def mount_prefix(folder: Path) -> list[str] | None:
+    """How to run a command with a tiny tmpfs on `folder`, in a mount namespace of its own."""
+    script = 'mount -t tmpfs -o size=512k tmpfs "$0" && exec "$@"'
+    for unshare in (["unshare", "-m"], ["unshare", "-U", "-r", "-m"]):
+        try:
+            probe = subprocess.run(
+                [*unshare, "sh", "-c", script, str(folder), "true"], capture_output=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return [*unshare, "sh", "-c", script, str(folder)]
+    return None
+
+
+def test_a_full_disk_fails_the_run_typed_and_never_wedges_it(tmp_path: Path) -> None:
+    """The store on a 512 kB tmpfs that a step fills: every write fails (the release too);
+    run() raises StoreError, the heartbeat stops (the lease is not renewed once space
+    returns), and run() of the same id and recover() go on with the runs."""
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    prefix = mount_prefix(mount)
+    if prefix is None:
+        pytest.skip("cannot mount a tmpfs in a mount namespace of its own")
+    argv = [*prefix, sys.executable, "-m", "tests.durability.proc", "disk-full",
+            str(mount / "s.db"), str(tmp_path / "effects.db"), "--folder", str(mount),
+            "--lease", "0.3"]  # fmt: skip
+    seen = run(argv)
+    for workflow_id in ("d-1", "d-2"):
+        first = seen[f"{workflow_id}: first run"]
+        assert first["error"] == "StoreError", first
+        assert "disk is full" in first["message"], first
+        when_full = seen[f"{workflow_id}: stored when full"]
+        after = seen[f"{workflow_id}: stored after space returned"]
+        assert when_full["status"] == WorkflowStatus.RUNNING.value
+        assert when_full["owner"] is not None  # the release failed too: the lease stays
+        assert after == when_full, "a heartbeat still renews the failed run's lease"
+    assert seen["d-1: run again"] == outcome(None, "COMPLETED")
+    assert seen["recover"] == {"d-2": "COMPLETED"}
+    effects, executions = ledger(tmp_path / "effects.db")
+    assert effects == {"d-1": APPLIED, "d-2": APPLIED}
+    assert executions == {  # pack ran again (its record never made it), under its key
+        f"{workflow_id}:{action}": count
+        for workflow_id in ("d-1", "d-2")
+        for action, count in (("Bank.charge", 1), ("Depot.pack", 2), ("Courier.ship", 1))
+    }
