@@ -5,16 +5,26 @@ an order that goes through or one that is compensated after a parallel generatio
 runs once without a kill, which names its points: before and after every call to the store
 protocols, and before and after every effect of a participant's action or compensation.
 Then, for each point, a real process runs the scenario on real SQLite files and SIGKILLs
-itself there, a fresh process runs `recover()` to the end, and the files are checked:
+itself there, and a fresh process goes back to it in each of the two ways a user can:
+`recover()`, or the same `run()` / `publish()` (or its async form) again. The files are
+then checked:
 
 - no instance lost: a run whose start was committed exists;
 - no effect applied twice (one per order and action; re-executed attempts at most one per
-  kill), none left applied on a COMPENSATED instance, none at all for a run never started;
+  kill), none applied again after its undo, none left applied on a COMPENSATED instance,
+  none at all for a run never started;
 - each instance ended as it should (COMPLETED with every effect, or COMPENSATED with every
-  effect undone), owes nothing, and no delivery was set aside as a dead letter.
+  effect undone), owes nothing, has no owner, and no delivery was set aside as a dead
+  letter.
 
-The second level kills the recovering process too, at each point of its own run (which
-depends on where the first one died), then recovers again and checks the same.
+The second level kills the process on its way back too, at each point of its own run
+(which depends on where the first one died), then runs `recover()` to the end and checks
+the same.
+
+Deterministic: points are named, not numbered, so a kill hits the same call whatever the
+threads do, and under `run_async()` the courier step waits until its sibling's record
+landed (the sync drives see the other order). Cheap: one fork server per core imports
+everything once and forks one child process per run.
 
 `make test` tries a deterministic sample (every first-level point, every k-th of the
 second level); `make test-long` tries every point of every scenario at both levels. The
