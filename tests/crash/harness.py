@@ -12,7 +12,7 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from coordination import WorkflowStatus
@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def worker_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    """The environment of a worker: this checkout's code first (not an installed copy)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
 
 
 def run_with_kills(tmp_path: Path, count: int, kills: int, seed: int, mode: str) -> int:
@@ -57,14 +58,30 @@ def check_outcome(
     count: int,
     kills: int,
     details: Mapping[str, str] | None = None,
+    indexes: Iterable[int] | None = None,
 ) -> None:
-    """Every order `order-<i>` ended as it should, effects included; none applied twice."""
+    """Every order `order-<i>` ended as it should, effects included; none applied twice.
+
+    `indexes`: the orders to check (default: all `count` of them).
+    """
     effects = Effects(tmp_path / "effects.db")
     rows = effects.connection.execute("SELECT action, workflow, undone FROM effects")
     by_workflow: dict[str, dict[str, int]] = {}
     for action, workflow, undone in rows:
         by_workflow.setdefault(workflow, {})[action] = undone
-    for index in range(count):
+    # One effect per order and action: a step re-run under another key would apply it twice.
+    doubled = effects.connection.execute(
+        "SELECT workflow, action, COUNT(*) FROM effects GROUP BY workflow, action "
+        "HAVING COUNT(*) > 1"
+    ).fetchall()
+    assert doubled == [], doubled
+    # An effect applied again after its undo would stand, though the ledger says undone.
+    reapplied = effects.connection.execute(
+        "SELECT done.key FROM executions AS done JOIN executions AS undo "
+        "ON undo.key = done.key || ':undo' WHERE done.seq > undo.seq"
+    ).fetchall()
+    assert reapplied == [], reapplied
+    for index in range(count) if indexes is None else indexes:
         workflow_id = f"order-{index}"
         status = statuses.get(workflow_id)
         done = by_workflow.get(workflow_id, {})

@@ -162,3 +162,33 @@ def test_two_processes_recovering_one_choreography_never_double_a_delivery(
     checked.connection.close()
     assert duplicates == 0, "two processes ran the same action"
     check(tmp_path, count=30, kills=0)
+
+
+@pytest.mark.parametrize("drive", ["sync", "async"])
+def test_publishing_again_resumes_an_instance_killed_before_its_first_record(
+    tmp_path: Path, drive: str
+) -> None:
+    """Killed once its start committed, before anything else: publishing the same start
+    again (publish / publish_async) in a fresh process runs the flow to its end.
+
+    The crash sweep found it: the resumed instance had no record to replay, so its start
+    message counted as never delivered, and the instance stayed RUNNING, owing work.
+    """
+    scenario = f"choreography-{drive}-success"
+    command = [sys.executable, "-m", "tests.crash.sweep_worker", "run", scenario]
+    env = harness.worker_env()
+    killed = subprocess.run(
+        [*command, "first", str(tmp_path), "--kill", "store.start_run(order-0)#1:after"],
+        cwd=harness.ROOT, env=env, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    again = subprocess.run(
+        [*command, "rerun", str(tmp_path)], cwd=harness.ROOT, env=env, capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr.decode()
+    with SQLiteStore(tmp_path / "orders.db") as store:
+        record = store.get_run("order-0")
+        assert record is not None
+        assert (record.status, record.owed) == (WorkflowStatus.COMPLETED, False)
+    harness.check_outcome(tmp_path, {"order-0": record.status}, 1, kills=1)

@@ -146,7 +146,9 @@ class Saga:
         #: The generation open when the instance was resumed (its actions may have been in
         #: flight: their attempt numbers continue).
         self.resumed: int | None = None
-        if record.has_any_step() or record.status is not _RUNNING:
+        # A claimed instance (token > 1) is resumed, records or not: its owner may have died
+        # before recording anything, and what it had published must be delivered again.
+        if token > 1 or record.has_any_step() or record.status is not _RUNNING:
             self._replay()
 
     @property
