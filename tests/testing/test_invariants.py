@@ -210,7 +210,7 @@ def test_a_key_per_attempt_is_caught_as_an_effect_applied_twice(
                        ctx.attempt, ctx.deadline, ctx.clock)  # fmt: skip
 
     monkeypatch.setattr(_attempts.Attempts, "begin", begin)
-    with pytest.raises(AssertionError, match="applied 2 times"):
+    with pytest.raises(AssertionError, match=r"applied \d times"):
         invariants_hold_under_every_plan()
 
 
