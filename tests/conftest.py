@@ -18,3 +18,6 @@ settings.register_profile(
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )
+
+#: `pytester` runs pytest on throwaway test files (the plugin's own tests use it).
+pytest_plugins = ["pytester"]

@@ -13,7 +13,7 @@ shows it, the unseen orchestrator made visible.
 from __future__ import annotations
 
 import random as _random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from coordination._clock import Clock
@@ -29,11 +29,13 @@ from coordination.choreography._recovery import Recovery
 from coordination.engine import (
     FlowGraph,
     FlowPlan,
+    Observer,
     Problem,
     Saga,
     bind,
     bind_action,
     check_participants,
+    checked_observers,
     claim_or_busy,
     compile_plan,
     derive_groups,
@@ -80,6 +82,7 @@ class Choreography:
         join_timeout: float = 300.0,
         max_finished: int = 10_000,
         max_deliveries: int = 5,
+        observers: Sequence[Observer] = (),
     ) -> None:
         """`flow`: an `Orchestrator` subclass whose declarations (overrides, order) to adopt.
 
@@ -90,6 +93,7 @@ class Choreography:
         what a crashed process left; a delivery that comes back `max_deliveries` times is
         set aside as a dead letter. `name`: the stored name of this choreography's
         instances (default: from the start messages, or the adopted flow's name).
+        `observers` are called with each journal entry of every instance as it is recorded.
         `join_timeout`: seconds an action of an open generation may wait for inputs that
         were produced but never delivered (`check_deadlines()` fails it).
         """
@@ -111,6 +115,7 @@ class Choreography:
                 f"or SQLiteStore('orders.db'); got {store!r}"
             )
         check_participants("Choreography", participants)
+        self._observers = checked_observers("Choreography", observers)
         self.bus = bus
         self.clock: Clock = clock if clock is not None else bus.clock
         self.random = random or _random.random
@@ -278,7 +283,7 @@ class Choreography:
         outbox = Outbox(self.bus, record.workflow_id)
         saga = Saga(
             binding.plan, record, token, self.store, self.clock, publishing=outbox,
-            start_id=start_id,
+            start_id=start_id, observers=self._observers,
         )  # fmt: skip
         instance = Instance(saga, binding, outbox)
         self.instances.add(instance)

@@ -12,6 +12,7 @@ from coordination.engine._binding import BoundAction, bind, bind_action, check_p
 from coordination.engine._declarations import Parallel, Step, parallel, step
 from coordination.engine._executor import loop_running
 from coordination.engine._graph import ActionNode, FlowGraph
+from coordination.engine._observers import EVERYWHERE, Observer, checked_observers, notify
 from coordination.engine._ownership import ACTIVE, owner_alive, process_owner
 from coordination.engine._plan import (
     FlowPlan,
@@ -38,6 +39,7 @@ from coordination.engine._undo import Undo, undo_key
 
 __all__ = [
     "ACTIVE",
+    "EVERYWHERE",
     "WAIT",
     "ActionNode",
     "ActionPlan",
@@ -46,6 +48,7 @@ __all__ = [
     "BoundAction",
     "FlowGraph",
     "FlowPlan",
+    "Observer",
     "Parallel",
     "PlannedAction",
     "Problem",
@@ -59,6 +62,7 @@ __all__ = [
     "bind_action",
     "check_participants",
     "check_shape",
+    "checked_observers",
     "claim",
     "claim_or_busy",
     "compile_plan",
@@ -70,6 +74,7 @@ __all__ = [
     "normalise",
     "note",
     "note_takeover",
+    "notify",
     "owner_alive",
     "parallel",
     "process_owner",

@@ -17,6 +17,7 @@ from coordination._journal import EntryKind, Rows, row
 from coordination._lifecycle import check_move
 from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
+from coordination.engine._observers import EVERYWHERE, Observer, notify
 from coordination.engine._plan import PlannedAction
 from coordination.errors import LeaseLost, StoreError
 from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord, Write
@@ -34,10 +35,18 @@ _LATE = EntryKind.LATE_RESULT
 class Recorder:
     """Writes one instance's facts through its store, under the claim `token`."""
 
-    __slots__ = ("clock", "lost", "record", "store", "token", "workflow_id")
+    __slots__ = ("clock", "lost", "observers", "record", "store", "token", "workflow_id")
 
-    def __init__(self, store: Store, record: RunRecord, token: int, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        record: RunRecord,
+        token: int,
+        clock: Clock,
+        observers: tuple[Observer, ...] = (),
+    ) -> None:
         self.store = store
+        self.observers = observers
         self.record = record
         self.token = token
         self.clock = clock
@@ -72,6 +81,11 @@ class Recorder:
             self.lost = True  # another owner took over, or the store failed: stop here
             raise
         record.apply(write)
+        if self.observers or EVERYWHERE:
+            chunks = [step.rows for step in records]
+            if finish is not None and record.finished_at is not None:
+                chunks.append(record.journal[-1])  # workflow_finished, as the journal shows it
+            notify(self.observers, chunks)
 
     def published(self, rows: Rows, envelopes: tuple[Envelope[Message], ...], who: str) -> Rows:
         """`rows` plus one `published` row per envelope (a choreography's journal)."""

@@ -28,6 +28,7 @@ from coordination._journal import Rows
 from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
 from coordination.engine._attempts import Attempts, describe
+from coordination.engine._observers import Observer
 from coordination.engine._plan import FlowPlan, PlannedAction
 from coordination.engine._progress import Progress
 from coordination.engine._recorder import Recorder
@@ -122,6 +123,7 @@ class Saga:
         *,
         publishing: Publishing | None = None,
         start_id: str | None = None,
+        observers: tuple[Observer, ...] = (),
     ) -> None:
         self.plan = plan
         self.record = record
@@ -129,7 +131,7 @@ class Saga:
         self.store = store
         self.clock = clock
         self.workflow_id = record.workflow_id
-        self.recorder = Recorder(store, record, token, clock)
+        self.recorder = Recorder(store, record, token, clock, observers)
         self.publishing = publishing
         self.lock = threading.RLock()
         self.progress = Progress(

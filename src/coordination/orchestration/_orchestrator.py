@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic
 
 from typing_extensions import TypeVar
@@ -17,12 +17,14 @@ from coordination._status import WorkflowStatus
 from coordination.engine import (
     ACTIVE,
     FlowPlan,
+    Observer,
     Parallel,
     Problem,
     Saga,
     Step,
     bind,
     check_shape,
+    checked_observers,
     claim_or_busy,
     compile_plan,
     normalise,
@@ -102,11 +104,13 @@ class Orchestrator(Generic[StartT, OutputT]):
         store: Store | None = None,
         clock: Clock | None = None,
         random: Callable[[], float] | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         """Bind one implementation per interface the flow uses, in any order.
 
         `store` defaults to a `MemoryStore` keeping the last 10,000 finished runs. `clock`
-        and `random` (the jitter source) are injectable so tests never wait.
+        and `random` (the jitter source) are injectable so tests never wait. `observers`
+        are called with each journal entry of every run as it is recorded.
         """
         plan = getattr(type(self), "plan", None)
         if plan is None:
@@ -119,6 +123,7 @@ class Orchestrator(Generic[StartT, OutputT]):
             raise UsageError(
                 f"clock= takes a Clock (now, monotonic, sleep, sleep_async), got {clock!r}"
             )
+        self._observers = checked_observers(type(self).__name__, observers)
         bound = bind(plan, participants)
         self.store: Store = store if store is not None else MemoryStore()
         self.store.register_types(plan.message_types)
@@ -189,7 +194,7 @@ class Orchestrator(Generic[StartT, OutputT]):
             pass  # the store is failing: the lease runs out, then recover() takes it
 
     def _saga(self, record: RunRecord, token: int) -> Saga:
-        return Saga(self.plan, record, token, self.store, self.clock)
+        return Saga(self.plan, record, token, self.store, self.clock, observers=self._observers)
 
     def _begin(self, message: Message, workflow_id: str | None) -> Saga | WorkflowRun[OutputT]:
         plan = self.plan
