@@ -81,3 +81,38 @@ def test_runnable_examples_run(page: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+PYTEST_MARKER = re.compile(r"^<!-- pytest: (?P<file>[\w.]+) -->$")
+
+
+def test_the_testing_page_test_passes_with_the_plugin(pytester: pytest.Pytester) -> None:
+    """docs/testing.md's files, written out as a user's project, pass under pytest."""
+    text = (DOCS / "testing.md").read_text(encoding="utf-8")
+    files: dict[str, str] = {}
+    for match in FENCE.finditer(text):
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
+        named = PYTEST_MARKER.match(before)
+        if named is not None:
+            files[named["file"]] = match["body"]
+    assert set(files) == {"trips.py", "test_trips.py"}
+    test_lines = [line for line in files["test_trips.py"].splitlines() if line.strip()]
+    assert len(test_lines) <= 15, "the page promises a property test in at most 15 lines"
+    for name, body in files.items():
+        (pytester.path / name).write_text(body, encoding="utf-8")
+    # The page's test runs as written; only its example count is lowered here.
+    (pytester.path / "conftest.py").write_text(
+        "from hypothesis import settings\n"
+        "settings.register_profile('docs', max_examples=8, deadline=None)\n"
+        "settings.load_profile('docs')\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=1)
+
+
+def test_every_public_name_of_the_testing_kit_is_documented() -> None:
+    import coordination.testing
+
+    text = (DOCS / "testing.md").read_text(encoding="utf-8")
+    missing = [name for name in coordination.testing.__all__ if f"`{name}" not in text]
+    assert missing == [], f"docs/testing.md does not mention {missing}"
