@@ -115,6 +115,7 @@ EXPORTS: dict[str, list[str]] = {
         "effect_problems",
         "fake",
         "fault_plans",
+        "invalid_payloads",
         "journal_problems",
         "journal_shape",
         "messages",

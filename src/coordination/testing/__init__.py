@@ -37,7 +37,7 @@ from coordination.testing._store_contract import (
     EventLogContract,
     StoreContract,
 )
-from coordination.testing._strategies import fault_plans, messages
+from coordination.testing._strategies import fault_plans, invalid_payloads, messages
 
 __all__ = [
     "ENTRY_POINTS",
@@ -67,6 +67,7 @@ __all__ = [
     "effect_problems",
     "fake",
     "fault_plans",
+    "invalid_payloads",
     "journal_problems",
     "journal_shape",
     "messages",

@@ -6,8 +6,9 @@ built, so `import coordination.testing` works without it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from coordination._messages import Message
 from coordination.engine import FlowPlan
@@ -17,7 +18,7 @@ from coordination.testing._faults import Fault, FaultKind, FaultPlan
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-__all__ = ["fault_plans", "messages"]
+__all__ = ["fault_plans", "invalid_payloads", "messages"]
 
 _FORWARD_KINDS = (FaultKind.ERROR, FaultKind.TIMEOUT, FaultKind.REFUSAL, FaultKind.LATE)
 _UNDO_KINDS = (FaultKind.ERROR, FaultKind.TIMEOUT)
@@ -137,3 +138,117 @@ def _field_strategy(info: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, Message):
         return messages(annotation)
     return st.from_type(annotation)
+
+
+#: Values of the wrong type for any field (each refused by a field of another type).
+_WRONG_VALUES: tuple[Any, ...] = (
+    None, [], {}, [1, 2], {"nested": {"deeper": [None]}}, 1e308, -(2**70), float("nan"),
+    "", "not a number", True, b"bytes",
+)  # fmt: skip
+
+
+def invalid_payloads(message_type: type[Message], *, as_json: bool = False) -> SearchStrategy[Any]:
+    """Payloads `message_type` must refuse: for bad-input tests.
+
+    Each starts from a valid instance's fields and breaks it one way: a required field
+    missing, an extra field, a field of the wrong type, a constraint violated (too short,
+    too long, out of range, not matching its pattern), or not an object at all. With
+    `as_json`, each is JSON text for `from_json` naming the type (plus hostile documents:
+    deep nesting, a type name that names a module, huge numbers, invalid JSON), which must
+    raise a `MessageError` and import nothing. Every payload is checked to be refused
+    before it is drawn (`Type.model_validate` raises `ValidationError`).
+    """
+    from hypothesis import strategies as st
+    from pydantic import ValidationError
+
+    fields = message_type.model_fields
+    base = messages(message_type).map(lambda m: m.model_dump(mode="json"))
+
+    def missing(data: dict[str, Any], draw: Any) -> dict[str, Any]:
+        required = [n for n, info in fields.items() if info.is_required()]
+        if not required:
+            return {**data, "unexpected": 1}
+        name = draw(st.sampled_from(required))
+        return {k: v for k, v in data.items() if k != name}
+
+    def extra(data: dict[str, Any], draw: Any) -> dict[str, Any]:
+        name = draw(st.text(min_size=1, max_size=8).filter(lambda n: n not in fields))
+        return {**data, name: draw(st.sampled_from(_WRONG_VALUES))}
+
+    def wrong_type(data: dict[str, Any], draw: Any) -> dict[str, Any]:
+        if not fields:
+            return {"unexpected": None}
+        name = draw(st.sampled_from(sorted(fields)))
+        return {**data, name: draw(st.sampled_from(_WRONG_VALUES))}
+
+    def violated(data: dict[str, Any], draw: Any) -> dict[str, Any]:
+        broken = _violations(message_type)
+        if not broken:
+            return wrong_type(data, draw)
+        name, value = draw(st.sampled_from(broken))
+        return {**data, name: value}
+
+    @st.composite
+    def payload(draw: Any) -> Any:
+        data = draw(base)
+        how = draw(st.sampled_from((missing, extra, wrong_type, violated, None)))
+        if how is None:
+            return draw(st.sampled_from(([], "text", 3, None, [data])))
+        return how(data, draw)
+
+    def refused(value: Any) -> bool:
+        try:
+            message_type.model_validate(value)
+        except ValidationError:
+            return True
+        return False
+
+    payloads = payload().filter(refused)
+    if not as_json:
+        return payloads
+    from coordination._messages import type_name_of
+
+    name = type_name_of(message_type)
+
+    def documents(value: Any) -> str:
+        return json.dumps({"type": name, "data": value}, allow_nan=True, default=repr)
+
+    def hostile(index: int) -> str:
+        quoted = json.dumps(name)
+        return (
+            "[" * 100_000 + "]" * 100_000,
+            '{"type": "venv.__main__:X", "data": {}}',
+            '{"type": "os:system", "data": {"command": "true"}}',
+            f'{{"type": {quoted}, "data": {{}}, "version": 1e999}}',
+            f'{{"type": {quoted}, "data": ' + "[" * 5000 + "]" * 5000 + "}",
+            '{"type": ".x:Y", "data": {}}',
+            "not json at all",
+            '{"data": {}}',
+            "",
+        )[index]
+
+    return st.one_of(payloads.map(documents), st.integers(0, 8).map(hostile))
+
+
+def _violations(message_type: type[Message]) -> list[tuple[str, Any]]:
+    """(field, value) pairs breaking one declared constraint each."""
+    import annotated_types as at
+
+    broken: list[tuple[str, Any]] = []
+    for name, info in message_type.model_fields.items():
+        for meta in info.metadata:
+            if isinstance(meta, at.Gt):
+                broken.append((name, meta.gt))
+            elif isinstance(meta, at.Ge):
+                broken.append((name, cast(Any, meta.ge) - 1))
+            elif isinstance(meta, at.Lt):
+                broken.append((name, meta.lt))
+            elif isinstance(meta, at.Le):
+                broken.append((name, cast(Any, meta.le) + 1))
+            elif isinstance(meta, at.MinLen) and meta.min_length > 0:
+                broken.append((name, "" if info.annotation is str else []))
+            elif isinstance(meta, at.MaxLen):
+                broken.append((name, "x" * (meta.max_length + 1)))
+            elif getattr(meta, "pattern", None) is not None:
+                broken.append((name, "\x00 does not match"))
+    return broken
