@@ -100,6 +100,7 @@ EXPORTS: dict[str, list[str]] = {
         "Fault",
         "FaultKind",
         "FaultPlan",
+        "FlowMachine",
         "InjectedFault",
         "InjectedRefusal",
         "Outcome",

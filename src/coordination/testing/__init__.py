@@ -4,6 +4,8 @@ Shipped in the package (as httpx ships MockTransport) so users property-test the
 flows the same way the library tests itself.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from coordination.testing._clock import VirtualClock
 from coordination.testing._crash import CrashPoint, SimulatedCrash, assert_crash_safe, crash_points
 from coordination.testing._equivalence import (
@@ -39,6 +41,20 @@ from coordination.testing._store_contract import (
 )
 from coordination.testing._strategies import fault_plans, invalid_payloads, messages
 
+if TYPE_CHECKING:
+    from coordination.testing._machine import FlowMachine
+
+
+def __getattr__(name: str) -> Any:
+    """`FlowMachine` is a hypothesis state machine: imported (with hypothesis) on first use,
+    so the rest of the kit imports without hypothesis installed."""
+    if name == "FlowMachine":
+        from coordination.testing._machine import FlowMachine
+
+        return FlowMachine
+    raise AttributeError(f"module 'coordination.testing' has no attribute {name!r}")
+
+
 __all__ = [
     "ENTRY_POINTS",
     "BothRuns",
@@ -52,6 +68,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "FaultPlan",
+    "FlowMachine",
     "InjectedFault",
     "InjectedRefusal",
     "Outcome",

@@ -179,7 +179,7 @@ class Fake(Participant):
 
 
 def fake(
-    interface: type[P],
+    interface: Callable[..., P],
     *,
     results: Mapping[str, Any] | None = None,
     faults: FaultPlan | None = None,
@@ -191,6 +191,8 @@ def fake(
     Others are derived from the output type. `faults` is installed on the instance.
     Use `Fake.of(instance)` for its call log, effects and `snapshot()`.
     """
+    # Typed as a callable returning the interface (not `type[P]`) so that abstract
+    # interfaces, which is what fake() is for, type-check as arguments.
     if not (isinstance(interface, type) and issubclass(interface, Participant)):
         raise UsageError(f"fake() takes a participant interface, got {interface!r}")
     if issubclass(interface, Fake):
