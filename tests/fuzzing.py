@@ -37,8 +37,6 @@ from coordination.choreography import Choreography, EventBus
 from coordination.errors import CoordinationError
 from coordination.stores import MemoryStore, SQLiteStore
 from coordination.testing import VirtualClock
-
-__all__ = ["VirtualClock"]
 from examples.ecommerce import (
     InMemoryLogistics,
     InMemoryNotifications,
@@ -560,7 +558,7 @@ class _Escapes(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         arguments = record.args if isinstance(record.args, tuple) else ()
-        if not record.msg.startswith("handler ") or len(arguments) < 4:
+        if not str(record.msg).startswith("handler ") or len(arguments) < 4:
             return
         handler, error = str(arguments[0]), str(arguments[3])
         kind = error.partition(":")[0]
@@ -825,7 +823,9 @@ def corruptions(targets: Sequence[str]) -> st.SearchStrategy[list[Corruption]]:
     their rows (with values that mean something there, and any others), their flow's
     shape, or one of their rows deleted."""
     places = [(table, column) for table, (_, columns) in TABLES.items() for column in columns]
-    places += [("shapes", "shape"), ("delete", "steps"), ("delete", "events"), ("delete", "inbox")]
+    places += [("runs", column) for column in TABLES["runs"][1]] * 2  # what recovery reads
+    places += [("shapes", "shape")] * 3
+    places += [("delete", "steps"), ("delete", "events"), ("delete", "inbox")]
 
     def at(place: tuple[str, str]) -> st.SearchStrategy[Corruption]:
         table, column = place
