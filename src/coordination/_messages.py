@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from coordination.errors import DefinitionError, MalformedMessage, MessageError, UnknownMessageType
 
@@ -107,7 +108,9 @@ class Message(BaseModel):
     class keyword when the class may move or be renamed after messages were stored.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Non-finite floats are written `Infinity` / `NaN`, as Python's json writes and reads
+    # them, not `null` (which reading refuses for a float: the stored run was unreadable).
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     #: The version of this class's shape. Raise it when fields change, and give the class
     #: a static `upcast_v<N>_v<N+1>(data: dict) -> dict` for each step, so payloads stored
@@ -148,7 +151,10 @@ class Command(Message):
 
 
 def to_json(message: Message) -> str:
-    """Write `message` as JSON text naming its type, so `from_json` can read it back."""
+    """Write `message` as JSON text naming its type, so `from_json` can read it back.
+
+    `MessageError` for a message it could not write (a str holding a lone surrogate).
+    """
     if not isinstance(message, Message):
         raise MessageError(
             f"to_json() takes a coordination message (an Event or Command), "
@@ -159,7 +165,10 @@ def to_json(message: Message) -> str:
     if problem is not None:
         raise MessageError(problem)
     name = json.dumps(type_name_of(cls))
-    data = message.model_dump_json()
+    try:
+        data = message.model_dump_json()
+    except PydanticSerializationError as error:  # a str holding a lone surrogate, say
+        raise MessageError(f"{cls.__qualname__} cannot be written as JSON: {error}") from error
     if cls.class_version != 1:
         return f'{{"type":{name},"version":{int(cls.class_version)},"data":{data}}}'
     return f'{{"type":{name},"data":{data}}}'

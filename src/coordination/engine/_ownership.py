@@ -47,9 +47,15 @@ def owner_alive(owner: str) -> bool | None:
     """True or False for an owner on this host; None when it cannot tell (another host)."""
     host, _, rest = owner.partition(":")
     pid_text, _, start = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    # A pid is 1 to 10 ASCII digits (isdigit() alone takes "²", which int() refuses) and
+    # names one process (0 would ask about a whole process group); else only leases decide.
+    if host != socket.gethostname() or not (
+        pid_text.isascii() and pid_text.isdigit() and len(pid_text) <= 10
+    ):
         return None
     pid = int(pid_text)
+    if not 0 < pid < 2**31:
+        return None
     if start.startswith("k"):
         fields = _stat(pid)
         if fields is None or len(fields) <= 19 or f"k{fields[19]}" != start:

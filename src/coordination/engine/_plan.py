@@ -139,7 +139,9 @@ def shape_difference(stored: str, current: str) -> str | None:
         new: list[list[str]] = json.loads(current)
     except (ValueError, RecursionError):
         return "the stored shape is unreadable"
-    if not isinstance(old, list) or not all(isinstance(g, list) for g in old):
+    if not isinstance(old, list) or not all(
+        isinstance(group, list) and all(isinstance(item, str) for item in group) for group in old
+    ):
         return "the stored shape is unreadable"
     for position, (was, now) in enumerate(zip(old, new, strict=False), start=1):
         if was != now:

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from pydantic import ValidationError
+
 from coordination._clock import Clock
 from coordination._journal import EntryKind, Rows, row
 from coordination._lifecycle import MOVES
@@ -23,6 +25,7 @@ from coordination.engine._ownership import Takeover, takeover
 from coordination.engine._plan import FlowPlan, shape_difference
 from coordination.errors import (
     CompensationFailed,
+    CoordinationError,
     FlowChanged,
     LeaseLost,
     StepFailed,
@@ -183,7 +186,11 @@ def recover(
     report = on_problem or _log_problem
     results: list[T] = []
     for owed in store.owed_runs(flow):
-        token = claim(store, owed.workflow_id, owed.owner, me, clock.now())
+        try:
+            token = claim(store, owed.workflow_id, owed.owner, me, clock.now())
+        except StoreError as error:  # a damaged row (the claim rolled back), a failing disk
+            report(owed.workflow_id, error)
+            continue
         if token is None:
             continue  # a live owner holds it, or another recoverer claimed it first
         try:
@@ -200,7 +207,9 @@ def recover(
             results.append(resume(record, token))
         except LeaseLost:
             continue  # another process took it meanwhile: it is theirs
-        except (FlowChanged, StoreError) as error:
+        # FlowChanged, an unreadable row (StoreError), records that contradict each other
+        # (InvalidTransition from a tampered status, say): this instance only.
+        except (CoordinationError, ValidationError) as error:
             try:
                 store.release_run(owed.workflow_id, token, now=clock.now())
             except StoreError:

@@ -18,7 +18,7 @@ from coordination._journal import ROW_WIDTH, EntryKind, Rows
 from coordination._messages import Message, from_json, persistence_problem, to_json, type_name_of
 from coordination.errors import CompensationFailed, MessageError, StepFailed, StoreError
 
-__all__ = ["Codec"]
+__all__ = ["INTEGER", "MAYBE_NUMBER", "MAYBE_TEXT", "NUMBER", "TEXT", "Codec", "column"]
 
 _KINDS = frozenset(kind.value for kind in EntryKind)
 #: Per position of a journal row: the types a stored value may have.
@@ -43,6 +43,28 @@ def _loads(text: str | bytes, what: str) -> Any:
     except (ValueError, TypeError, RecursionError) as error:
         detail = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
         raise StoreError(f"{what} is not valid JSON ({detail}); the row is left intact") from error
+
+
+#: What a stored scalar column may hold, by what it means (bools are never numbers here).
+TEXT: tuple[type, ...] = (str,)
+MAYBE_TEXT: tuple[type, ...] = (str, type(None))
+INTEGER: tuple[type, ...] = (int,)
+NUMBER: tuple[type, ...] = (int, float)
+MAYBE_NUMBER: tuple[type, ...] = (int, float, type(None))
+
+
+def column(value: Any, kinds: tuple[type, ...], workflow_id: Any, what: str) -> Any:
+    """`value` if it is of one of `kinds`, else `StoreError`.
+
+    A tampered or damaged row can hold any type in any column (SQLite does not enforce
+    them; a cell that is not UTF-8 reads as bytes): every scalar read is checked here.
+    """
+    if isinstance(value, kinds) and not isinstance(value, bool):
+        return value
+    raise StoreError(
+        f"run {workflow_id!r}: its {what} is corrupt ({type(value).__name__} "
+        f"{repr(value)[:100]}); the row is left intact"
+    )
 
 
 class Codec:

@@ -18,7 +18,15 @@ from typing import Any
 from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
 from coordination.errors import LeaseLost, StoreError
-from coordination.stores._codec import Codec
+from coordination.stores._codec import (
+    INTEGER,
+    MAYBE_NUMBER,
+    MAYBE_TEXT,
+    NUMBER,
+    TEXT,
+    Codec,
+    column,
+)
 from coordination.stores._records import (
     DeadLetter,
     OwedRun,
@@ -168,11 +176,14 @@ class SQLiteStore:
     ) -> int | None:
         lease_expires = now + self.lease
         with self._db.transaction(f"claiming run {workflow_id!r}") as cursor:
+            # An owner that is not text, or one without a lease that is a number (a damaged
+            # row: every claim sets both), holds nothing: claimed, then read, then reported.
             if reopen is None:
                 cursor.execute(
                     "UPDATE runs SET owner = ?, token = token + 1, lease_expires = ?, "
                     "updated_at = ? WHERE workflow_id = ? AND owed = 1 AND (owner IS NULL "
-                    "OR lease_expires < ? OR owner = ?)",
+                    "OR lease_expires < ? OR owner = ? OR typeof(owner) != 'text' "
+                    "OR typeof(lease_expires) NOT IN ('integer', 'real'))",
                     (owner, lease_expires, now, workflow_id, now, replacing),
                 )
             else:
@@ -190,7 +201,10 @@ class SQLiteStore:
             (token,) = cursor.execute(
                 "SELECT token FROM runs WHERE workflow_id = ?", (workflow_id,)
             ).fetchone()
-        self._db.hold(workflow_id, int(token))
+            # A damaged token (text, a float, one past 64 bits) would fence nothing: refused,
+            # and the claim rolled back.
+            column(token, INTEGER, workflow_id, "token")
+        self._db.hold(workflow_id, token)
         return int(token)
 
     def release_run(self, workflow_id: str, token: int, *, now: float) -> None:
@@ -348,25 +362,31 @@ class SQLiteStore:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _shape_text(self, shape_id: str | None) -> str | None:
+    def _shape_text(self, workflow_id: str, shape_id: Any) -> str | None:
         if shape_id is None:
             return None
+        column(shape_id, TEXT, workflow_id, "shape id")
         known = self._shapes.get(shape_id)
         if known is not None:
             return known
         rows = self._db.query(
             "SELECT shape FROM shapes WHERE id = ?", (shape_id,), "reading a shape"
         )
-        if not rows or not isinstance(rows[0][0], str):
-            return None
-        self._shapes[shape_id] = rows[0][0]
-        return str(rows[0][0])
+        if not rows:  # without it, a changed flow would resume it unchecked
+            raise StoreError(
+                f"run {workflow_id!r}: its flow shape {shape_id!r} is missing; the row is left "
+                f"intact"
+            )
+        text: str = column(rows[0][0], TEXT, workflow_id, "flow shape")
+        self._shapes[shape_id] = text
+        return text
 
     def _record(self, row: tuple[Any, ...], steps: list[tuple[Any, ...]]) -> RunRecord:
         (workflow_id, flow, start, status, owner, token, lease_expires, owed, created_at,
          updated_at, finished_at, output, error, compensation_error, recoveries,
          recovery_step, shape, parked_reason) = row  # fmt: skip
         codec = self._codec
+        column(workflow_id, TEXT, workflow_id, "id")
         try:
             run_status = WorkflowStatus(status)
         except ValueError as bad:
@@ -375,25 +395,26 @@ class SQLiteStore:
             ) from bad
         record = RunRecord(
             workflow_id=workflow_id,
-            flow=flow,
+            flow=column(flow, TEXT, workflow_id, "flow"),
             start=codec.read_message(start, workflow_id, "start message"),
             status=run_status,
-            owner=owner,
-            created_at=created_at,
-            updated_at=updated_at,
-            token=token,
-            lease_expires=lease_expires,
-            finished_at=finished_at,
+            owner=column(owner, MAYBE_TEXT, workflow_id, "owner"),
+            created_at=column(created_at, NUMBER, workflow_id, "created_at"),
+            updated_at=column(updated_at, NUMBER, workflow_id, "updated_at"),
+            token=column(token, INTEGER, workflow_id, "token"),
+            lease_expires=column(lease_expires, MAYBE_NUMBER, workflow_id, "lease_expires"),
+            finished_at=column(finished_at, MAYBE_NUMBER, workflow_id, "finished_at"),
             output=codec.read_output(output, workflow_id, "output"),
             error=codec.read_error(error, workflow_id),
             compensation_error=codec.read_error(compensation_error, workflow_id),
-            shape=self._shape_text(shape),
-            recoveries=recoveries,
-            recovery_step=recovery_step,
-            owed=bool(owed),
-            parked_reason=parked_reason,
+            shape=self._shape_text(workflow_id, shape),
+            recoveries=column(recoveries, INTEGER, workflow_id, "recoveries"),
+            recovery_step=column(recovery_step, MAYBE_TEXT, workflow_id, "recovery_step"),
+            owed=bool(column(owed, INTEGER, workflow_id, "owed")),
+            parked_reason=column(parked_reason, MAYBE_TEXT, workflow_id, "parked_reason"),
         )
         for key, outcome, attempts, step_output, step_error, rows in steps:
+            column(key, TEXT, workflow_id, "step key")
             try:
                 step_outcome = StepOutcome(outcome)
             except ValueError as bad:
@@ -404,9 +425,9 @@ class SQLiteStore:
                 StepRecord(
                     key,
                     step_outcome,
-                    attempts,
+                    column(attempts, INTEGER, workflow_id, f"attempts of {key}"),
                     codec.read_output(step_output, workflow_id, f"output of {key}"),
-                    step_error,
+                    column(step_error, MAYBE_TEXT, workflow_id, f"error of {key}"),
                     codec.read_rows(rows, workflow_id, key),
                 )
             )
@@ -455,12 +476,16 @@ class SQLiteStore:
         )
         owed: list[OwedRun] = []
         for workflow_id, status, owner, lease_expires, token in rows:
+            if not isinstance(workflow_id, str):
+                continue  # a damaged id names no run that could be claimed
             try:
-                owed.append(
-                    OwedRun(workflow_id, WorkflowStatus(status), owner, lease_expires, token)
-                )
+                run_status = WorkflowStatus(status)
             except ValueError:
                 continue  # a tampered status: get_run names it when this run is read
+            # A damaged owner (not text) is nobody's, here as in the claim: the read that
+            # follows the claim reports the row.
+            holder = owner if isinstance(owner, str) else None
+            owed.append(OwedRun(workflow_id, run_status, holder, lease_expires, token))
         return owed
 
     def forget_finished(self, before: float) -> int:

@@ -40,7 +40,13 @@ _HINTS = (
 )
 
 
-def store_error(error: sqlite3.Error, path: Path, doing: str) -> StoreError:
+#: What a statement can raise: sqlite3's errors, and the UnicodeDecodeError sqlite3 raises
+#: when it decodes an error message of SQLite's that quotes a damaged file's bytes (a
+#: malformed schema's names): both mean the file cannot be used as it is.
+FAILURES = (sqlite3.Error, UnicodeDecodeError)
+
+
+def store_error(error: sqlite3.Error | UnicodeDecodeError, path: Path, doing: str) -> StoreError:
     """The `StoreError` a caller sees for `error` while `doing` something with `path`."""
     name = getattr(error, "sqlite_errorname", "") or ""
     hint = next((text for prefix, text in _HINTS if name.startswith(prefix)), None)
@@ -76,6 +82,7 @@ class SQLiteDatabase:
                 isolation_level=None,  # autocommit: one statement, one commit; BEGIN for more
                 check_same_thread=False,
             )
+        self._connection.text_factory = _text
         try:
             self._open(synchronous)
         except BaseException:
@@ -95,7 +102,7 @@ class SQLiteDatabase:
             yield
         except sqlite3.IntegrityError as error:
             raise Duplicate(str(store_error(error, self.path, doing))) from error
-        except sqlite3.Error as error:
+        except FAILURES as error:
             raise store_error(error, self.path, doing) from error
 
     # -- opening --------------------------------------------------------------------------
@@ -109,7 +116,7 @@ class SQLiteDatabase:
                     "SELECT name FROM sqlite_master WHERE type = 'table'"
                 )
             }
-        except sqlite3.Error as error:
+        except FAILURES as error:
             raise StoreError(
                 f"{self.path} is not a readable SQLite database ({error}); {untouched}: point "
                 f"SQLiteStore at a new file or a coordination store"
@@ -170,7 +177,7 @@ class SQLiteDatabase:
         untouched = "it was left untouched"
         try:
             rows = self._connection.execute("SELECT key, value FROM coordination_meta").fetchall()
-        except sqlite3.Error as error:
+        except FAILURES as error:
             raise StoreError(
                 f"{self.path} has a coordination_meta table of another shape ({error}); "
                 f"{untouched}: it is not a coordination store"
@@ -179,7 +186,14 @@ class SQLiteDatabase:
         if meta.get("application") != APPLICATION:
             raise StoreError(f"{self.path} is not a coordination store; {untouched}")
         version = meta.get("schema")
-        if not isinstance(version, str) or not version.isdigit():
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and a number
+        # short enough for int() (which refuses more than 4,300 digits).
+        if not (
+            isinstance(version, str)
+            and version.isascii()
+            and version.isdigit()
+            and len(version) <= 9
+        ):
             raise StoreError(
                 f"{self.path} has an unreadable schema version {version!r}; {untouched}"
             )
@@ -222,14 +236,14 @@ class SQLiteDatabase:
                 with self._mapped(doing):
                     yield cursor
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*FAILURES):
                     cursor.execute("ROLLBACK")
                 raise
             try:
                 with self._mapped(doing):
                     cursor.execute("COMMIT")
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*FAILURES):
                     cursor.execute("ROLLBACK")
                 raise
 
@@ -280,14 +294,14 @@ class SQLiteDatabase:
         wal = Path(f"{self.path}-wal")
         try:
             connection = sqlite3.connect(self.path, timeout=5, check_same_thread=True)
-        except sqlite3.Error:
+        except FAILURES:
             return
         try:
             while not self._closed.wait(0.05):
                 try:
                     if wal.stat().st_size > CHECKPOINT_BYTES:
                         connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except (OSError, sqlite3.Error):
+                except (OSError, *FAILURES):
                     continue  # retried at the next tick
         finally:
             connection.close()
@@ -303,9 +317,19 @@ class SQLiteDatabase:
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=5)
         with self._lock:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*FAILURES):
                 self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._connection.close()
+
+
+def _text(data: bytes) -> str | bytes:
+    """A TEXT cell as str or, if it is not UTF-8 (a damaged row), as its bytes, which every
+    reader refuses by type (a `StoreError` naming the run) instead of the whole query failing,
+    and with it every run it lists."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
 
 
 def _create_private(path: Path) -> bool:

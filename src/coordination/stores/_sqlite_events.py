@@ -15,7 +15,7 @@ from typing import Any
 
 from coordination._messages import Envelope, Message
 from coordination.errors import StoreError
-from coordination.stores._codec import Codec
+from coordination.stores._codec import MAYBE_TEXT, NUMBER, TEXT, Codec, column
 from coordination.stores._records import DeadLetter
 from coordination.stores._sqlite_database import SQLiteDatabase
 
@@ -73,9 +73,10 @@ class SQLiteEvents:
         )
         envelopes: list[Envelope[Message]] = []
         for message_id, causation_id, occurred_at, text in rows:
+            column(message_id, TEXT, workflow_id, "event id")
+            column(causation_id, MAYBE_TEXT, workflow_id, f"cause of event {message_id}")
             message = self._codec.read_message(text, workflow_id, f"event {message_id}")
-            if not isinstance(occurred_at, int | float):
-                raise StoreError(f"run {workflow_id!r}: event {message_id} has a corrupt time")
+            column(occurred_at, NUMBER, workflow_id, f"time of event {message_id}")
             envelopes.append(
                 Envelope(message, workflow_id, causation_id, message_id, _moment(occurred_at))
             )
