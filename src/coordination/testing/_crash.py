@@ -34,6 +34,7 @@ from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
 from coordination.stores._store import Store
 from coordination.testing._clock import VirtualClock
 from coordination.testing._equivalence import net_effects, settle_late_results
+from coordination.testing._faults import Crash
 from coordination.testing._invariants import effect_problems, journal_problems
 
 __all__ = ["CrashPoint", "SimulatedCrash", "assert_crash_safe", "crash_points"]
@@ -283,6 +284,7 @@ def assert_crash_safe(
     entry_points: Sequence[str] = ("run", "publish"),
     store: Callable[[], Store] = MemoryStore,
     same_end: bool = True,
+    crash: Crash | None = None,
 ) -> list[CrashPoint]:
     """Crash at every store write of every runner; fail listing the points that differ.
 
@@ -292,10 +294,14 @@ def assert_crash_safe(
     a COMPENSATED instance, a well-formed journal) and, with `same_end`, end in the crash-
     free run's status and state. Pass `same_end=False` when the participants' answers are
     not the same for the same key (transient faults): a crash loses the attempts it cut
-    short, and their retries after recovery may well succeed. Returns the points tried.
+    short, and their retries after recovery may well succeed. With `crash` (a drawn
+    plan's `plan.crash`), only that point is tried under each entry point (its write
+    number taken modulo the writes that entry point makes). Returns the points tried.
     """
     workflow_id = "crash-safe"
     points = crash_points(flow, participants, message, entry_points=entry_points, store=store)
+    if crash is not None:
+        points = _only(points, crash)
     expected: dict[str, _Ending] = {}
     for entry_point in _checked(entry_points):
         side = participants()
@@ -321,6 +327,16 @@ def assert_crash_safe(
             f"crash:\n  {listing}{more}"
         )
     return points
+
+
+def _only(points: list[CrashPoint], crash: Crash) -> list[CrashPoint]:
+    """The point `crash` names under each entry point (its write modulo that one's count)."""
+    chosen: list[CrashPoint] = []
+    for entry_point in dict.fromkeys(point.entry_point for point in points):
+        mine = [p for p in points if p.entry_point == entry_point and p.after == crash.after]
+        if mine:
+            chosen.append(mine[(crash.write - 1) % len(mine)])
+    return chosen
 
 
 def _try(
