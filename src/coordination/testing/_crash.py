@@ -259,8 +259,11 @@ def crash_points(
     points: list[CrashPoint] = []
     for entry_point in _checked(entry_points):
         counting = _CrashingStore(store(), None, after=False)
-        _drive(flow, entry_point, participants(), counting, message, "crash-points")
-        settle_late_results()
+        try:
+            _drive(flow, entry_point, participants(), counting, message, "crash-points")
+            settle_late_results()
+        finally:
+            _close(counting.inner)
         for number, operation in enumerate(counting.operations, start=1):
             points.append(CrashPoint(entry_point, number, operation, after=False))
             points.append(CrashPoint(entry_point, number, operation, after=True))
@@ -306,9 +309,12 @@ def assert_crash_safe(
     for entry_point in _checked(entry_points):
         side = participants()
         plain = store()
-        _drive(flow, entry_point, side, plain, message, workflow_id)
-        settle_late_results()
-        ended = _recover(flow, entry_point, side, plain, workflow_id)
+        try:
+            _drive(flow, entry_point, side, plain, message, workflow_id)
+            settle_late_results()
+            ended = _recover(flow, entry_point, side, plain, workflow_id)
+        finally:
+            _close(plain)
         assert ended is not None
         expected[entry_point] = _Ending(ended[0], _state(side, ended[1]), ended[1])
     problems: list[str] = []
@@ -352,11 +358,14 @@ def _try(
     durable = store()
     crashing = _CrashingStore(durable, point.write, point.after)
     try:
-        _drive(flow, point.entry_point, side, crashing, message, workflow_id)
-    except SimulatedCrash:
-        pass
-    settle_late_results()
-    ended = _recover(flow, point.entry_point, side, durable, workflow_id)
+        try:
+            _drive(flow, point.entry_point, side, crashing, message, workflow_id)
+        except SimulatedCrash:
+            pass
+        settle_late_results()
+        ended = _recover(flow, point.entry_point, side, durable, workflow_id)
+    finally:
+        _close(durable)
     if ended is None:
         if point.write == 1 and not point.after:
             return None  # it never started: nothing was applied, nothing is owed
@@ -377,6 +386,13 @@ def _try(
     if state != want.state:
         return f"left the participants otherwise: {_difference(state, want.state)}"
     return None
+
+
+def _close(store: Any) -> None:
+    """Close a store the kit made (a durable one's heartbeat and checkpointer end)."""
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
 
 
 def _difference(got: Any, want: Any) -> str:

@@ -70,7 +70,7 @@ def fault_plans(
     # write past the last is taken modulo the writes the run makes.
     bound = 2 * (len(definition.steps) + len(targets)) + 4
     crash = st.builds(Crash, write=st.integers(1, bound), after=st.booleans())
-    return st.tuples(plans, crash).map(lambda drawn: FaultPlan(drawn[0].faults, drawn[1]))
+    return st.builds(FaultPlan, plans.map(lambda plan: plan.faults), crash)
 
 
 def messages(message_type: type[Message], **fields: Any) -> SearchStrategy[Message]:
