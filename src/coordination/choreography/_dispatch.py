@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import inspect
-import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -32,12 +31,17 @@ class Dispatch:
 
     __slots__ = ("current", "delayed", "done", "queue", "runner", "sequence")
 
+    def later(self, due: float, clock: Clock, callback: Callable[[], object]) -> None:
+        """Deliver `callback` at `due` on `clock` (ties in the order they were asked)."""
+        self.sequence += 1
+        heapq.heappush(self.delayed, (due, self.sequence, clock, callback))
+
     def __init__(self) -> None:
         #: (deliver, deliver_async, envelope) to deliver, or a callable to run, in FIFO order.
         self.queue: deque[Any] = deque()
         #: (due on the clock, tie-breaker, clock, callable), earliest first.
         self.delayed: list[tuple[float, int, Clock, Callable[[], object]]] = []
-        self.sequence = itertools.count()
+        self.sequence = 0
         self.done = False
         self.runner: asyncio.Runner | None = None
         #: The envelope being delivered: what a handler publishes is caused by it.
