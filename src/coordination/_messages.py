@@ -162,17 +162,29 @@ def to_json(message: Message) -> str:
             f"got {type(message).__name__}"
         )
     cls = type(message)
-    problem = persistence_problem(cls)
-    if problem is not None:
-        raise MessageError(problem)
-    name = json.dumps(type_name_of(cls))
+    head = cls.__dict__.get("__coordination_json_head__")
+    if head is None:
+        head = _json_head(cls)
     try:
         data = message.model_dump_json()
     except PydanticSerializationError as error:  # a str holding a lone surrogate, say
         raise MessageError(f"{cls.__qualname__} cannot be written as JSON: {error}") from error
+    return f"{head}{data}}}"
+
+
+def _json_head(cls: type[Message]) -> str:
+    """What every JSON text of `cls` opens with, up to its data; kept on the class (in its
+    own `__dict__`, so a subclass makes its own), as messages of a class are written often."""
+    problem = persistence_problem(cls)
+    if problem is not None:
+        raise MessageError(problem)
+    name = json.dumps(type_name_of(cls))
     if cls.class_version != 1:
-        return f'{{"type":{name},"version":{int(cls.class_version)},"data":{data}}}'
-    return f'{{"type":{name},"data":{data}}}'
+        head = f'{{"type":{name},"version":{int(cls.class_version)},"data":'
+    else:
+        head = f'{{"type":{name},"data":'
+    type.__setattr__(cls, "__coordination_json_head__", head)
+    return head
 
 
 def from_json(text: str | bytes, types: Iterable[type[Message]] = ()) -> Message:
