@@ -19,7 +19,16 @@ from typing import Any
 from coordination._clock import Clock
 from coordination._messages import Envelope, Message
 
-__all__ = ["Deliver", "DeliverAsync", "Dispatch", "current", "drive", "drive_async", "release_due"]
+__all__ = [
+    "Deliver",
+    "DeliverAsync",
+    "Dispatch",
+    "current",
+    "delivering",
+    "drive",
+    "drive_async",
+    "release_due",
+]
 
 #: How a bus delivers one envelope to its handlers (sync: within this cascade).
 Deliver = Callable[[Envelope[Message], "Dispatch"], None]
@@ -49,6 +58,16 @@ class Dispatch:
 
 
 current: ContextVar[Dispatch | None] = ContextVar("coordination_dispatch", default=None)
+
+
+def delivering() -> Envelope[Message] | None:
+    """The envelope this thread's (or task's) cascade is delivering now, if any.
+
+    A handler that needs the envelope's ids but no `Context` reads them here, so the bus
+    delivers to it as a plain handler (no Context made per delivery).
+    """
+    dispatch = current.get()
+    return None if dispatch is None else dispatch.current
 
 
 def drive(dispatch: Dispatch) -> None:
