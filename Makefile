@@ -41,13 +41,19 @@ lint: $(VENV)/.installed-dev
 WITH_POSTGRES = scripts/postgres.sh start && \
 	COORDINATION_TEST_POSTGRES=$$(scripts/postgres.sh url)
 
+# The diagram tests' renderers (Graphviz dot, Mermaid's parser under node): installed when
+# missing, in seconds when present.
+RENDERERS = scripts/renderers.sh
+
 ## test: lint, then the whole (fast, deterministic) test suite
 test: lint
+	$(RENDERERS)
 	$(WITH_POSTGRES) $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	status=$$?; scripts/postgres.sh stop; exit $$status
 
 ## test-long: long hypothesis and crash runs
 test-long: $(VENV)/.installed-dev
+	$(RENDERERS)
 	$(WITH_POSTGRES) HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -m 'long or not long' \
 	$(PYTEST_ARGS); status=$$?; scripts/postgres.sh stop; exit $$status
 
@@ -62,4 +68,4 @@ docs: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis site dist
+	rm -rf $(VENV) .renderers .mypy_cache .ruff_cache .pytest_cache .hypothesis site dist
