@@ -19,11 +19,11 @@ $(VENV)/.installed-base: $(VENV)/.created
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.created
-	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres,otel]'
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed-dev
-	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres,otel,bench]'
 	touch $@
 
 ## demo: run the bundled e-commerce example (DB=orders.db: durable, interrupt and rerun)

@@ -1,0 +1,13 @@
+"""Seeing what flows do, the same way for both runners.
+
+Observers for `observers=[...]` (`LogObserver`; `coordination.observe.otel.SpanObserver`
+with the `otel` extra), renderings of one run (`timeline`), flow graphs from the
+definitions with a run on them (`graph`), and checks of a flow's wiring (`lint`).
+"""
+
+from coordination.observe._log import DEFAULT_LEVELS, LogObserver
+
+__all__ = [
+    "DEFAULT_LEVELS",
+    "LogObserver",
+]
