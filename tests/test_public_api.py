@@ -129,7 +129,12 @@ EXPORTS: dict[str, list[str]] = {
     ],
     "coordination.observe": [
         "DEFAULT_LEVELS",
+        "Attempt",
         "LogObserver",
+        "RunView",
+        "Timeline",
+        "TimelineRow",
+        "timeline",
     ],
     "coordination.observe.otel": [
         "SpanObserver",

@@ -6,8 +6,15 @@ definitions with a run on them (`graph`), and checks of a flow's wiring (`lint`)
 """
 
 from coordination.observe._log import DEFAULT_LEVELS, LogObserver
+from coordination.observe._timeline import Attempt, Timeline, TimelineRow, timeline
+from coordination.observe._view import RunView
 
 __all__ = [
     "DEFAULT_LEVELS",
+    "Attempt",
     "LogObserver",
+    "RunView",
+    "Timeline",
+    "TimelineRow",
+    "timeline",
 ]
