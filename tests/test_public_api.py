@@ -129,11 +129,14 @@ EXPORTS: dict[str, list[str]] = {
     ],
     "coordination.observe": [
         "DEFAULT_LEVELS",
+        "STATES",
         "Attempt",
+        "FlowDiagram",
         "LogObserver",
         "RunView",
         "Timeline",
         "TimelineRow",
+        "graph",
         "timeline",
     ],
     "coordination.observe.otel": [
