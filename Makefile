@@ -63,6 +63,7 @@ bench: $(VENV)/.installed-bench
 	PYTHONPATH=. $(BIN)/python bench/bus.py
 	PYTHONPATH=. $(BIN)/python bench/choreography.py
 	PYTHONPATH=. $(BIN)/python bench/durable.py
+	PYTHONPATH=. $(BIN)/python bench/lint.py
 
 docs: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict
