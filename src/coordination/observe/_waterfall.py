@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = ["waterfall"]
 
-WIDTH = 40
+WIDTH = 30
 _STYLES = {
     "completed": "green",
     "failed": "red",
@@ -40,15 +40,13 @@ def waterfall(timeline: Timeline) -> Table:
         title=f"{timeline.workflow_id}: {timeline.status.name}",
         caption=f"{timeline.total * 1000:.2f} ms" + "".join(f" · {n}" for n in timeline.notes),
     )
-    table.add_column("step")
+    table.add_column("step", no_wrap=True)
     table.add_column("attempt", justify="right")
     table.add_column("outcome")
     table.add_column("time", justify="right")
     table.add_column("waterfall", no_wrap=True, min_width=WIDTH)
     for row in timeline.rows:
-        name = Text(row.name, style="italic" if row.undoes else "")
-        if row.undoes:
-            name.append(f" (undoes {row.undoes})", style="dim")
+        name = Text(f"undo {row.name}" if row.undoes else row.name)
         if not row.attempts:
             table.add_row(name, "", ", ".join(row.notes), "", "")
         for position, attempt in enumerate(row.attempts):
