@@ -14,10 +14,6 @@ $(VENV)/.created: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	touch $@
 
-$(VENV)/.installed-base: $(VENV)/.created
-	$(BIN)/python -m pip install --quiet -e .
-	touch $@
-
 $(VENV)/.installed-dev: $(VENV)/.created
 	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres,otel]'
 	touch $@
@@ -26,9 +22,17 @@ $(VENV)/.installed-bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres,otel,bench]'
 	touch $@
 
-## demo: run the bundled e-commerce example (DB=orders.db: durable, interrupt and rerun)
-demo: $(VENV)/.installed-base
-	$(BIN)/python -m examples.ecommerce $(if $(DB),--db $(DB)) $(if $(PACE),--pace $(PACE))
+$(VENV)/.installed-cli: $(VENV)/.created
+	$(BIN)/python -m pip install --quiet -e '.[cli]'
+	touch $@
+
+## demo: the bundled order under both runners, with its timelines (the `coordination demo`
+##       command). FAIL=sellers.reserve_stock makes an action fail; DB=orders.db keeps the
+##       runs (then: .venv/bin/coordination runs list --db orders.db). The narrated tour, and
+##       the interrupt-and-recover one: .venv/bin/python -m examples.ecommerce [--db orders.db]
+demo: $(VENV)/.installed-cli
+	$(BIN)/coordination demo --mode $(or $(MODE),both) $(if $(FAIL),--fail $(FAIL)) \
+	$(if $(DB),--db $(DB))
 
 ## lint: ruff, formatting and mypy strict
 lint: $(VENV)/.installed-dev
