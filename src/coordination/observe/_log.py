@@ -12,8 +12,9 @@ __all__ = ["DEFAULT_LEVELS", "LogObserver"]
 
 #: The level of each kind of entry. What an operator follows (a step settled, undone,
 #: skipped, waiting, recovered; an instance finished) is INFO; the attempt-by-attempt detail
-#: under it (started, retried, published) is DEBUG; a step or an undo that failed for good
-#: is WARNING, since someone may have to act on it.
+#: under it (started, retried, published) is DEBUG; a failed attempt of an action or an undo
+#: is WARNING (a `retried` entry follows it when it will be tried again): someone may have to
+#: act on it.
 DEFAULT_LEVELS: Mapping[EntryKind, int] = {
     EntryKind.WORKFLOW_STARTED: logging.INFO,
     EntryKind.PUBLISHED: logging.DEBUG,
