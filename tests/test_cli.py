@@ -221,6 +221,7 @@ def test_recover_retry_and_cancel_give_the_factory_the_store(tmp_path: Path) -> 
     [
         (["demo", "--fail", "sellers.teleport"], 2, "no such participant action"),
         (["demo", "--mode", "both-ways"], 2, "Invalid value for '--mode'"),
+        (["demo", "--db", "README.md"], 1, "README.md is not a coordination store"),
         (["graph", "PlaceOrder"], 2, "is not MODULE:OBJECT"),
         (["graph", "examples.nowhere:Flow"], 2, "cannot import examples.nowhere"),
         (["graph", "examples.ecommerce:Nope"], 2, "has no 'Nope'"),

@@ -64,6 +64,12 @@ def test_a_choreography_graph_shows_who_emits_and_who_reacts_subscribers_include
     assert f"{ids['PaymentRefunded']} --> s1" in text  # the refund is seen by loyalty too
 
 
+def test_an_orchestrator_instance_is_drawn_as_its_flow() -> None:
+    from examples.ecommerce.app import place_order
+
+    assert graph(place_order()).mermaid() == graph(EXAMPLES["ecommerce-flow"]()).mermaid()
+
+
 def test_the_choreography_of_the_interfaces_has_the_flows_generations() -> None:
     derived = graph(shop()).model
     declared = graph(EXAMPLES["ecommerce-flow"]()).model

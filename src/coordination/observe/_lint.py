@@ -170,9 +170,8 @@ def _check_cycles(wiring: _Wiring, findings: list[Finding]) -> set[str]:
     return on_cycles
 
 
-def _check_inputs(wiring: _Wiring, on_cycles: set[str], findings: list[Finding]) -> set[str]:
+def _check_inputs(wiring: _Wiring, on_cycles: set[str], findings: list[Finding]) -> None:
     model = wiring.model
-    flagged: set[str] = set()
     reached = set().union(*wiring.reach.values())
     for node in model.nodes:
         if node.key in on_cycles or any(node.key in reach for reach in wiring.reach.values()):
@@ -185,7 +184,6 @@ def _check_inputs(wiring: _Wiring, on_cycles: set[str], findings: list[Finding])
                 if len(missing) > 1
                 else f"and its other inputs ({_names(others)}) never come in a flow it starts"
             )
-            flagged.add(node.key)
             findings.append(
                 _finding(
                     "unproduced-input",
@@ -201,7 +199,6 @@ def _check_inputs(wiring: _Wiring, on_cycles: set[str], findings: list[Finding])
             any(p.key in reached for p in model.producers(w))
             for w in node.inputs
         ):
-            flagged.add(node.key)
             findings.append(
                 _finding(
                     "incomplete-join",
@@ -211,7 +208,6 @@ def _check_inputs(wiring: _Wiring, on_cycles: set[str], findings: list[Finding])
                     f"inputs come from one flow, or split the action",
                 )
             )
-    return flagged
 
 
 def _check_commands(wiring: _Wiring, findings: list[Finding]) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordination._messages import Command, Message
+from coordination._messages import Message
 from coordination._participants import Action, Participant
 from coordination.engine import FlowPlan
 from coordination.errors import UsageError
@@ -34,8 +34,6 @@ class Node:
     timeout: float | None
     #: From 1; None when no start message leads to it (or it is part of a cycle).
     generation: int | None = None
-    #: The position of its declared group in a flow (siblings share one); else None.
-    group: int | None = None
 
     @property
     def is_join(self) -> bool:
@@ -59,8 +57,6 @@ class FlowModel:
     #: Messages no action produces: what starts instances (a flow has exactly one).
     starts: list[type[Message]]
     subscribers: list[Subscriber] = field(default_factory=list)
-    #: Declared flow (an Orchestrator): its groups are given, not derived.
-    declared: bool = False
     _producers: dict[type[Message], list[Node]] = field(default_factory=dict)
 
     def producers(self, wanted: type[Message]) -> list[Node]:
@@ -110,9 +106,9 @@ def _from_plan(plan: FlowPlan, name: str) -> FlowModel:
     for planned in plan.actions:
         step = planned.step
         node = _node(planned.index, step.action, step.retry.attempts, step.timeout)
-        node.generation = node.group = planned.generation
+        node.generation = planned.generation
         nodes.append(node)
-    return FlowModel(name, nodes, [plan.start_type], declared=True)
+    return FlowModel(name, nodes, [plan.start_type])
 
 
 def _participant_types(participants: Iterable[object]) -> list[type[Participant]]:
@@ -190,10 +186,12 @@ def _subscribers(bus: Any, messages: Iterable[type[Message]]) -> list[Subscriber
 
 
 def model_of(target: object) -> FlowModel:
-    """The model of an Orchestrator subclass, a Choreography, or participants."""
+    """The model of an Orchestrator (subclass or instance), a Choreography, or participants."""
     from coordination.choreography import Choreography
     from coordination.orchestration import Orchestrator
 
+    if isinstance(target, Orchestrator):
+        target = type(target)
     if isinstance(target, type) and issubclass(target, Orchestrator):
         plan = getattr(target, "plan", None)
         if not isinstance(plan, FlowPlan):
@@ -208,7 +206,6 @@ def model_of(target: object) -> FlowModel:
             starts.append(binding.plan.start_type)
             for node in _from_plan(binding.plan, target.name).nodes:
                 node.index = nodes[node.key].index if node.key in nodes else len(nodes)
-                node.group = None
                 nodes.setdefault(node.key, node)
         model = FlowModel(target.name, list(nodes.values()), starts)
         model.subscribers = _subscribers(target.bus, model.messages())
@@ -225,7 +222,3 @@ def model_of(target: object) -> FlowModel:
     raise UsageError(
         f"expected an Orchestrator subclass, a Choreography or participants, got {target!r}"
     )
-
-
-def is_command(message: type[Message]) -> bool:
-    return issubclass(message, Command)
