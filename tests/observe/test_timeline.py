@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from rich.console import Console
 
+from coordination import WorkflowStatus
 from coordination.errors import UsageError
 from coordination.observe import RunView, timeline
+from coordination.stores import SQLiteStore
+from examples.ecommerce import (
+    InMemoryLogistics,
+    InMemoryNotifications,
+    InMemoryPayments,
+    InMemorySellers,
+    PlaceOrder,
+)
+from examples.ecommerce.demo import GOOD_ORDER
 from tests.observe.golden import assert_golden
 from tests.observe.renderers import mermaid_errors
 from tests.observe.scenarios import PLANS, choreographed, orchestrated
@@ -76,3 +88,30 @@ def test_every_plans_sequence_diagram_parses_with_mermaid() -> None:
 def test_a_timeline_needs_a_run() -> None:
     with pytest.raises(UsageError, match="WorkflowRun or a ProcessView"):
         timeline("order-1")  # type: ignore[arg-type]
+
+
+def test_a_run_stopped_half_way_shows_what_settled_and_what_is_pending(tmp_path: Path) -> None:
+    from coordination.observe import graph
+
+    payments, sellers, logistics, notifications = (
+        InMemoryPayments({"alice": 10_000}),
+        InMemorySellers({"book": 3}),
+        InMemoryLogistics(["courier-1"]),
+        InMemoryNotifications(),
+    )
+    sellers.fail("reserve_stock", KeyboardInterrupt())  # the process stops mid-attempt
+    store = SQLiteStore(tmp_path / "orders.db")
+    orders = PlaceOrder(payments, sellers, logistics, notifications, store=store)
+    with pytest.raises(KeyboardInterrupt):
+        orders.run(GOOD_ORDER, workflow_id="order-1")
+    run = orders.get("order-1")
+    line = timeline(run)
+    assert line.status is WorkflowStatus.RUNNING
+    # An attempt's start is stored with its end: the interrupted one left no row yet.
+    assert "Sellers.reserve_stock" not in {row.name for row in line.rows}
+    assert {row.name: row.outcome for row in line.rows}["Payments.charge"] == "completed"
+    assert mermaid_errors({"stopped": line.mermaid()}) == {}
+    states = graph(PlaceOrder, run=run).states
+    assert states["Payments.charge"] == "done"
+    assert states["Sellers.reserve_stock"] == "pending"
+    assert states["Notifications.send_confirmation"] == "pending"
