@@ -367,7 +367,8 @@ def runs_list(
         rows.append((run.workflow_id, run.flow, run.status.name, run.start_type, *when))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        typer.echo("  ".join(cells).rstrip())
     typer.echo(f"{len(found)} runs in {db}")
 
 
