@@ -25,6 +25,7 @@ SMALL = {
         "--commits", "40", "--rounds", "1", "--threads", "2", "--no-crash-check",
     ],
     "recovery.py": ["--runs", "300", "--unfinished", "3"],
+    "lint.py": ["--actions", "20", "--rounds", "1"],
 }  # fmt: skip
 
 
