@@ -171,20 +171,22 @@ def _interrupted(db: Path, workflow_id: str) -> None:
     """A run left unfinished by a process stopped half-way (it let go of the run)."""
     payments, sellers, logistics, notifications = _shop()
     sellers.fail("reserve_stock", KeyboardInterrupt())
-    orders = PlaceOrder(payments, sellers, logistics, notifications, store=SQLiteStore(db))
-    with pytest.raises(KeyboardInterrupt):
-        orders.run(GOOD_ORDER, workflow_id=workflow_id)
-    assert orders.get(workflow_id).status is WorkflowStatus.RUNNING
+    with SQLiteStore(db) as store:
+        orders = PlaceOrder(payments, sellers, logistics, notifications, store=store)
+        with pytest.raises(KeyboardInterrupt):
+            orders.run(GOOD_ORDER, workflow_id=workflow_id)
+        assert orders.get(workflow_id).status is WorkflowStatus.RUNNING
 
 
 def _undo_failed(db: Path, workflow_id: str) -> None:
     payments, sellers, logistics, notifications = _shop()
     sellers.fail("reserve_stock", NonRetryable("out of stock"))
     payments.fail("refund", *(RuntimeError("bank offline") for _ in range(5)))
-    orders = PlaceOrder(
-        payments, sellers, logistics, notifications, store=SQLiteStore(db), clock=VirtualClock()
-    )
-    run = orders.run(GOOD_ORDER, workflow_id=workflow_id)
+    with SQLiteStore(db) as store:
+        orders = PlaceOrder(
+            payments, sellers, logistics, notifications, store=store, clock=VirtualClock()
+        )
+        run = orders.run(GOOD_ORDER, workflow_id=workflow_id)
     assert run.status is WorkflowStatus.COMPENSATION_FAILED
 
 

@@ -15,6 +15,7 @@ stderr and a non-zero exit (2 for bad arguments), never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -22,7 +23,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -142,8 +143,18 @@ def _flow(target: str) -> Any:
     return found
 
 
-def _runner(target: str, db: Path) -> Any:
-    """An Orchestrator or Choreography on the store `--db` names."""
+@contextlib.contextmanager
+def _runner(target: str, db: Path) -> Iterator[Any]:
+    """An Orchestrator or Choreography on the store `--db` names; its store closed after
+    (its heartbeat and checkpointer threads end with the command)."""
+    made = _made(target, db)
+    try:
+        yield made
+    finally:
+        made.store.close()
+
+
+def _made(target: str, db: Path) -> Any:
     found = _import(target)
     if isinstance(found, type) or not callable(found):
         made = found
@@ -415,15 +426,16 @@ def runs_recover(
     as_json: JsonOption = False,
 ) -> None:
     """Resume the runs a stopped process left unfinished (for that flow)."""
-    _report(_runner(target, _existing(db)).recover(), as_json)
+    with _runner(target, _existing(db)) as runner:
+        _report(runner.recover(), as_json)
 
 
-def _operator(target: str, db: Path, action: str) -> Any:
-    runner = _runner(target, _existing(db))
-    method = getattr(runner, action, None) if isinstance(runner, Orchestrator) else None
-    if method is None:
-        raise UsageError(f"{action} is for orchestrations; {target} is a choreography")
-    return method
+def _operate(target: str, db: Path, action: str, workflow_id: str, as_json: bool) -> None:
+    with _runner(target, _existing(db)) as runner:
+        method = getattr(runner, action, None) if isinstance(runner, Orchestrator) else None
+        if method is None:
+            raise UsageError(f"{action} is for orchestrations; {target} is a choreography")
+        _report([method(workflow_id)], as_json)
 
 
 @runs_app.command("retry")
@@ -435,7 +447,7 @@ def runs_retry(
     as_json: JsonOption = False,
 ) -> None:
     """Go on with a PARKED or COMPENSATION_FAILED run, to its end."""
-    _report([_operator(target, db, "retry")(workflow_id)], as_json)
+    _operate(target, db, "retry", workflow_id, as_json)
 
 
 @runs_app.command("cancel")
@@ -447,7 +459,7 @@ def runs_cancel(
     as_json: JsonOption = False,
 ) -> None:
     """Stop an unfinished run and undo what it did."""
-    _report([_operator(target, db, "cancel")(workflow_id)], as_json)
+    _operate(target, db, "cancel", workflow_id, as_json)
 
 
 def main() -> None:

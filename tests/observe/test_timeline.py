@@ -112,6 +112,7 @@ def test_a_run_stopped_half_way_shows_what_settled_and_what_is_pending(tmp_path:
     assert {row.name: row.outcome for row in line.rows}["Payments.charge"] == "completed"
     assert mermaid_errors({"stopped": line.mermaid()}) == {}
     states = graph(PlaceOrder, run=run).states
+    store.close()
     assert states["Payments.charge"] == "done"
     assert states["Sellers.reserve_stock"] == "pending"
     assert states["Notifications.send_confirmation"] == "pending"

@@ -19,8 +19,10 @@ from tests.testing.test_fakes import shop
 
 def test_a_raw_run_has_the_stores_journal_and_steps(tmp_path: Path) -> None:
     db = tmp_path / "orders.db"
-    orders = PlaceOrder(*shop(PLANS["refused"]()), store=SQLiteStore(db), clock=VirtualClock())
-    run = orders.run(ORDER, workflow_id="w")
+    with SQLiteStore(db) as store:
+        run = PlaceOrder(*shop(PLANS["refused"]()), store=store, clock=VirtualClock()).run(
+            ORDER, workflow_id="w"
+        )
     raw = read_run(db, "w")
     assert raw is not None
     assert raw.journal == run.journal
