@@ -1,0 +1,81 @@
+"""The tests' PostgreSQL: stores on the server `make test` starts, one fresh schema each.
+
+`postgres` is a fixture (re-exported by tests/conftest.py): a test asks it for stores, each
+in a schema of its own that is dropped afterwards, with every store it made closed first.
+Without COORDINATION_TEST_POSTGRES (a plain `pytest` outside make) these tests are skipped,
+as tests/test_postgres_server.py is; with it set, a server that cannot be reached fails them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from coordination.stores import PostgresStore
+
+URL = os.environ.get("COORDINATION_TEST_POSTGRES")
+SKIP_REASON = "no test server: run `make test` (it starts one) or set it yourself"
+
+_numbers = itertools.count()
+
+
+class PostgresServer:
+    """Stores on the test server, closed and dropped when the test ends."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._stores: list[PostgresStore] = []
+        self._schemas: list[str] = []
+
+    def new_schema(self) -> str:
+        """A schema name no other test uses (created by the first store opened in it)."""
+        name = f"t{os.getpid()}_{next(_numbers)}_{uuid.uuid4().hex[:6]}"
+        self._schemas.append(name)
+        return name
+
+    def store(self, schema: str | None = None, **options: Any) -> PostgresStore:
+        """A store in `schema` (a new one by default), closed when the test ends."""
+        store = PostgresStore(self.url, schema=schema or self.new_schema(), **options)
+        self._stores.append(store)
+        return store
+
+    def connect(self) -> Any:
+        """A plain psycopg connection (autocommit), to look at or damage what is stored."""
+        import psycopg
+
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+
+    def cleanup(self) -> None:
+        for store in self._stores:
+            store.close()
+        if self._schemas:
+            with self.connect() as connection:
+                for schema in self._schemas:
+                    connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def server_or_skip() -> PostgresServer:
+    """The test server, or a skip without one; a set but unreachable server fails."""
+    if URL is None:
+        pytest.skip(SKIP_REASON)
+    server = PostgresServer(URL)
+    try:
+        server.connect().close()
+    except Exception as error:
+        pytest.fail(f"COORDINATION_TEST_POSTGRES={URL} cannot be reached: {error}")
+    return server
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresServer]:
+    """Stores on the test server, each in a fresh schema, closed and dropped afterwards."""
+    server = server_or_skip()
+    try:
+        yield server
+    finally:
+        server.cleanup()
