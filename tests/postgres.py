@@ -79,3 +79,63 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.cleanup()
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "scripts", "postgres.sh")
+
+
+class DedicatedServer:
+    """A server of the test's own (scripts/postgres.sh on a free port), to stop and restart."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def _script(self, command: str) -> None:
+        import subprocess
+
+        result = subprocess.run(
+            ["bash", SCRIPT, command],
+            env={**os.environ, "PGTEST_PORT": str(self.port)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, f"postgres.sh {command}: {result.stderr}"
+
+    def start(self) -> None:
+        self._script("start")
+
+    def down(self) -> None:
+        """Stop the server, keeping its data."""
+        self._script("down")
+
+    def up(self) -> None:
+        """Start it again on the same data and port."""
+        self._script("up")
+
+    def stop(self) -> None:
+        self._script("stop")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def dedicated_postgres() -> Iterator[DedicatedServer]:
+    """A PostgreSQL server of this test's own, stopped and deleted afterwards."""
+    server_or_skip().cleanup()  # the same rule: skipped without a test server, else required
+    server = DedicatedServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

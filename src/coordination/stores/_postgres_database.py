@@ -105,7 +105,11 @@ class PostgresDatabase:
                 min_size=1,
                 max_size=max_connections,
                 open=False,
-                kwargs={"autocommit": True, "connect_timeout": max(1, math.ceil(connect_timeout))},
+                kwargs={
+                    "autocommit": True,
+                    "connect_timeout": max(1, math.ceil(connect_timeout)),
+                    "application_name": f"coordination:{schema}"[:63],
+                },
                 configure=self._configure,
                 # A connection handed out is checked first: after a server restart every
                 # pooled one is broken, and each is replaced instead of failing a write.
