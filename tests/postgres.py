@@ -139,3 +139,44 @@ def dedicated_postgres() -> Iterator[DedicatedServer]:
         yield server
     finally:
         server.stop()
+
+
+class Backend:
+    """One durable store's data (a SQLite file, or a PostgreSQL schema), opened as often as a
+    test likes: each `open()` is a new store on the same data, as a new process would make."""
+
+    def __init__(self, kind: str, opener: Any, spec: str) -> None:
+        self.kind = kind
+        self._opener = opener
+        #: What a subprocess is told to open (tests.postgres.open_spec reads it).
+        self.spec = spec
+
+    def open(self, **options: Any) -> Any:
+        return self._opener(**options)
+
+
+def open_spec(spec: str, **options: Any) -> Any:
+    """The store a subprocess opens: `postgres:<schema>` (on COORDINATION_TEST_POSTGRES) or
+    a SQLite file's path."""
+    from coordination.stores import SQLiteStore
+
+    kind, _, schema = spec.partition(":")
+    if kind == "postgres" and URL is not None:
+        return PostgresStore(URL, schema=schema, **options)
+    return SQLiteStore(spec, **options)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def durable_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Backend:
+    """The same test on a SQLite file and on a PostgreSQL schema (skipped, as every
+    PostgreSQL test is, without a test server)."""
+    from coordination.stores import SQLiteStore
+
+    if request.param == "sqlite":
+        path = tmp_path / "s.db"
+        return Backend("sqlite", lambda **options: SQLiteStore(path, **options), str(path))
+    server: PostgresServer = request.getfixturevalue("postgres")
+    schema = server.new_schema()
+    return Backend(
+        "postgres", lambda **options: server.store(schema, **options), f"postgres:{schema}"
+    )
