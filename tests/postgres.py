@@ -145,14 +145,30 @@ class Backend:
     """One durable store's data (a SQLite file, or a PostgreSQL schema), opened as often as a
     test likes: each `open()` is a new store on the same data, as a new process would make."""
 
-    def __init__(self, kind: str, opener: Any, spec: str) -> None:
+    def __init__(self, kind: str, opener: Any, spec: str, server: Any = None) -> None:
         self.kind = kind
+        self._server = server
         self._opener = opener
         #: What a subprocess is told to open (tests.postgres.open_spec reads it).
         self.spec = spec
 
     def open(self, **options: Any) -> Any:
         return self._opener(**options)
+
+    def tamper(self, statement: str, parameters: tuple[Any, ...] = ()) -> None:
+        """Change the stored rows behind the store's back (`?` marks the parameters)."""
+        if self.kind == "sqlite":
+            import sqlite3
+
+            connection = sqlite3.connect(self.spec)
+            with connection:
+                connection.execute(statement, parameters)
+            connection.close()
+            return
+        server, schema = self._server
+        with server.connect() as connection:
+            connection.execute(f'SET search_path TO "{schema}"')
+            connection.execute(statement.replace("?", "%s"), parameters)
 
 
 def open_spec(spec: str, **options: Any) -> Any:
@@ -178,5 +194,8 @@ def durable_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Backend:
     server: PostgresServer = request.getfixturevalue("postgres")
     schema = server.new_schema()
     return Backend(
-        "postgres", lambda **options: server.store(schema, **options), f"postgres:{schema}"
+        "postgres",
+        lambda **options: server.store(schema, **options),
+        f"postgres:{schema}",
+        (server, schema),
     )
