@@ -155,6 +155,13 @@ class Backend:
     def open(self, **options: Any) -> Any:
         return self._opener(**options)
 
+    def connect(self) -> Any:
+        """A psycopg connection to a PostgreSQL backend's schema (autocommit)."""
+        server, schema = self._server
+        connection = server.connect()
+        connection.execute(f'SET search_path TO "{schema}"')
+        return connection
+
     def tamper(self, statement: str, parameters: tuple[Any, ...] = ()) -> None:
         """Change the stored rows behind the store's back (`?` marks the parameters)."""
         if self.kind == "sqlite":
@@ -165,9 +172,7 @@ class Backend:
                 connection.execute(statement, parameters)
             connection.close()
             return
-        server, schema = self._server
-        with server.connect() as connection:
-            connection.execute(f'SET search_path TO "{schema}"')
+        with self.connect() as connection:
             connection.execute(statement.replace("?", "%s"), parameters)
 
 
