@@ -54,9 +54,12 @@ _FENCE = "SELECT 1 FROM runs WHERE workflow_id = %s AND token = %s FOR UPDATE"
 _SELECT_RUNS = (
     f"SELECT {RUN_COLUMNS}, s.keys, s.outcomes, s.attempts, s.outputs, s.errors, s.journals "
     "FROM runs r LEFT JOIN shapes sh ON sh.id = r.shape LEFT JOIN LATERAL (SELECT "
-    "array_agg(key ORDER BY seq) AS keys, array_agg(outcome ORDER BY seq) AS outcomes, "
-    "array_agg(attempts ORDER BY seq) AS attempts, array_agg(output ORDER BY seq) AS outputs, "
-    "array_agg(error ORDER BY seq) AS errors, array_agg(journal ORDER BY seq) AS journals "
+    "array_agg(key ORDER BY steps.seq) AS keys, "
+    "array_agg(outcome ORDER BY steps.seq) AS outcomes, "
+    "array_agg(attempts ORDER BY steps.seq) AS attempts, "
+    "array_agg(output ORDER BY steps.seq) AS outputs, "
+    "array_agg(error ORDER BY steps.seq) AS errors, "
+    "array_agg(journal ORDER BY steps.seq) AS journals "
     "FROM steps WHERE steps.workflow_id = r.workflow_id) s ON true"
 )
 _FORGETTABLE = [
@@ -468,7 +471,7 @@ class PostgresStore:
             parameters.append(status.value)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.fetch(
-            f"{_SELECT_RUNS}{where} ORDER BY r.created_at, r.workflow_id",
+            f"{_SELECT_RUNS}{where} ORDER BY r.created_at, r.seq",
             parameters,
             "listing runs",
         )
@@ -477,7 +480,7 @@ class PostgresStore:
     def owed_runs(self, flow: str) -> list[OwedRun]:
         rows = self._db.fetch(
             "SELECT workflow_id, status, owner, lease_expires, token FROM runs "
-            "WHERE flow = %s AND owed ORDER BY created_at, workflow_id",
+            "WHERE flow = %s AND owed ORDER BY created_at, seq",
             (flow,),
             "listing runs that owe work",
         )

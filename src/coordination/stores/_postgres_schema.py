@@ -1,9 +1,10 @@
 """The PostgreSQL store's schema, in one place, and how a found schema is judged.
 
 A store owns one PostgreSQL schema (a namespace, `coordination` by default), so it shares a
-database with an application's own tables without touching them. Order within a run comes
-from identity columns: every write of a run holds that run's row lock, so the numbers a
-run's records and events draw follow its commits. The owed-work index is partial, as in
+database with an application's own tables without touching them. Order comes from identity
+columns: every write of a run holds that run's row lock, so the numbers a run's records
+and events draw follow its commits; runs started at one instant are listed in the order
+they were started. The owed-work index is partial, as in
 SQLite: recovery's query costs what the unfinished runs cost.
 """
 
@@ -41,6 +42,7 @@ CREATE TABLE shapes (
 );
 CREATE TABLE runs (
     workflow_id text PRIMARY KEY,
+    seq bigint GENERATED ALWAYS AS IDENTITY,
     flow text NOT NULL,
     start text NOT NULL,
     status text NOT NULL,
@@ -60,8 +62,8 @@ CREATE TABLE runs (
     parked_reason text
 );
 CREATE INDEX runs_by_flow_status ON runs (flow, status);
-CREATE INDEX runs_by_created ON runs (created_at, workflow_id);
-CREATE INDEX runs_owed ON runs (flow, created_at) WHERE owed;
+CREATE INDEX runs_by_created ON runs (created_at, seq);
+CREATE INDEX runs_owed ON runs (flow, created_at, seq) WHERE owed;
 CREATE TABLE steps (
     workflow_id text NOT NULL,
     key text NOT NULL,
