@@ -30,6 +30,7 @@ from coordination.stores._codec import (
 )
 from coordination.stores._postgres_database import Duplicate, PostgresDatabase
 from coordination.stores._postgres_events import PostgresEvents
+from coordination.stores._postgres_queue import PostgresQueue
 from coordination.stores._postgres_schema import RUN_COLUMNS, check_schema_name
 from coordination.stores._records import (
     DeadLetter,
@@ -124,9 +125,15 @@ class PostgresStore:
             max_connections=max_connections,
         )
         self._events = PostgresEvents(self._db, self._codec)
+        # A channel name is an identifier of at most 63 bytes.
+        channel = f"coordination:{schema}"
+        if len(channel) > 63:
+            channel = f"coordination:{hashlib.sha256(schema.encode()).hexdigest()[:32]}"
+        self._queue = PostgresQueue(self._db, channel)
 
     def close(self) -> None:
-        """Stop the heartbeat and close the pool's connections (the data stays)."""
+        """Stop the heartbeat and the listener, and close the connections (the data stays)."""
+        self._queue.close()
         self._db.close()
 
     def __enter__(self) -> PostgresStore:
@@ -540,6 +547,23 @@ class PostgresStore:
     def _fence(self, connection: Any, workflow_id: str, token: int) -> None:
         if not connection.execute(_FENCE, (workflow_id, token)).fetchall():
             raise self._refusal(connection, workflow_id, token)
+
+    # -- the queue of workers -------------------------------------------------------------
+
+    def claim_next(self, flow: str, owner: str, *, now: float) -> tuple[str, int] | None:
+        """Claim the oldest unowned run of `flow` that owes work (`FOR UPDATE SKIP LOCKED`)."""
+        claimed = self._queue.claim_next(flow, owner, now=now, lease=self.lease)
+        if claimed is not None:
+            self._db.heartbeat.hold(*claimed)
+        return claimed
+
+    def announce(self, flow: str) -> None:
+        """NOTIFY every process listening on this schema that `flow` has work."""
+        self._queue.announce(flow)
+
+    def wait_for_work(self, flow: str, timeout: float) -> bool:
+        """Wait for an announcement of work of `flow` (LISTEN), at most `timeout` seconds."""
+        return self._queue.wait_for_work(flow, timeout)
 
     def __repr__(self) -> str:
         return f"PostgresStore(<{self._db.where}>)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -88,6 +89,8 @@ class PostgresDatabase:
     ) -> None:
         driver, pool_module = _driver()
         self._psycopg = driver
+        self._dsn = dsn
+        self._connect_timeout = max(1, math.ceil(connect_timeout))
         self.schema = schema
         try:
             parts = driver.conninfo.conninfo_to_dict(dsn)
@@ -196,6 +199,25 @@ class PostgresDatabase:
                 if attempt == _ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def listen(self, channel: str, stop: threading.Event) -> Iterator[str]:
+        """The payloads notified on `channel`, on a connection of its own (a listener holds
+        one for as long as it listens), until `stop` is set; `StoreError` when it breaks."""
+        sql = self._psycopg.sql
+        doing = f"listening for work on {channel!r}"
+        with self._mapped(doing):
+            connection = self._psycopg.connect(
+                self._dsn, autocommit=True, connect_timeout=self._connect_timeout
+            )
+        try:
+            with self._mapped(doing):
+                connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            while not stop.is_set():
+                with self._mapped(doing):
+                    payloads = [n.payload for n in connection.notifies(timeout=0.25)]
+                yield from payloads
+        finally:
+            connection.close()
 
     # -- opening --------------------------------------------------------------------------
 
