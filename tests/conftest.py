@@ -22,4 +22,9 @@ settings.load_profile(
 #: `pytester` runs pytest on throwaway test files (the plugin's own tests use it).
 pytest_plugins = ["pytester"]
 
-from tests.postgres import dedicated_postgres, durable_backend, postgres  # noqa: E402, F401
+from tests.postgres import (  # noqa: E402, F401  (fixtures)
+    dedicated_postgres,
+    durable_backend,
+    postgres,
+    postgres_backend,
+)

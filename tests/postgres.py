@@ -187,6 +187,23 @@ def open_spec(spec: str, **options: Any) -> Any:
     return SQLiteStore(spec, **options)
 
 
+def postgres_backend_of(server: PostgresServer) -> Backend:
+    """A backend on a new schema of `server`."""
+    schema = server.new_schema()
+    return Backend(
+        "postgres",
+        lambda **options: server.store(schema, **options),
+        f"postgres:{schema}",
+        (server, schema),
+    )
+
+
+@pytest.fixture
+def postgres_backend(postgres: PostgresServer) -> Backend:
+    """A PostgreSQL schema to open stores on, as `durable_backend` gives (PostgreSQL only)."""
+    return postgres_backend_of(postgres)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def durable_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Backend:
     """The same test on a SQLite file and on a PostgreSQL schema (skipped, as every
@@ -196,11 +213,4 @@ def durable_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Backend:
     if request.param == "sqlite":
         path = tmp_path / "s.db"
         return Backend("sqlite", lambda **options: SQLiteStore(path, **options), str(path))
-    server: PostgresServer = request.getfixturevalue("postgres")
-    schema = server.new_schema()
-    return Backend(
-        "postgres",
-        lambda **options: server.store(schema, **options),
-        f"postgres:{schema}",
-        (server, schema),
-    )
+    return postgres_backend_of(request.getfixturevalue("postgres"))
