@@ -85,7 +85,8 @@ class PostgresQueue:
             try:
                 for flow in self._notifications():
                     with self._wake:
-                        self._pending[flow] = self._pending.get(flow, 0) + 1
+                        # Bounded: a flow nobody here waits for must not grow it forever.
+                        self._pending[flow] = min(self._pending.get(flow, 0) + 1, 1_000)
                         self._wake.notify_all()
             except StoreError:
                 pass  # the server went away: waiting workers poll until it is back
