@@ -430,7 +430,13 @@ def test_claim_next_takes_the_oldest_free_run_and_fences_its_last_owner(
     # At 12.5: "held" (started at 0, lease to 10) ran out too, "expired" (to 12) as well.
     now = 12.5
     claimed = [store.claim_next("flow", "w", now=now) for _ in range(5)]
-    assert claimed == [("held", 2), ("free-1", 2), ("expired", 2), ("free-2", 2), None]
+    assert claimed == [
+        ("held", 2, "a"),
+        ("free-1", 2, None),
+        ("expired", 2, "a"),
+        ("free-2", 2, None),
+        None,
+    ]
     assert store.claim_next("other", "w", now=now) is None
     with pytest.raises(LeaseLost):
         store.write(Write("expired", tokens["expired"], now, (step(),)))
@@ -460,7 +466,7 @@ def test_workers_claiming_at_once_each_get_other_runs(postgres: PostgresServer) 
     for thread in threads:
         thread.join()
     claims = [claim for claim in got if claim is not None]
-    assert sorted(workflow_id for workflow_id, _ in claims) == [f"r{n}" for n in range(5)]
+    assert sorted(claim[0] for claim in claims) == [f"r{n}" for n in range(5)]
     assert got.count(None) == 3
 
 

@@ -328,13 +328,13 @@ class Orchestrator(Generic[StartT, OutputT]):
         claimed = queue.claim_next(self.plan.name, self._owner, now=self.clock.now())
         if claimed is None:
             return False
-        workflow_id, token = claimed
+        workflow_id, token, previous = claimed
 
         def resume(record: RunRecord, token: int) -> None:
             self._drive(self._saga(record, token))
 
         resume_claimed(
-            self.store, workflow_id, token, self.clock, was=None,
+            self.store, workflow_id, token, self.clock, was=previous,
             max_recoveries=max_recoveries, resume=resume, parked=lambda record: None,
             check=self._check_shape, on_problem=on_problem,
         )  # fmt: skip

@@ -550,11 +550,13 @@ class PostgresStore:
 
     # -- the queue of workers -------------------------------------------------------------
 
-    def claim_next(self, flow: str, owner: str, *, now: float) -> tuple[str, int] | None:
-        """Claim the oldest unowned run of `flow` that owes work (`FOR UPDATE SKIP LOCKED`)."""
+    def claim_next(
+        self, flow: str, owner: str, *, now: float
+    ) -> tuple[str, int, str | None] | None:
+        """Claim the oldest free run of `flow` that owes work (`FOR UPDATE SKIP LOCKED`)."""
         claimed = self._queue.claim_next(flow, owner, now=now, lease=self.lease)
         if claimed is not None:
-            self._db.heartbeat.hold(*claimed)
+            self._db.heartbeat.hold(claimed[0], claimed[1])
         return claimed
 
     def announce(self, flow: str) -> None:

@@ -23,12 +23,12 @@ __all__ = ["PostgresQueue"]
 #: not being claimed by another worker right now; rechecked after the lock, as two workers
 #: may have read it free at once.
 _CLAIM_NEXT = (
-    "UPDATE runs SET owner = %s, token = token + 1, lease_expires = %s, updated_at = %s "
-    "WHERE workflow_id = (SELECT workflow_id FROM runs WHERE flow = %s AND owed AND "
+    "WITH free AS (SELECT workflow_id, owner FROM runs WHERE flow = %s AND owed AND "
     "(owner IS NULL OR lease_expires IS NULL OR lease_expires < %s) "
     "ORDER BY created_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
-    "AND owed AND (owner IS NULL OR lease_expires IS NULL OR lease_expires < %s) "
-    "RETURNING workflow_id, token"
+    "UPDATE runs AS r SET owner = %s, token = r.token + 1, lease_expires = %s, updated_at = %s "
+    "FROM free WHERE r.workflow_id = free.workflow_id AND r.owed AND (r.owner IS NULL OR "
+    "r.lease_expires IS NULL OR r.lease_expires < %s) RETURNING r.workflow_id, r.token, free.owner"
 )
 
 
@@ -47,16 +47,16 @@ class PostgresQueue:
 
     def claim_next(
         self, flow: str, owner: str, *, now: float, lease: float
-    ) -> tuple[str, int] | None:
+    ) -> tuple[str, int, str | None] | None:
         rows = self._db.fetch(
             _CLAIM_NEXT,
-            (owner, now + lease, now, flow, now, now),
+            (flow, now, owner, now + lease, now, now),
             f"claiming the next run of {flow!r}",
         )
         if not rows:
             return None
-        workflow_id, token = rows[0]
-        return str(workflow_id), int(token)
+        workflow_id, token, previous = rows[0]
+        return str(workflow_id), int(token), previous
 
     def announce(self, flow: str) -> None:
         self._db.execute(

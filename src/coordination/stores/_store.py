@@ -178,9 +178,12 @@ class WorkQueue(Protocol):
     owes work, so every store can hold one; this adds the fast claim and the wake-up.
     """
 
-    def claim_next(self, flow: str, owner: str, *, now: float) -> tuple[str, int] | None:
+    def claim_next(
+        self, flow: str, owner: str, *, now: float
+    ) -> tuple[str, int, str | None] | None:
         """Claim the oldest run of `flow` that owes work and that nobody holds (or whose
-        lease expired), skipping runs another worker is claiming: `(workflow_id, token)`.
+        lease expired), skipping runs another worker is claiming: `(workflow_id, token,
+        previous owner)`.
 
         Atomic like `claim_run`: of two workers, at most one gets a given run.
         """
