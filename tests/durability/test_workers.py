@@ -23,7 +23,7 @@ from tests.crash.shop import (
     Effects,
     order_for,
 )
-from tests.postgres import Backend
+from tests.postgres import Backend, DedicatedServer, PostgresServer, postgres_backend_of
 
 
 def expected(index: int) -> WorkflowStatus:
@@ -31,21 +31,40 @@ def expected(index: int) -> WorkflowStatus:
     return WorkflowStatus.COMPENSATED if order_for(index).quantity > 3 else WorkflowStatus.COMPLETED
 
 
-def worker(backend: Backend, tmp_path: Path, seed: int) -> subprocess.Popen[bytes]:
+def worker(
+    backend: Backend, tmp_path: Path, seed: int, url: str | None = None
+) -> subprocess.Popen[bytes]:
+    """A worker process serving the shop on `backend` (on the server at `url`, if given)."""
+    env = harness.worker_env()
+    if url is not None:
+        env["COORDINATION_TEST_POSTGRES"] = url
     return subprocess.Popen(
         [sys.executable, "-m", "tests.durability.serve_worker", backend.spec,
          str(tmp_path / "effects.db"), str(tmp_path), "--lease", "0.5", "--pause", "0.006",
          "--seed", str(seed), "--poll", "0.2"],
-        cwd=harness.ROOT, env=harness.worker_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        cwd=harness.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("count", [200])
+@pytest.mark.parametrize(
+    ("processes", "count", "kills", "gap"),
+    [
+        (3, 200, 4, 0.2),
+        pytest.param(
+            8, 10_000, 25, 2.0, marks=[pytest.mark.long, pytest.mark.timeout(3600)], id="8x10000"
+        ),
+        pytest.param(
+            8, 1000, 8, 0.5, marks=[pytest.mark.long, pytest.mark.timeout(900)], id="8x1000"
+        ),
+    ],
+)
 def test_workers_killed_at_random_lose_nothing_and_apply_nothing_twice(
-    tmp_path: Path, durable_backend: Backend, count: int
+    tmp_path: Path, durable_backend: Backend, processes: int, count: int, kills: int, gap: float
 ) -> None:
+    """`processes` workers serve `count` submitted orders; `kills` times, one of them (at
+    random, once it serves, after about `gap` seconds) is SIGKILLed and replaced."""
     chance = random.Random(5)
+    wanted = kills
     effects = Effects(tmp_path / "effects.db")
     store = durable_backend.open()
     client = PlaceOrder(
@@ -55,24 +74,24 @@ def test_workers_killed_at_random_lose_nothing_and_apply_nothing_twice(
         DurableNotifications(effects),
         store=store,
     )  # submits only: this process never runs a step
-    workers = [worker(durable_backend, tmp_path, seed) for seed in range(3)]
+    workers = [worker(durable_backend, tmp_path, seed) for seed in range(processes)]
     kills = 0
     try:
         for index in range(count):
             client.submit(order_for(index), workflow_id=f"order-{index}")
-        deadline = time.monotonic() + 90
-        while kills < 4 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 90 + count / 5
+        while kills < wanted and time.monotonic() < deadline:
             victim = workers.pop(chance.randrange(len(workers)))
             while not (tmp_path / f"serving-{victim.pid}").exists():
                 assert victim.poll() is None, victim.communicate()[1].decode()
                 time.sleep(0.01)
-            time.sleep(chance.uniform(0.1, 0.3))  # serving: runs are in flight
+            time.sleep(chance.uniform(gap / 2, gap * 1.5))  # serving: runs are in flight
             victim.send_signal(signal.SIGKILL)
             victim.communicate()
             kills += 1
             workers.append(worker(durable_backend, tmp_path, 10 + kills))
         statuses = {
-            f"order-{i}": client.result(f"order-{i}", timeout=60).status for i in range(count)
+            f"order-{i}": client.result(f"order-{i}", timeout=300).status for i in range(count)
         }
         journals = [
             [entry.kind.value for entry in client.get(f"order-{i}").journal] for i in range(count)
@@ -88,7 +107,7 @@ def test_workers_killed_at_random_lose_nothing_and_apply_nothing_twice(
             assert process.returncode == 0, err.decode()
         store.close()
         effects.connection.close()
-    assert kills == 4
+    assert kills == wanted
     # A worker's claim of a submitted run is journaled as a takeover (from the submitter,
     # which let go): a run taken over twice was taken from a worker killed in the middle.
     assert all(kinds.count("recovered") >= 1 for kinds in journals)
@@ -164,3 +183,46 @@ def test_a_worker_stopped_past_its_lease_is_fenced_out_when_it_wakes(
         effects.connection.close()
     statuses = {f"order-{i}": expected(i) for i in range(last + 1)}
     harness.check_outcome(tmp_path, statuses, last + 1, kills=1)
+
+
+def test_worker_processes_go_on_after_the_server_restarts_mid_run(
+    tmp_path: Path, dedicated_postgres: DedicatedServer
+) -> None:
+    """Two worker processes serve 80 orders; the server stops half-way and starts again:
+    the workers' failed writes leave their runs to be taken over, and every order ends as
+    it should, no effect applied twice."""
+    server = PostgresServer(dedicated_postgres.url)
+    backend = postgres_backend_of(server)
+    effects = Effects(tmp_path / "effects.db")
+    count = 80
+    workers = [worker(backend, tmp_path, seed, dedicated_postgres.url) for seed in range(2)]
+    try:
+        client = PlaceOrder(
+            DurablePayments(effects),
+            DurableSellers(effects),
+            DurableLogistics(effects),
+            DurableNotifications(effects),
+            store=backend.open(connect_timeout=2),
+        )
+        for index in range(count):
+            client.submit(order_for(index), workflow_id=f"order-{index}")
+        client.result(f"order-{count // 4}", timeout=60)  # under way
+        dedicated_postgres.down()
+        time.sleep(0.5)
+        dedicated_postgres.up()
+        statuses = {
+            f"order-{i}": client.result(f"order-{i}", timeout=120).status for i in range(count)
+        }
+    finally:
+        (tmp_path / "stop").touch()
+        for process in workers:
+            try:
+                _, err = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                _, err = process.communicate()
+            assert process.returncode == 0, err.decode()
+        server.cleanup()
+        effects.connection.close()
+    # At most one attempt per worker was cut short by the outage, then re-run under its key.
+    harness.check_outcome(tmp_path, statuses, count, kills=len(workers))
