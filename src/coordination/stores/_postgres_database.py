@@ -207,7 +207,10 @@ class PostgresDatabase:
         doing = f"listening for work on {channel!r}"
         with self._mapped(doing):
             connection = self._psycopg.connect(
-                self._dsn, autocommit=True, connect_timeout=self._connect_timeout
+                self._dsn,
+                autocommit=True,
+                connect_timeout=self._connect_timeout,
+                application_name=f"coordination:{self.schema}:listen"[:63],
             )
         try:
             with self._mapped(doing):
