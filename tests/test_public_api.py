@@ -72,6 +72,7 @@ EXPORTS: dict[str, list[str]] = {
         "Finish",
         "MemoryStore",
         "OwedRun",
+        "PostgresStore",
         "RunRecord",
         "SQLiteStore",
         "StepOutcome",

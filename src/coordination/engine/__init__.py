@@ -30,6 +30,7 @@ from coordination.engine._recovery import (
     note,
     note_takeover,
     recover,
+    resume_claimed,
     same_start,
     take_over,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "parallel",
     "process_owner",
     "recover",
+    "resume_claimed",
     "same_start",
     "shape_difference",
     "step",
