@@ -55,11 +55,12 @@ test: lint
 	$(WITH_POSTGRES) $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	status=$$?; scripts/postgres.sh stop; exit $$status
 
-## test-long: long hypothesis and crash runs
+## test-long: long hypothesis and crash runs (a test may take up to 30 minutes there: the
+## long profile runs ten times the examples; a hang still fails)
 test-long: $(VENV)/.installed-dev
 	$(RENDERERS)
 	$(WITH_POSTGRES) HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -m 'long or not long' \
-	$(PYTEST_ARGS); status=$$?; scripts/postgres.sh stop; exit $$status
+	--timeout 1800 $(PYTEST_ARGS); status=$$?; scripts/postgres.sh stop; exit $$status
 
 ## bench: benchmarks side by side with their baselines (see docs/performance.md); each
 ## prints its targets, and a missed one does not stop the others
