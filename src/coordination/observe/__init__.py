@@ -8,7 +8,8 @@ definitions with a run on them (`graph`), and checks of a flow's wiring (`lint`)
 from coordination.observe._graph import STATES, FlowDiagram, graph
 from coordination.observe._lint import CODES, Finding, Severity, lint
 from coordination.observe._log import DEFAULT_LEVELS, LogObserver
-from coordination.observe._timeline import Attempt, Timeline, TimelineRow, timeline
+from coordination.observe._rows import Attempt, TimelineRow
+from coordination.observe._timeline import Timeline, timeline
 from coordination.observe._view import RunView
 
 __all__ = [

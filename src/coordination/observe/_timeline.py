@@ -9,15 +9,15 @@ message a choreographed entry consumed), then undos in the order they ran.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from coordination._journal import EntryKind, JournalEntry
 from coordination._status import WorkflowStatus
 from coordination.errors import UsageError
+from coordination.observe._rows import Attempt, TimelineRow
 from coordination.observe._view import RunView, label
 
-__all__ = ["Attempt", "Timeline", "TimelineRow", "timeline"]
+__all__ = ["Timeline", "timeline"]
 
 _ENDS = {
     EntryKind.COMPLETED: "completed",
@@ -25,49 +25,6 @@ _ENDS = {
     EntryKind.COMPENSATED: "compensated",
     EntryKind.COMPENSATION_FAILED: "compensation_failed",
 }
-
-
-@dataclass(slots=True)
-class Attempt:
-    """One attempt of an action or an undo: when it ran and how it ended."""
-
-    number: int
-    start: float  #: seconds since the instance started
-    end: float | None = None  #: None while it runs (or if its end was never recorded)
-    outcome: str = "running"  #: completed, failed, compensated, compensation_failed, running
-    error: str | None = None
-    #: What became of its result when it came back after its timeout, if it did.
-    late: str | None = None
-    #: The wait before the next attempt, when it was retried.
-    retried_after: str | None = None
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.end is None else self.end - self.start
-
-
-@dataclass(slots=True)
-class TimelineRow:
-    """One action (or one undo) of the run, with its attempts."""
-
-    name: str  #: `Participant.action`
-    participant: str
-    action: str
-    undoes: str | None = None  #: for an undo: the action it undoes
-    generation: int | None = None  #: for a forward action: its generation, from 1
-    attempts: list[Attempt] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  #: skipped, waiting, recovered
-
-    @property
-    def is_undo(self) -> bool:
-        return self.undoes is not None
-
-    @property
-    def outcome(self) -> str:
-        """How its last attempt ended (`skipped` if it never ran)."""
-        if not self.attempts:
-            return "skipped" if "skipped" in self.notes else "pending"
-        return self.attempts[-1].outcome
 
 
 class Timeline:
@@ -121,7 +78,8 @@ class Timeline:
         """A waterfall: one bar per attempt, placed and sized by its time in the run."""
         from coordination.observe._waterfall import waterfall
 
-        return waterfall(self)
+        caption = f"{self.total * 1000:.2f} ms" + "".join(f" · {n}" for n in self.notes)
+        return waterfall(f"{self.workflow_id}: {self.status.name}", caption, self.rows, self.total)
 
     def mermaid(self) -> str:
         """The run as a Mermaid sequence diagram: the flow calls each participant in turn."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from rich.table import Table
 from rich.text import Text
 
-if TYPE_CHECKING:
-    from coordination.observe._timeline import Attempt, Timeline
+from coordination.observe._rows import Attempt, TimelineRow
 
 __all__ = ["waterfall"]
 
@@ -34,18 +33,16 @@ def _bar(attempt: Attempt, total: float) -> Text:
     return bar
 
 
-def waterfall(timeline: Timeline) -> Table:
-    """A table with one line per attempt and a bar placed by when it ran."""
-    table = Table(
-        title=f"{timeline.workflow_id}: {timeline.status.name}",
-        caption=f"{timeline.total * 1000:.2f} ms" + "".join(f" · {n}" for n in timeline.notes),
-    )
+def waterfall(title: str, caption: str, rows: Sequence[TimelineRow], total: float) -> Table:
+    """A table with one line per attempt and a bar placed by when it ran (`total`: the
+    run's length in seconds, the bars' full width)."""
+    table = Table(title=title, caption=caption)
     table.add_column("step", no_wrap=True)
     table.add_column("attempt", justify="right")
     table.add_column("outcome")
     table.add_column("time", justify="right")
     table.add_column("waterfall", no_wrap=True, min_width=WIDTH)
-    for row in timeline.rows:
+    for row in rows:
         name = Text(f"undo {row.name}" if row.undoes else row.name)
         if not row.attempts:
             table.add_row(name, "", ", ".join(row.notes), "", "")
@@ -61,6 +58,6 @@ def waterfall(timeline: Timeline) -> Table:
                 str(attempt.number),
                 outcome,
                 "-" if duration is None else f"{duration * 1000:.2f} ms",
-                _bar(attempt, timeline.total),
+                _bar(attempt, total),
             )
     return table

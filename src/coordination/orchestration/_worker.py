@@ -14,18 +14,34 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from coordination.engine import Problem
 from coordination.errors import StoreError, UsageError, WorkflowBusy
-from coordination.stores._store import WorkQueue
-
-if TYPE_CHECKING:
-    from coordination.orchestration._orchestrator import Orchestrator
+from coordination.stores._records import RunRecord
+from coordination.stores._store import Store, WorkQueue
 
 __all__ = ["serve", "wait_for_result"]
 
 _log = logging.getLogger("coordination.worker")
+
+
+class Served(Protocol):
+    """What a worker needs of the orchestrator it serves (the orchestrator hands itself in;
+    this module never imports it)."""
+
+    store: Store
+
+    @property
+    def name(self) -> str: ...
+
+    def recover(self, *, max_recoveries: int = ..., on_problem: Problem | None = ...) -> Any: ...
+
+    def _serve_next(
+        self, queue: WorkQueue, max_recoveries: int, on_problem: Problem | None
+    ) -> bool: ...
+
+    def _record(self, workflow_id: str) -> RunRecord: ...
 
 
 def _checked(workers: int, poll: float) -> None:
@@ -36,7 +52,7 @@ def _checked(workers: int, poll: float) -> None:
 
 
 def serve(
-    orchestrator: Orchestrator[Any, Any],
+    orchestrator: Served,
     *,
     workers: int,
     poll: float,
@@ -67,7 +83,7 @@ class _Loop:
 
     def __init__(
         self,
-        orchestrator: Orchestrator[Any, Any],
+        orchestrator: Served,
         poll: float,
         stop: threading.Event,
         max_recoveries: int,
@@ -124,9 +140,7 @@ class _Loop:
                 return
 
 
-def wait_for_result(
-    orchestrator: Orchestrator[Any, Any], workflow_id: str, timeout: float | None
-) -> Any:
+def wait_for_result(orchestrator: Served, workflow_id: str, timeout: float | None) -> Any:
     """The run's record once it finished (or parked), polling the store in real time."""
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
