@@ -44,6 +44,8 @@ class ProcessView:
     #: Why a PARKED instance waits for a human.
     parked_reason: str | None = None
     steps: tuple[StepRecord, ...] = ()
+    #: Actions skipped: their input was not produced (a business outcome took another branch).
+    skipped: tuple[str, ...] = ()
 
     @property
     def workflow_id(self) -> str:
@@ -74,6 +76,7 @@ class ProcessView:
 def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> ProcessView:
     """The view of one instance: from its record, and its live saga when it has one."""
     done: list[str] = []
+    skipped: list[str] = []
     failed: list[str] = []
     compensated: list[str] = []
     settled: set[str] = set()
@@ -85,6 +88,8 @@ def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> Proc
                 done.append(step.key)
             elif step.outcome is StepOutcome.FAILED:
                 failed.append(step.key)
+            elif step.outcome is StepOutcome.SKIPPED:
+                skipped.append(step.key)
         elif step.outcome is StepOutcome.COMPENSATED:
             compensated.append(step.key.split(":", 1)[0])
     status = record.status
@@ -114,6 +119,7 @@ def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> Proc
         waiting=waiting,
         parked_reason=record.parked_reason,
         steps=tuple(s for s in record.steps if s.outcome is not StepOutcome.NOTED),
+        skipped=tuple(skipped),
     )
 
 

@@ -15,7 +15,9 @@ around has a numbered slot (slot 0 is the start message, then every action's out
 from __future__ import annotations
 
 import json
+import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +79,33 @@ class PlannedAction:
             return output[member] if self.signature.returns_tuple else output
         assert self.undo_input_slot is not None
         return inputs[self.input_slots.index(self.undo_input_slot)]
+
+    def undoes(self, output: Any) -> bool:
+        """Whether its compensation undoes this output: it has one, and, typed as one
+        outcome of a union, that is the outcome `output` is (a declined payment is never
+        refunded)."""
+        compensation = self.compensation
+        if compensation is None:
+            return False
+        if self.undo_output_member is None or not self.signature.returns_one_of:
+            return True
+        return isinstance(output, self.signature.outputs[self.undo_output_member])
+
+    def produced(self, output: Any) -> tuple[tuple[int, Any], ...]:
+        """The slots `output` fills, with the message each receives: every member of a
+        tuple, the one outcome of a union (the other outcomes' slots stay empty)."""
+        slots = self.output_slots
+        if not slots:
+            return ()
+        signature = self.signature
+        if signature.returns_one_of:
+            for slot, kind in zip(slots, signature.outputs, strict=True):
+                if isinstance(output, kind):
+                    return ((slot, output),)
+            return ()
+        if signature.returns_tuple:
+            return tuple(zip(slots, output, strict=True))
+        return ((slots[0], output),)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -286,7 +315,7 @@ def compile_plan(
         previous_slots = group_slots
 
     actions = tuple(member for group in compiled_groups for member in group)
-    _check_output(flow, compiled_groups[-1], output_type)
+    _check_output(flow, compiled_groups, output_type)
     interfaces = tuple(dict.fromkeys(member.interface for member in actions))
     shape = json.dumps(
         [[_step_shape(member) for member in group] for group in compiled_groups],
@@ -351,26 +380,59 @@ def derive_groups(graph: FlowGraph, start: type[Message]) -> list[tuple[Step, ..
     ]
 
 
-def _check_output(flow: str, last: tuple[PlannedAction, ...], declared: Any) -> None:
+def _check_output(flow: str, groups: list[tuple[PlannedAction, ...]], declared: Any) -> None:
+    """The declared output covers every way the run can end (each business outcome)."""
     if declared is None or declared is Any or isinstance(declared, typing.TypeVar):
         return
-    actual: list[Any] = [member.signature.output for member in last]
-    if len(last) == 1:
-        expected: Any = actual[0]
-        matches = _same_output(expected, declared)
-    else:
-        expected = tuple(actual)
-        members = typing.get_args(declared)
-        matches = (
-            typing.get_origin(declared) is tuple
-            and len(members) == len(actual)
-            and all(_same_output(a, d) for a, d in zip(actual, members, strict=True))
-        )
-    if not matches:
-        raise DefinitionError(
-            f"{flow}: declared output {_describe(declared)} but the last group returns "
-            f"{_describe(expected)}"
-        )
+    accepted = (
+        typing.get_args(declared)
+        if typing.get_origin(declared) in (types.UnionType, typing.Union)
+        else (declared,)
+    )
+    branches = any(m.signature.returns_one_of for group in groups for m in group)
+    for possible in possible_outputs(groups):
+        if not any(_same_output(possible, wanted) for wanted in accepted):
+            where = "the run can end with" if branches else "the last group returns"
+            raise DefinitionError(
+                f"{flow}: declared output {_describe(declared)} but {where} {_describe(possible)}"
+            )
+
+
+def possible_outputs(groups: Sequence[tuple[PlannedAction, ...]]) -> list[Any]:
+    """Every output a run can end with: one per combination of business outcomes.
+
+    Walks the generations with each union output taking each of its outcomes; an action
+    whose inputs were not produced on a path is skipped there, as at run time. An output
+    is described as the run returns it: a message class, a tuple of them (several members
+    of the last group that ran), or None.
+    """
+    # A path: the slots produced so far, and what the last group that ran returned.
+    paths: set[tuple[frozenset[int], tuple[Any, ...]]] = {(frozenset({0}), ())}
+    for group in groups:
+        following: set[tuple[frozenset[int], tuple[Any, ...]]] = set()
+        for produced, last in paths:
+            options: list[list[tuple[tuple[int, ...], Any] | None]] = [[]]
+            for member in group:
+                choices: list[tuple[tuple[int, ...], Any] | None]
+                if not produced.issuperset(member.input_slots):
+                    choices = [None]  # skipped on this path
+                elif member.signature.returns_one_of:
+                    choices = [
+                        ((slot,), kind)
+                        for slot, kind in zip(
+                            member.output_slots, member.signature.outputs, strict=True
+                        )
+                    ]
+                else:
+                    choices = [(member.output_slots, member.signature.output)]
+                options = [[*option, choice] for option in options for choice in choices]
+            for option in options:
+                ran = [choice for choice in option if choice is not None]
+                slots = produced.union(*(choice[0] for choice in ran))
+                following.add((slots, tuple(choice[1] for choice in ran) if ran else last))
+        paths = following
+    outputs = {last[0] if len(last) == 1 else last for _, last in paths}
+    return sorted(outputs, key=_describe)
 
 
 def _same_output(actual: Any, declared: Any) -> bool:
@@ -393,4 +455,6 @@ def _describe(output: Any) -> str:
         return "tuple[" + ", ".join(_describe(member) for member in output) + "]"
     if typing.get_origin(output) is tuple:  # a declared tuple[X, Y]
         return _describe(typing.get_args(output))
+    if typing.get_origin(output) in (types.UnionType, typing.Union):
+        return " | ".join(_describe(member) for member in typing.get_args(output))
     return getattr(output, "__name__", repr(output))

@@ -123,13 +123,25 @@ class Progress:
     def settled_all(self, generation: int) -> bool:
         return all(a.key in self.outcomes for a in self.plan.generations[generation - 1])
 
-    def completes_instance(self, action: PlannedAction) -> bool:
-        """Whether `action` completing (nothing failed) completes the whole instance."""
-        return (
-            self.left == 1
-            and self.failing is None
-            and action.generation == self.generation == len(self.plan.generations)
-        )
+    @property
+    def completed(self) -> bool:
+        """Every generation settled with nothing failed: the instance completed."""
+        return self.failing is None and self.generation > len(self.plan.generations)
+
+    def produced_inputs(self, action: PlannedAction) -> bool:
+        """Whether every input of `action` was produced (a business outcome may have taken
+        another branch: then it is skipped)."""
+        values = self.values
+        return all(values[slot] is not None for slot in action.input_slots)
+
+    def missing(self, action: PlannedAction) -> list[type[Message]]:
+        """The input types of `action` that were not produced."""
+        values = self.values
+        return [
+            kind
+            for kind, slot in zip(action.signature.inputs, action.input_slots, strict=True)
+            if values[slot] is None
+        ]
 
     # -- what settled -----------------------------------------------------------------------
 
@@ -138,12 +150,9 @@ class Progress:
         if outcome is StepOutcome.COMPLETED:
             self.outcomes[key] = True
             self.outputs[key] = output
-            slots = action.output_slots
-            if len(slots) == 1:
-                self.values[slots[0]] = output
-            elif slots:
-                for slot, value in zip(slots, output, strict=True):
-                    self.values[slot] = value
+            values = self.values
+            for slot, value in action.produced(output):
+                values[slot] = value
         elif outcome is StepOutcome.FAILED:
             self.outcomes[key] = False
         elif outcome is StepOutcome.SKIPPED:
@@ -152,22 +161,35 @@ class Progress:
         if action.generation == self.generation:
             self.left -= 1
 
-    def published(self, action: PlannedAction, envelopes: tuple[Envelope[Message], ...]) -> None:
+    def published(
+        self, action: PlannedAction, output: Any, envelopes: tuple[Envelope[Message], ...]
+    ) -> None:
         """Remember the ids of the envelopes `action`'s outputs went out in."""
-        for slot, envelope in zip(action.output_slots, envelopes, strict=False):
+        for (slot, _), envelope in zip(action.produced(output), envelopes, strict=False):
             self.ids[slot] = envelope.message_id
 
-    def open_next(self) -> None:
-        """The open generation settled with nothing failed: open the next one (if any)."""
-        if self.left or self.failing is not None:
-            return
+    def open_next(self) -> list[PlannedAction]:
+        """The open generation settled with nothing failed: open the next one (if any).
+
+        Actions of an opening generation whose inputs were not produced (a business outcome
+        took another branch) are settled as skipped at once; a generation left with nothing
+        to run opens the next. Returns the actions skipped, to be recorded.
+        """
+        skipped: list[PlannedAction] = []
         generations = self.plan.generations
-        if self.generation < len(generations):  # nothing of the next one settled yet
+        while not self.left and self.failing is None and self.generation <= len(generations):
+            if self.generation == len(generations):
+                self.generation += 1
+                break
             self.generation += 1
-            self.left = len(generations[self.generation - 1])
+            members = generations[self.generation - 1]
+            self.left = len(members)
             self.opened_at = self.clock.monotonic()
-        elif self.generation == len(generations):
-            self.generation += 1
+            for member in members:
+                if member.key not in self.outcomes and not self.produced_inputs(member):
+                    self.settle(member, StepOutcome.SKIPPED, None)
+                    skipped.append(member)
+        return skipped
 
     def advance(self) -> None:
         """Open generations while the open one settled and nothing failed (after replay)."""
@@ -204,11 +226,16 @@ class Progress:
         ids = self.ids
         return tuple(ids[slot] for slot in action.input_slots)
 
-    def final_output(self, last: PlannedAction, output: Any) -> Any:
-        members = self.plan.generations[-1]
-        if len(members) == 1:
-            return output
-        return tuple(output if m is last else self.outputs.get(m.key) for m in members)
+    def final_output(self) -> Any:
+        """The run's output: that of the last generation where something completed (the
+        ones skipped left out), a tuple in declared order if several members completed."""
+        for members in reversed(self.plan.generations):
+            done = [m for m in members if self.outcomes.get(m.key) is True]
+            if len(done) == 1:
+                return self.outputs[done[0].key]
+            if done:
+                return tuple(self.outputs[m.key] for m in done)
+        return None
 
     @staticmethod
     def indexes(action: PlannedAction) -> range:
@@ -245,4 +272,4 @@ class Progress:
         outputs: Callable[[PlannedAction, Any, tuple[str | None, ...]], Any],
     ) -> None:
         """Derive again the ids `action`'s outputs went out in (a choreography's replay)."""
-        self.published(action, outputs(action, output, self.causes(action)))
+        self.published(action, output, outputs(action, output, self.causes(action)))

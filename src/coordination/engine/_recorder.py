@@ -30,6 +30,7 @@ __all__ = ["Recorder"]
 _new_write = functools.partial(tuple.__new__, Write)
 _PUBLISHED = EntryKind.PUBLISHED
 _LATE = EntryKind.LATE_RESULT
+_SKIPPED = EntryKind.SKIPPED
 
 
 class Recorder:
@@ -124,6 +125,20 @@ class Recorder:
         return StepRecord(
             f"{action.key}:late{attempt}", StepOutcome.LATE, attempt, output, error, entry
         )
+
+    def skipped(self, action: PlannedAction, missing: list[type[Message]]) -> StepRecord:
+        """The record of an action skipped: its inputs were not produced (a business
+        outcome took another branch)."""
+        names = ", ".join(kind.__name__ for kind in missing)
+        entry = row(
+            _SKIPPED,
+            action.step.action.participant,
+            action.step.action.name,
+            self.workflow_id,
+            at=self.clock.now(),
+            detail=f"skipped: no {names} was produced (another outcome was)",
+        )
+        return StepRecord(action.key, StepOutcome.SKIPPED, 0, None, None, entry)
 
     def refusal(self, action: PlannedAction, error: str, detail: str) -> Rows:
         """The row of an action failed without an attempt (a join whose inputs never came)."""

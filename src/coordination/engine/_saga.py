@@ -270,7 +270,11 @@ class Saga:
     # -- forward facts ----------------------------------------------------------------------
 
     def completed(self, action: PlannedAction, output: Any, attempts: Attempts) -> None:
-        """Record a completed action; its outputs become inputs of later generations."""
+        """Record a completed action; its outputs become inputs of later generations.
+
+        Actions it leaves without an input (a business outcome took another branch) are
+        recorded as skipped in the same commit, and if nothing is left to run, the end.
+        """
         publishing = self.publishing
         events: tuple[Envelope[Message], ...] = ()
         with self.lock:
@@ -289,15 +293,19 @@ class Saga:
             if held:
                 late = self.recorder.late
                 records += tuple(late(action, n, out, _LEFT_ALONE) for n, out in held)
+            # Settled before the write: what it leaves skipped is written with it (a lost
+            # write loses this copy of the instance altogether, so nothing reads it after).
+            if events:
+                progress.published(action, output, events)
+            progress.settle(action, StepOutcome.COMPLETED, output)
+            skipped = progress.open_next()
+            if skipped:
+                records += tuple(self.recorder.skipped(a, progress.missing(a)) for a in skipped)
             finish = None
-            if progress.completes_instance(action):
-                finish = Finish(_COMPLETED, progress.final_output(action, output))
+            if progress.completed:
+                finish = Finish(_COMPLETED, progress.final_output())
             owes = self._still_owing() if finish is not None else None
             self.recorder.write(records, finish=finish, owes=owes, events=events, handled=handled)
-            if events:
-                progress.published(action, events)
-            progress.settle(action, StepOutcome.COMPLETED, output)
-            progress.open_next()
         if events:
             assert publishing is not None
             publishing.committed(events)
@@ -316,15 +324,17 @@ class Saga:
                 handled = publishing.handled(action, causes)
                 rows = self.recorder.published(rows, events, action.step.action.participant)
             held = self._late_held.pop(action.key, []) if self._late_held else []
-            detail = _UNDONE if action.compensation else _NOTHING_TO_UNDO
+            late = self.recorder.late
             records = (
                 StepRecord(action.key, StepOutcome.FAILED, attempts.attempt, None, text, rows),
-                *(self.recorder.late(action, n, out, detail) for n, out in held),
+                *(
+                    late(action, n, out, _UNDONE if action.undoes(out) else _NOTHING_TO_UNDO)
+                    for n, out in held
+                ),
             )
             self._fail(action, records, error, text, events, handled)
-            if action.compensation is not None:
-                for attempt, output in held:
-                    self.undos.owe(action, attempt, output)
+            for attempt, output in held:
+                self.undos.owe(action, attempt, output)
         if events:
             assert publishing is not None
             publishing.committed(events)
@@ -511,7 +521,7 @@ class Saga:
             if outcome is _UNSETTLED:
                 self._late_held.setdefault(action.key, []).append((attempt, value))
                 return None
-            if outcome is True or action.compensation is None:
+            if outcome is True or not action.undoes(value):
                 detail = _LEFT_ALONE if outcome is True else _NOTHING_TO_UNDO
                 recorder.write(
                     (recorder.late(action, attempt, value, detail),), owes=self._settled_owing()

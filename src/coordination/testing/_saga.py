@@ -139,8 +139,12 @@ def saga_problems(
 
     if run.status is WorkflowStatus.COMPLETED:
         done = [r.key for r in forward if r.outcome is StepOutcome.COMPLETED]
-        if sorted(done) != sorted(by_key):
-            problems.append(f"COMPLETED but steps completed were {done}, not {sorted(by_key)}")
+        skipped = [r.key for r in forward if r.outcome is StepOutcome.SKIPPED]
+        if sorted(done + skipped) != sorted(by_key):
+            problems.append(
+                f"COMPLETED but steps completed were {done} (skipped: {skipped}), not "
+                f"{sorted(by_key)}"
+            )
         if undos:
             problems.append(f"COMPLETED but compensations ran: {[r.key for r in undos]}")
         if run.output is None and definition.generations[-1][0].signature.outputs:
