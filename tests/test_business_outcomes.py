@@ -28,7 +28,7 @@ from coordination.choreography import Choreography, EventBus
 from coordination.errors import DefinitionError
 from coordination.orchestration import Orchestrator, parallel, step
 from coordination.stores import SQLiteStore, StepOutcome
-from coordination.testing import VirtualClock, assert_equivalent, run_both
+from coordination.testing import VirtualClock, assert_crash_safe, assert_equivalent, run_both
 from tests.branching import (
     Cashier,
     Checkout,
@@ -258,3 +258,18 @@ def test_an_output_typed_as_a_union_checks_the_value_returned() -> None:
     assert run.status is WorkflowStatus.COMPENSATED
     assert "OutputTypeError" in str(run.error)
     assert "Pong | Pang" in str(run.error)
+
+
+# -- crashes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", [CAPTURED, DECLINED], ids=["captured", "declined"])
+def test_a_crash_at_any_write_recovers_to_the_same_branch(start: CheckoutStarted) -> None:
+    points = assert_crash_safe(
+        Checkout, checkout_services, start, entry_points=("run", "run_async", "publish")
+    )
+    assert points  # every write was crashed at, and each recovered to the same end
+
+
+def test_a_crash_at_any_sqlite_write_recovers_to_the_same_branch(stores: Any) -> None:
+    assert assert_crash_safe(Checkout, checkout_services, DECLINED, store=stores)
