@@ -44,7 +44,10 @@ def _outcome(target: str, retry: Retry, plan: FaultPlan) -> tuple[bool, int, lis
     """(succeeds?, attempts made, attempts whose result came back late) for one target."""
     late: list[int] = []
     landed = False
-    for attempt in range(1, retry.attempts + 1):
+    limit = retry.attempts
+    if limit is None:  # until it succeeds: the plan's faults are finite
+        limit = 1 + max((f.attempt for f in plan if f.target == target), default=0)
+    for attempt in range(1, limit + 1):
         fault = plan.fault_for(target, attempt)
         if fault is not None and fault.kind is FaultKind.REFUSAL and landed:
             fault = None  # an applied key is answered, never refused (see FaultPlan)
@@ -55,7 +58,7 @@ def _outcome(target: str, retry: Retry, plan: FaultPlan) -> tuple[bool, int, lis
             late.append(attempt)
         if fault.kind is FaultKind.REFUSAL:
             return False, attempt, late
-    return False, retry.attempts, late
+    return False, limit, late
 
 
 def predict(flow: type[Orchestrator[Any, Any]] | FlowPlan, plan: FaultPlan) -> Prediction:
