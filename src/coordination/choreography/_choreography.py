@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from coordination._clock import Clock
 from coordination._messages import Envelope, Message, new_id
 from coordination._participants import Participant
+from coordination._status import WorkflowStatus
 from coordination.choreography._bus import EventBus
 from coordination.choreography._events import HandlerFailed
 from coordination.choreography._instances import Binding, Instance, Instances
@@ -34,6 +35,7 @@ from coordination.engine import (
     Saga,
     bind,
     bind_action,
+    cancel_refusal,
     check_participants,
     checked_observers,
     claim_or_busy,
@@ -41,13 +43,17 @@ from coordination.engine import (
     derive_groups,
     loop_running,
     process_owner,
+    reopen,
+    retry_target,
     same_start,
 )
 from coordination.errors import (
     DefinitionError,
     UsageError,
+    WorkflowNotFound,
 )
 from coordination.stores._memory import MemoryStore
+from coordination.stores._records import RunRecord
 from coordination.stores._store import EventLog, Store
 
 __all__ = ["Choreography"]
@@ -302,6 +308,73 @@ class Choreography:
         `on_problem(correlation_id, error)`. Returns the instances as they stand after.
         """
         return self._recovery.recover(max_recoveries, on_problem)
+
+    # -- operators ------------------------------------------------------------------------
+
+    def retry(self, correlation_id: str) -> ProcessView:
+        """Go on with an instance a human had to look at, to its end (see
+        `Orchestrator.retry`): a PARKED one resumes where it stopped, a step that failed
+        after the pivot running again under its key; a COMPENSATION_FAILED one tries the
+        failed undo again and goes on undoing."""
+        record, _ = self._stored(correlation_id)
+        self._check_drivable("retry")
+        token = reopen(self.store, record, self._owner, self.clock.now(), retry_target(record))
+        instance = self._recovery.resumed(correlation_id, token, was=record.owner)
+        instance.saga.retry_forward()
+        self._carry_on(instance)
+        return self.monitor.get(correlation_id)
+
+    def cancel(self, correlation_id: str) -> ProcessView:
+        """Stop an instance that has not finished (or is parked): undo what it did, end
+        CANCELLED. One this process is driving stops at its next step boundary; past its
+        pivot (the point of no return) nothing can be undone: `UsageError`."""
+        record, plan = self._stored(correlation_id)
+        refusal = cancel_refusal(record, plan)
+        if refusal is not None:
+            raise refusal
+        live = self.instances.get(correlation_id)
+        if live is not None:
+            if not live.saga.request_cancel():
+                raise cancel_refusal(live.saga.record, plan) or UsageError(
+                    f"flow instance {correlation_id!r} cannot be cancelled now"
+                )
+            self.bus.call_later(0.0, lambda: self._reactor.advance(live))
+            return self.monitor.get(correlation_id)
+        self._check_drivable("cancel")
+        now = self.clock.now()
+        if record.status is WorkflowStatus.PARKED:
+            token = reopen(self.store, record, self._owner, now, WorkflowStatus.COMPENSATING)
+        else:
+            token = claim_or_busy(self.store, record, self._owner, now, "cancel it once it stopped")
+        instance = self._recovery.resumed(correlation_id, token, was=record.owner)
+        instance.saga.cancel()
+        self._carry_on(instance)
+        return self.monitor.get(correlation_id)
+
+    def _stored(self, correlation_id: str) -> tuple[RunRecord, FlowPlan]:
+        record = self.store.get_run(correlation_id)
+        binding = None if record is None else self.instances.binding_for(type(record.start))
+        if record is None or record.flow != self.name or binding is None:
+            raise WorkflowNotFound(
+                f"no flow instance {correlation_id!r} of {self.name!r} in {self.store!r}",
+                workflow_id=correlation_id,
+            )
+        return record, binding.plan
+
+    def _check_drivable(self, method: str) -> None:
+        if self._has_async and loop_running():
+            raise UsageError(
+                f"this choreography has async actions and {method}() was called inside a "
+                f"running event loop; call it outside the loop (or from a worker thread)"
+            )
+
+    def _carry_on(self, instance: Instance) -> None:
+        """Drive a claimed instance on from its records, on this thread."""
+        try:
+            self._recovery.redeliver(instance)
+        except BaseException:
+            self._reactor.release(instance)
+            raise
 
     def check_deadlines(self) -> list[str]:
         """Fail the instances whose produced inputs were not delivered within `join_timeout`."""

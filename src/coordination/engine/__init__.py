@@ -13,6 +13,7 @@ from coordination.engine._declarations import Parallel, Step, parallel, step
 from coordination.engine._executor import loop_running
 from coordination.engine._graph import ActionNode, FlowGraph
 from coordination.engine._observers import EVERYWHERE, Observer, checked_observers, notify
+from coordination.engine._operators import cancel_refusal, past_pivot, reopen, retry_target
 from coordination.engine._ownership import ACTIVE, owner_alive, process_owner
 from coordination.engine._plan import (
     FlowPlan,
@@ -34,12 +35,13 @@ from coordination.engine._recovery import (
     take_over,
 )
 from coordination.engine._runs import ActionRun, UndoRun, finish_async, finish_sync
-from coordination.engine._saga import WAIT, Publishing, Saga, Wait
+from coordination.engine._saga import LIVE, WAIT, LiveSagas, Publishing, Saga, Wait
 from coordination.engine._undo import Undo, undo_key
 
 __all__ = [
     "ACTIVE",
     "EVERYWHERE",
+    "LIVE",
     "WAIT",
     "ActionNode",
     "ActionPlan",
@@ -48,6 +50,7 @@ __all__ = [
     "BoundAction",
     "FlowGraph",
     "FlowPlan",
+    "LiveSagas",
     "Observer",
     "Parallel",
     "PlannedAction",
@@ -60,6 +63,7 @@ __all__ = [
     "Wait",
     "bind",
     "bind_action",
+    "cancel_refusal",
     "check_participants",
     "check_shape",
     "checked_observers",
@@ -77,8 +81,11 @@ __all__ = [
     "notify",
     "owner_alive",
     "parallel",
+    "past_pivot",
     "process_owner",
     "recover",
+    "reopen",
+    "retry_target",
     "same_start",
     "shape_difference",
     "step",

@@ -20,21 +20,27 @@ _UNSET: Any = object()
 
 
 class Step:
-    """One call of an interface action, with the action's retry and timeout or overrides."""
+    """One call of an interface action, with the action's retry, timeout and pivot or
+    overrides."""
 
-    __slots__ = ("action", "key", "retry", "timeout")
+    __slots__ = ("action", "key", "pivot", "retry", "timeout")
 
-    def __init__(self, action: Action[Any, Any], retry: Retry, timeout: float | None) -> None:
+    def __init__(
+        self, action: Action[Any, Any], retry: Retry, timeout: float | None, pivot: bool = False
+    ) -> None:
         # Plain attributes, not dataclass fields: an Action-typed field would be read through
         # Action.__get__ by type checkers.
         self.action = action
         self.retry = retry
         self.timeout = timeout
+        #: The point of no return: once it completed, nothing of the flow is undone.
+        self.pivot = pivot
         #: `Interface.action`: unique within a flow, stable across runs.
         self.key = action.qualname
 
     def __repr__(self) -> str:
-        return f"step({self.key}, retry={self.retry!r}, timeout={self.timeout!r})"
+        pivot = ", pivot=True" if self.pivot else ""
+        return f"step({self.key}, retry={self.retry!r}, timeout={self.timeout!r}{pivot})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +50,13 @@ class Parallel:
     steps: tuple[Step, ...]
 
 
-def step(target: Any, *, retry: Retry = _UNSET, timeout: float | None = _UNSET) -> Step:
+def step(
+    target: Any, *, retry: Retry = _UNSET, timeout: float | None = _UNSET, pivot: bool = _UNSET
+) -> Step:
     """A step calling `target`, an interface action such as `Payments.charge`.
 
-    `retry` and `timeout` override the action's own for this flow only.
+    `retry`, `timeout` and `pivot` (the point of no return) override the action's own for
+    this flow only.
     """
     if isinstance(target, Step):
         target = target.action
@@ -75,7 +84,14 @@ def step(target: Any, *, retry: Retry = _UNSET, timeout: float | None = _UNSET) 
         raise DefinitionError(f"step({target.qualname}, retry=...) takes a Retry, got {retry!r}")
     chosen_timeout = target.timeout if timeout is _UNSET else timeout
     _check_timeout(chosen_timeout, f"step({target.qualname})")
-    return Step(target, target.retry if retry is _UNSET else retry, chosen_timeout)
+    if pivot is not _UNSET and not isinstance(pivot, bool):
+        raise DefinitionError(f"step({target.qualname}, pivot=...) takes True or False")
+    return Step(
+        target,
+        target.retry if retry is _UNSET else retry,
+        chosen_timeout,
+        target.pivot if pivot is _UNSET else pivot,
+    )
 
 
 def parallel(*steps: Any) -> Parallel:

@@ -124,6 +124,14 @@ class FlowPlan:
     #: change between versions, actions and their messages may not (`shape_difference`).
     shape: str
     by_key: dict[str, PlannedAction]
+    #: The point of no return (`pivot=True`), if the flow has one: once it completed,
+    #: nothing is undone, and a later step failing for good parks the instance.
+    pivot: PlannedAction | None = None
+
+    def past_pivot(self, action: PlannedAction) -> bool:
+        """Whether `action` runs after the pivot (so only once the pivot completed)."""
+        pivot = self.pivot
+        return pivot is not None and action.generation > pivot.generation
 
     @property
     def groups(self) -> tuple[tuple[PlannedAction, ...], ...]:
@@ -148,15 +156,17 @@ class FlowPlan:
         """The same plan stored under another name (a choreography adopting a flow)."""
         return FlowPlan(
             name, self.start_type, self.generations, self.actions, self.slot_types,
-            self.interfaces, self.has_async, self.shape, self.by_key,
+            self.interfaces, self.has_async, self.shape, self.by_key, self.pivot,
         )  # fmt: skip
 
 
 def _step_shape(compiled: PlannedAction) -> str:
     signature = compiled.signature
     inputs = ", ".join(type_name_of(t) for t in signature.inputs)
-    outputs = ", ".join(type_name_of(t) for t in signature.outputs) or "None"
-    return f"{compiled.key}({inputs}) -> {outputs}"
+    joiner = " | " if signature.returns_one_of else ", "
+    outputs = joiner.join(type_name_of(t) for t in signature.outputs) or "None"
+    pivot = " pivot" if compiled.step.pivot else ""
+    return f"{compiled.key}({inputs}) -> {outputs}{pivot}"
 
 
 def shape_difference(stored: str, current: str) -> str | None:
@@ -315,6 +325,7 @@ def compile_plan(
         previous_slots = group_slots
 
     actions = tuple(member for group in compiled_groups for member in group)
+    pivot = _check_pivot(flow, compiled_groups)
     _check_output(flow, compiled_groups, output_type)
     interfaces = tuple(dict.fromkeys(member.interface for member in actions))
     shape = json.dumps(
@@ -331,7 +342,39 @@ def compile_plan(
         has_async=any(member.signature.is_async for member in actions),
         shape=shape,
         by_key={member.key: member for member in actions},
+        pivot=pivot,
     )
+
+
+def _check_pivot(flow: str, groups: list[tuple[PlannedAction, ...]]) -> PlannedAction | None:
+    """The flow's pivot, checked: alone in its generation, the only one, nothing after it
+    undoable."""
+    pivots = [member for group in groups for member in group if member.step.pivot]
+    if not pivots:
+        return None
+    pivot = pivots[0]
+    if len(pivots) > 1:
+        raise DefinitionError(
+            f"{flow}: {pivot.key} and {pivots[1].key} are both pivots; a flow has one point "
+            f"of no return (every step after it is retried forward already)"
+        )
+    siblings = [m.key for m in groups[pivot.generation - 1] if m is not pivot]
+    if siblings:
+        raise DefinitionError(
+            f"{flow}: the pivot {pivot.key} runs side by side with {', '.join(siblings)}; a "
+            f"pivot is a step of its own (whether its siblings may be undone would depend on "
+            f"timing): declare it in a group alone"
+        )
+    for group in groups[pivot.generation :]:
+        for member in group:
+            if member.compensation is not None:
+                raise DefinitionError(
+                    f"{flow}: {member.key} runs after the pivot {pivot.key} but declares a "
+                    f"compensation ({member.compensation.qualname}); nothing after the point "
+                    f"of no return is undone: remove the compensation, or move the pivot "
+                    f"after it"
+                )
+    return pivot
 
 
 def derive_groups(graph: FlowGraph, start: type[Message]) -> list[tuple[Step, ...]]:

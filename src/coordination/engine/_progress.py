@@ -36,6 +36,7 @@ class Progress:
         "opened_at",
         "outcomes",
         "outputs",
+        "parked",
         "plan",
         "taken",
         "values",
@@ -76,6 +77,9 @@ class Progress:
         self.taken: set[str] = set()
         #: The generation whose failure (or cancel) starts the undo; none opens after it.
         self.failing: int | None = None
+        #: Actions that failed for good after the pivot: they wait for an operator (the
+        #: instance parks once their generation settled), unsettled, to be run again.
+        self.parked: set[str] = set()
 
     # -- what may run -----------------------------------------------------------------------
 
@@ -121,7 +125,27 @@ class Progress:
         return action
 
     def settled_all(self, generation: int) -> bool:
-        return all(a.key in self.outcomes for a in self.plan.generations[generation - 1])
+        """Every action of `generation` settled (or failed past the pivot, held parked)."""
+        outcomes, parked = self.outcomes, self.parked
+        return all(
+            a.key in outcomes or a.key in parked for a in self.plan.generations[generation - 1]
+        )
+
+    def park(self, action: PlannedAction) -> None:
+        """`action` failed for good after the pivot: hold it for an operator's retry."""
+        self.parked.add(action.key)
+        self.taken.add(action.key)
+        if self.failing is None:
+            self.failing = action.generation
+
+    def unpark(self) -> None:
+        """An operator retries: the parked actions run again, and the instance goes on."""
+        if not self.parked:
+            return
+        self.taken.difference_update(self.parked)
+        self.parked.clear()
+        self.failing = None
+        self.advance()
 
     @property
     def completed(self) -> bool:

@@ -37,7 +37,7 @@ from coordination.errors import CompensationFailed, StepFailed
 from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord
 from coordination.stores._store import Store
 
-__all__ = ["WAIT", "Publishing", "Saga", "Wait"]
+__all__ = ["LIVE", "WAIT", "LiveSagas", "Publishing", "Saga", "Wait"]
 
 _RUNNING = WorkflowStatus.RUNNING
 _COMPENSATING = WorkflowStatus.COMPENSATING
@@ -48,6 +48,8 @@ _NOTHING_TO_UNDO = "nothing declared to undo it"
 _LEFT_ALONE = "left alone (the action succeeded)"
 _UNDONE = "undone (the action failed)"
 _UNSETTLED: Any = object()
+#: The key of an action's failure after the pivot: `Interface.action:parked<n>`.
+_PARKED = ":parked"
 # NamedTuple's generated __new__ is a Python function; the tuple constructor is not, and a
 # step record is made for every step of every instance.
 _new_step = functools.partial(tuple.__new__, StepRecord)
@@ -211,6 +213,12 @@ class Saga:
         for action, attempt, output in late:
             if progress.outcomes.get(action.key) is False:
                 self.undos.owe(action, attempt, output)
+        parked = self._parked_notes()
+        for action, error in parked:
+            progress.parked.add(action.key)
+            if self.failure is None:
+                self.failure = _step_failed(action, 0, error)
+            progress.failing = action.generation
         progress.advance()
         self.resumed = progress.generation
         if progress.deliveries:
@@ -218,7 +226,20 @@ class Saga:
         if self.record.status is _COMPENSATING and self.failure is None:
             self.cancelling = True  # undoing with no failure: an operator cancelled it
             progress.failing = progress.last_started()
-        progress.taken = set(progress.outcomes)
+        progress.taken = set(progress.outcomes) | progress.parked
+
+    def _parked_notes(self) -> list[tuple[PlannedAction, str]]:
+        """Actions that failed for good after the pivot and never settled since (an
+        operator's retry runs them again): each with the error of its latest failure."""
+        latest: dict[str, tuple[PlannedAction, str]] = {}
+        outcomes = self.progress.outcomes
+        for step in self.record.steps:
+            if step.outcome is not StepOutcome.NOTED or _PARKED not in step.key:
+                continue
+            action = self.plan.by_key.get(step.key.rpartition(_PARKED)[0])
+            if action is not None and action.key not in outcomes:
+                latest[action.key] = (action, step.error or "")
+        return list(latest.values())
 
     def first_attempt(self, action: PlannedAction | None) -> int:
         """The number of the next attempt of `action` (of the current undo when None).
@@ -249,6 +270,10 @@ class Saga:
                 # The failing generation runs to its end first (after a crash, what had no
                 # record runs again under its key).
                 return progress.take_ready(failing) or WAIT
+            if progress.parked:
+                # Past the point of no return nothing is undone: a human decides.
+                self.park(_past_pivot(self.plan, sorted(progress.parked), self.failure))
+                return None
             undos = self.undos
             if undos.current is not None:
                 return WAIT
@@ -313,6 +338,9 @@ class Saga:
     def failed(self, action: PlannedAction, error: BaseException, attempts: Attempts) -> None:
         """Record an action that failed after its attempts; the instance will compensate."""
         text = describe(error)
+        if self.plan.past_pivot(action):
+            self._failed_past_pivot(action, error, text, attempts)
+            return
         publishing = self.publishing
         events: tuple[Envelope[Message], ...] = ()
         with self.lock:
@@ -338,6 +366,48 @@ class Saga:
         if events:
             assert publishing is not None
             publishing.committed(events)
+
+    def _failed_past_pivot(
+        self, action: PlannedAction, error: BaseException, text: str, attempts: Attempts
+    ) -> None:
+        """Record an action that failed for good after the pivot: it is never undone (nor is
+        anything before it), so it stays unsettled, to run again when an operator retries;
+        its failure is journaled, and the instance parks once its generation settled."""
+        with self.lock:
+            tries = sum(1 for s in self.record.steps if s.key.startswith(action.key + _PARKED))
+            held = self._late_held.pop(action.key, []) if self._late_held else []
+            late = self.recorder.late
+            records = (
+                StepRecord(
+                    f"{action.key}{_PARKED}{tries + 1}",
+                    StepOutcome.NOTED,
+                    attempts.attempt,
+                    None,
+                    text,
+                    tuple(attempts.rows),
+                ),
+                *(late(action, n, out, _NOTHING_TO_UNDO) for n, out in held),
+            )
+            self.recorder.write(records)
+            self.progress.park(action)
+            if self.failure is None:
+                failure = _step_failed(action, attempts.attempt, text)
+                failure.__cause__ = error
+                self.failure = failure
+
+    def retry_forward(self) -> None:
+        """An operator retries a run parked after the pivot: its failed actions run again
+        under their keys (a run parked for another reason goes on as it was)."""
+        with self.lock:
+            if self.progress.parked:
+                self.progress.unpark()
+                self.failure = None
+
+    @property
+    def past_point_of_no_return(self) -> bool:
+        """The pivot completed: nothing of this instance can be undone any more."""
+        pivot = self.plan.pivot
+        return pivot is not None and self.progress.outcomes.get(pivot.key) is True
 
     def refuse(self, action: PlannedAction, error: BaseException, detail: str) -> bool:
         """Fail an action that never started (a join whose inputs never came); False if it
@@ -564,6 +634,21 @@ class Saga:
                 )
             )
 
+    def request_cancel(self) -> bool:
+        """An operator cancels this instance while it runs: stop at the next step boundary
+        and undo. False if it cannot be cancelled now (it ended, it is undoing already, or
+        its pivot completed)."""
+        with self.lock:
+            if (
+                self.recorder.lost
+                or self.record.status is not _RUNNING
+                or self.cancelling
+                or self.past_point_of_no_return
+            ):
+                return False
+            self.cancel()
+            return True
+
     def cancel(self) -> None:
         """Stop at the next boundary and undo what was done; the instance ends CANCELLED."""
         with self.lock:
@@ -589,9 +674,45 @@ class Saga:
         return f"<Saga {self.workflow_id} {self.record.status.name} generation {generation}>"
 
 
+def _past_pivot(plan: FlowPlan, parked: list[str], failure: StepFailed | None) -> str:
+    pivot = plan.pivot
+    assert pivot is not None
+    why = f": {failure}" if failure is not None else ""
+    return (
+        f"{', '.join(parked)} failed after the pivot {pivot.key} (the point of no return: "
+        f"nothing is undone){why}; fix the cause and retry() the run to go on"
+    )
+
+
 def _step_failed(action: PlannedAction, attempts: int, text: str) -> StepFailed:
     return StepFailed(
         f"step {action.key} failed after {attempts} attempt(s): {text}",
         step=action.key,
         attempts=attempts,
     )
+
+
+class LiveSagas:
+    """The sagas this process's orchestrators are driving now, by workflow id: an operator's
+    `cancel()` reaches a run in flight through here (it stops at its next step boundary)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sagas: dict[str, Saga] = {}
+
+    def add(self, saga: Saga) -> None:
+        with self._lock:
+            self._sagas[saga.workflow_id] = saga
+
+    def discard(self, saga: Saga) -> None:
+        with self._lock:
+            if self._sagas.get(saga.workflow_id) is saga:
+                del self._sagas[saga.workflow_id]
+
+    def get(self, workflow_id: str) -> Saga | None:
+        with self._lock:
+            return self._sagas.get(workflow_id)
+
+
+#: This process's registry of orchestrated runs in flight.
+LIVE = LiveSagas()

@@ -16,6 +16,7 @@ from coordination._participants import Action, Participant
 from coordination._status import WorkflowStatus
 from coordination.engine import (
     ACTIVE,
+    LIVE,
     FlowPlan,
     Observer,
     Parallel,
@@ -23,6 +24,7 @@ from coordination.engine import (
     Saga,
     Step,
     bind,
+    cancel_refusal,
     check_shape,
     checked_observers,
     claim_or_busy,
@@ -31,6 +33,8 @@ from coordination.engine import (
     note_takeover,
     process_owner,
     recover,
+    reopen,
+    retry_target,
     same_start,
     take_over,
 )
@@ -38,7 +42,6 @@ from coordination.errors import (
     DefinitionError,
     StoreError,
     UsageError,
-    WorkflowBusy,
     WorkflowNotFound,
 )
 from coordination.orchestration._drivers import Driver
@@ -161,18 +164,21 @@ class Orchestrator(Generic[StartT, OutputT]):
         if isinstance(begun, WorkflowRun):
             return begun
         ACTIVE.enter(begun.workflow_id)
+        LIVE.add(begun)
         try:
             await self._driver.run_async(begun)
         except BaseException:  # cancelled, interrupted: the run can be resumed
             self._release(begun)
             raise
         finally:
+            LIVE.discard(begun)
             ACTIVE.leave(begun.workflow_id)
         return WorkflowRun(begun.record)
 
     def _drive(self, saga: Saga) -> None:
         """Drive `saga` on this thread, letting go of it if that is interrupted."""
         ACTIVE.enter(saga.workflow_id)
+        LIVE.add(saga)
         try:
             self._driver.run(saga)
             if saga.finished:
@@ -182,6 +188,7 @@ class Orchestrator(Generic[StartT, OutputT]):
             self._release(saga)
             raise
         finally:
+            LIVE.discard(saga)
             ACTIVE.leave(saga.workflow_id)
 
     def _release(self, saga: Saga) -> None:
@@ -271,44 +278,36 @@ class Orchestrator(Generic[StartT, OutputT]):
     def retry(self, workflow_id: str) -> WorkflowRun[OutputT]:
         """Go on with a run a human had to look at, to its end.
 
-        A `PARKED` run resumes where it stopped; a `COMPENSATION_FAILED` run tries the
-        failed undo again (as a new record) and goes on undoing, newest first.
+        A `PARKED` run resumes where it stopped (a step that failed after the pivot runs
+        again under its key); a `COMPENSATION_FAILED` run tries the failed undo again (as a
+        new record) and goes on undoing, newest first.
         """
         self._check_sync_allowed("retry")
         record = self._record(workflow_id)
-        if record.status is WorkflowStatus.PARKED:
-            target = WorkflowStatus.RUNNING
-        elif record.status is WorkflowStatus.COMPENSATION_FAILED:
-            target = WorkflowStatus.COMPENSATING
-        else:
-            raise UsageError(
-                f"workflow {workflow_id!r} is {record.status.name}; retry() takes a PARKED or "
-                f"COMPENSATION_FAILED run"
-            )
-        saga = self._reopened(record, target)
+        saga = self._reopened(record, retry_target(record))
+        saga.retry_forward()
         self._drive(saga)
         return WorkflowRun(saga.record)
 
     def cancel(self, workflow_id: str) -> WorkflowRun[OutputT]:
-        """Stop a run that has not finished (or is parked): undo what it did, end CANCELLED."""
-        self._check_sync_allowed("cancel")
+        """Stop a run that has not finished (or is parked): undo what it did, end CANCELLED.
+
+        A run this process is driving right now stops at its next step boundary: `cancel()`
+        returns it COMPENSATING, and its driver undoes it. Past the pivot (the point of no
+        return) nothing can be undone: `UsageError`.
+        """
         record = self._record(workflow_id)
-        status = record.status
-        if status is WorkflowStatus.COMPENSATION_FAILED:
-            raise UsageError(
-                f"workflow {workflow_id!r} is COMPENSATION_FAILED: an undo failed and effects "
-                f"are still applied; retry() it to finish undoing"
-            )
-        if status.finished and status is not WorkflowStatus.PARKED:
-            raise UsageError(
-                f"workflow {workflow_id!r} already finished {status.name}; there is nothing to "
-                f"cancel"
-            )
-        if status is WorkflowStatus.COMPENSATING:
-            raise UsageError(
-                f"workflow {workflow_id!r} is already COMPENSATING: it is being undone"
-            )
-        if status is WorkflowStatus.PARKED:
+        refusal = cancel_refusal(record, self.plan)
+        if refusal is not None:
+            raise refusal
+        live = LIVE.get(workflow_id)
+        if live is not None and live.plan is self.plan:
+            if live.request_cancel():
+                return WorkflowRun(live.record)
+            refusal = cancel_refusal(live.record, self.plan)
+            raise refusal or UsageError(f"workflow {workflow_id!r} cannot be cancelled now")
+        self._check_sync_allowed("cancel")
+        if record.status is WorkflowStatus.PARKED:
             saga = self._reopened(record, WorkflowStatus.COMPENSATING)
         else:
             now = self.clock.now()
@@ -319,19 +318,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         return WorkflowRun(saga.record)
 
     def _reopened(self, record: RunRecord, status: WorkflowStatus) -> Saga:
-        token = self.store.claim_run(
-            record.workflow_id,
-            self._owner,
-            now=self.clock.now(),
-            reopen=(record.status, status),
-            replacing=record.owner,
-        )
-        if token is None:
-            raise WorkflowBusy(
-                f"workflow {record.workflow_id!r} changed or is owned by someone else; look "
-                f"at it again",
-                workflow_id=record.workflow_id,
-            )
+        token = reopen(self.store, record, self._owner, self.clock.now(), status)
         return self._resumed(record.workflow_id, token, was=record.owner)
 
     def _record(self, workflow_id: str) -> RunRecord:

@@ -1,0 +1,79 @@
+"""What an operator may do with an instance, decided once for both runners.
+
+`retry()` goes on with an instance a human had to look at (PARKED, or COMPENSATION_FAILED);
+`cancel()` stops one that has not finished and undoes what it did. Which statuses allow
+which, what an operator is told instead (a `UsageError` saying what to do, never the
+lifecycle's internal `InvalidTransition`) and how a stopped instance is claimed back are
+the same whether an orchestrator or a choreography runs it.
+"""
+
+from __future__ import annotations
+
+from coordination._status import WorkflowStatus
+from coordination.engine._plan import FlowPlan
+from coordination.errors import UsageError, WorkflowBusy
+from coordination.stores._records import RunRecord, StepOutcome
+from coordination.stores._store import Store
+
+__all__ = ["cancel_refusal", "past_pivot", "reopen", "retry_target"]
+
+_S = WorkflowStatus
+
+
+def past_pivot(record: RunRecord, plan: FlowPlan) -> bool:
+    """Whether the instance's pivot completed: past its point of no return."""
+    pivot = plan.pivot
+    return pivot is not None and any(
+        step.key == pivot.key and step.outcome is StepOutcome.COMPLETED for step in record.steps
+    )
+
+
+def retry_target(record: RunRecord) -> WorkflowStatus:
+    """The status `retry()` reopens `record` in, or `UsageError` saying what it takes."""
+    if record.status is _S.PARKED:
+        return _S.RUNNING  # goes on where it stopped (a failed step after the pivot again)
+    if record.status is _S.COMPENSATION_FAILED:
+        return _S.COMPENSATING  # tries the failed undo again, then goes on undoing
+    raise UsageError(
+        f"workflow {record.workflow_id!r} is {record.status.name}; retry() takes a PARKED or "
+        f"COMPENSATION_FAILED run"
+    )
+
+
+def cancel_refusal(record: RunRecord, plan: FlowPlan) -> UsageError | None:
+    """Why `cancel()` must refuse `record` (None: it may be cancelled)."""
+    status = record.status
+    workflow_id = record.workflow_id
+    if status is _S.COMPENSATION_FAILED:
+        return UsageError(
+            f"workflow {workflow_id!r} is COMPENSATION_FAILED: an undo failed and effects are "
+            f"still applied; retry() it to finish undoing"
+        )
+    if status.finished and status is not _S.PARKED:
+        return UsageError(
+            f"workflow {workflow_id!r} already finished {status.name}; there is nothing to cancel"
+        )
+    if status is _S.COMPENSATING:
+        return UsageError(f"workflow {workflow_id!r} is already COMPENSATING: it is being undone")
+    if past_pivot(record, plan):
+        assert plan.pivot is not None
+        return UsageError(
+            f"workflow {workflow_id!r} is past its point of no return ({plan.pivot.key} "
+            f"completed): nothing can be undone; "
+            + ("retry() it to go on" if status is _S.PARKED else "let it finish")
+        )
+    return None
+
+
+def reopen(store: Store, record: RunRecord, owner: str, now: float, status: WorkflowStatus) -> int:
+    """Claim a PARKED or COMPENSATION_FAILED instance back, moving it to `status`."""
+    token = store.claim_run(
+        record.workflow_id, owner, now=now, reopen=(record.status, status), replacing=record.owner
+    )
+    if token is None:
+        raise WorkflowBusy(
+            f"workflow {record.workflow_id!r} changed or is owned by someone else; look at it "
+            f"again",
+            workflow_id=record.workflow_id,
+        )
+    return token
