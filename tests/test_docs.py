@@ -18,7 +18,13 @@ import pytest
 from coordination.orchestration import lifecycle_mermaid
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES_WITH_EXAMPLES = ["index.md", "orchestration.md", "choreography.md", "durability.md"]
+PAGES_WITH_EXAMPLES = [
+    "index.md",
+    "orchestration.md",
+    "choreography.md",
+    "durability.md",
+    "flow-shapes.md",
+]
 MARKER = "<!-- runnable -->"
 
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -68,6 +74,8 @@ def test_runnable_examples_run(page: str) -> None:
         assert len(runnable) >= 12, "the choreography guide lost its runnable examples"
     if page == "durability.md":
         assert len(runnable) >= 2, "the durability guide lost its runnable examples"
+    if page == "flow-shapes.md":
+        assert len(runnable) >= 7, "the flow shapes guide lost its runnable examples"
     if not runnable:
         return
     result = subprocess.run(
