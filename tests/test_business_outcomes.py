@@ -193,6 +193,7 @@ def test_a_choreography_derived_from_signatures_takes_the_same_branch() -> None:
     assert view.journal.names(EntryKind.SKIPPED) == ["Orders.confirm", "Warehouse.ship"]
     assert view.skipped == ("Orders.confirm", "Warehouse.ship")
     assert view.done == ("Cashier.charge", "Orders.decline")
+    assert "  skipped:     Orders.confirm, Warehouse.ship" in view.render()
     orchestrated = checkout_services()
     Checkout(*orchestrated).run(DECLINED, workflow_id="wf")
     assert [p.snapshot() for p in services] == [p.snapshot() for p in orchestrated]  # type: ignore[attr-defined]

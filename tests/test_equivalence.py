@@ -70,6 +70,8 @@ from tests.equivalence_shapes import (
     split_services,
     three_services,
 )
+from tests.pivot_flow import Checkout as PivotCheckout
+from tests.pivot_flow import Purchase, pivot_services
 
 COMPLETED = WorkflowStatus.COMPLETED
 COMPENSATED = WorkflowStatus.COMPENSATED
@@ -132,6 +134,7 @@ CASES = [
     Case("three", ThreeFlow, three_services, st.builds(Go, n=st.integers(-2, 5))),
     Case("three-async", AsyncThreeFlow, async_three_services, st.builds(Go, n=st.integers(-2, 5))),
     Case("mixed", MixedFlow, mixed_services, st.builds(Go, n=st.integers(-2, 5))),
+    Case("pivot", PivotCheckout, pivot_services, st.builds(Purchase, n=st.integers(1, 5))),
     Case(
         "checkout-branches",
         Checkout,
@@ -183,6 +186,8 @@ def _start_of(case: Case) -> Message:
         )  # fmt: skip
     if case.flow is Checkout:
         return CheckoutStarted(order_id="o-1", amount=10)
+    if case.flow is PivotCheckout:
+        return Purchase(n=1)
     if case.flow is BookTrip:
         return TripRequested(
             trip_id="t-1", traveller_id="t1", flight="XY123", seats=1, hotel="Grand",

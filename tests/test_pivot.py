@@ -279,3 +279,18 @@ def test_a_failure_after_the_pivot_never_compensates(plan: FaultPlan) -> None:
             [("wf:Payments.charge", 3)],
             [("wf:Mailer.send_receipt", 3)],
         ]
+
+
+def test_the_monitor_shows_the_step_that_parked_until_it_is_retried() -> None:
+    broken = [True]
+    clock = VirtualClock()
+    flow = Choreography(EventBus(clock=clock), *pivot_services(broken), flow=Checkout, clock=clock)
+    flow.publish(START, correlation_id="wf")
+    parked = flow.monitor.get("wf")
+    assert parked.failed == ("Couriers.ship",)
+    assert parked.pending == ()  # PARKED is finished until an operator acts
+
+    broken[0] = False
+    done = flow.retry("wf")
+    assert done.failed == ()
+    assert "skipped:" not in done.render()

@@ -33,7 +33,8 @@ class ProcessView:
     start: str  #: the type of the message that started it
     done: tuple[str, ...]  #: actions that completed, in order
     pending: tuple[str, ...]  #: actions of the flow that have not settled (yet)
-    failed: tuple[str, ...]  #: actions that failed after their retries
+    #: actions that failed after their retries (past the pivot: parked, to run again)
+    failed: tuple[str, ...]
     compensated: tuple[str, ...]  #: actions undone, in the order they were undone
     failure: str | None  #: why it did not complete
     started_at: float
@@ -65,6 +66,8 @@ class ProcessView:
             f"  failed:      {', '.join(self.failed) or '-'}",
             f"  compensated: {', '.join(self.compensated) or '-'}",
         ]
+        if self.skipped:
+            lines.append(f"  skipped:     {', '.join(self.skipped)}")
         for action, missing in self.waiting.items():
             lines.append(f"  waiting:     {action} for {', '.join(missing)}")
         if self.failure:
@@ -77,6 +80,7 @@ def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> Proc
     """The view of one instance: from its record, and its live saga when it has one."""
     done: list[str] = []
     skipped: list[str] = []
+    parked: list[str] = []  # failed after the pivot, each try; run again by retry()
     failed: list[str] = []
     compensated: list[str] = []
     settled: set[str] = set()
@@ -92,6 +96,9 @@ def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> Proc
                 skipped.append(step.key)
         elif step.outcome is StepOutcome.COMPENSATED:
             compensated.append(step.key.split(":", 1)[0])
+        elif step.outcome is StepOutcome.NOTED and ":parked" in step.key:
+            parked.append(step.key.split(":", 1)[0])
+    failed.extend(dict.fromkeys(key for key in parked if key not in settled))
     status = record.status
     pending: tuple[str, ...] = ()
     if plan is not None and not status.finished:

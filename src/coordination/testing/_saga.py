@@ -67,8 +67,9 @@ def predict(flow: type[Orchestrator[Any, Any]] | FlowPlan, plan: FaultPlan) -> P
     Every action of a generation runs to its end; after a failure no later generation
     starts; undo runs newest generation first, siblings in reverse declared order (a failed
     action's late results first, each undone on its own), and stops at the first
-    compensation that fails. Assumes faults other than LATE fire before the effect
-    (`after_effect=False`) and no retry deadline.
+    compensation that fails; a failure after the pivot undoes nothing and parks. Assumes
+    faults other than LATE fire before the effect (`after_effect=False`), no retry
+    deadline, and no business outcome (which branch runs is the participants' to say).
     """
     definition = _flow_of(flow)
     attempts: dict[str, int] = {}
@@ -88,6 +89,8 @@ def predict(flow: type[Orchestrator[Any, Any]] | FlowPlan, plan: FaultPlan) -> P
             break
     if failed is None:
         return Prediction(WorkflowStatus.COMPLETED, tuple(completed), None, (), None, attempts)
+    if definition.past_pivot(definition.by_key[failed]):
+        return Prediction(WorkflowStatus.PARKED, tuple(completed), failed, (), None, attempts)
     undone: list[str] = []
     made_undos: dict[str, int] = {}
     for planned, ok, late in reversed(settled):
