@@ -23,7 +23,7 @@ from coordination.choreography import Choreography, EventBus
 from coordination.errors import UsageError, WorkflowNotFound
 from coordination.orchestration import Orchestrator, step
 from coordination.stores import SQLiteStore
-from coordination.testing import ENTRY_POINTS, VirtualClock, journal_shape
+from coordination.testing import ENTRY_POINTS, VirtualClock, journal_problems, journal_shape
 from tests.equivalence_shapes import Ledger
 
 S = WorkflowStatus
@@ -154,6 +154,8 @@ def test_a_live_instance_stops_at_the_next_step_boundary_and_undoes(entry_point:
 
 def test_every_entry_point_cancels_alike() -> None:
     ends = [run_entry_point(entry_point) for entry_point in ENTRY_POINTS]
+    for ended, _, _ in ends:
+        assert journal_problems(ended.journal) == []
     assert len({journal_shape(ended.journal) for ended, _, _ in ends}) == 1
     assert len({repr(state) for _, state, _ in ends}) == 1
 

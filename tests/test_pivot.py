@@ -294,3 +294,16 @@ def test_the_monitor_shows_the_step_that_parked_until_it_is_retried() -> None:
     done = flow.retry("wf")
     assert done.failed == ()
     assert "skipped:" not in done.render()
+
+
+def test_a_choreography_derived_from_signatures_honours_the_actions_pivot() -> None:
+    clock = VirtualClock()
+    services = pivot_services([True])
+    flow = Choreography(EventBus(clock=clock), *services, clock=clock)  # no flow=
+    flow.publish(START, correlation_id="wf")
+
+    view = flow.monitor.get("wf")
+    assert view.status is S.PARKED
+    assert view.compensated == ()
+    assert view.parked_reason is not None
+    assert "after the pivot Mailer.send_receipt" in view.parked_reason
