@@ -91,6 +91,7 @@ EXPORTS: dict[str, list[str]] = {
         "ENTRY_POINTS",
         "BothRuns",
         "ContractMessage",
+        "Crash",
         "CrashPoint",
         "ContractOther",
         "Effect",

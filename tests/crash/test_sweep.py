@@ -115,7 +115,6 @@ class Pool:
         self.free: queue.Queue[Server] = queue.Queue()
         for server in self.servers:
             self.free.put(server)
-        self.executor = ThreadPoolExecutor(len(self.servers))
 
     def map(self, task: Callable[[Server, Any], Any], items: list[Any]) -> list[Any]:
         def run(item: Any) -> Any:
@@ -125,10 +124,10 @@ class Pool:
             finally:
                 self.free.put(server)
 
-        return list(self.executor.map(run, items))
+        with ThreadPoolExecutor(len(self.servers)) as executor:
+            return list(executor.map(run, items))
 
     def close(self) -> None:
-        self.executor.shutdown()
         for server in self.servers:
             server.close()
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 
-from coordination.engine import _attempts
-from coordination.stores import SQLiteStore
+from coordination import Context, Event, Participant, action
+from coordination.engine import _attempts, _saga
+from coordination.orchestration import Orchestrator, parallel, step
+from coordination.stores import SQLiteStore, StepOutcome
 from coordination.testing import (
+    Crash,
     CrashPoint,
     Fault,
     FaultKind,
     FaultPlan,
     assert_crash_safe,
     crash_points,
+    fake,
     fault_plans,
 )
 from examples.ecommerce import PlaceOrder
@@ -90,6 +95,47 @@ def test_every_fault_plan_under_all_four_entry_points(plan: FaultPlan) -> None:
     )
 
 
+CRASHING = fault_plans(PlaceOrder, crashes=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(plan=CRASHING)
+def test_a_drawn_crash_keeps_the_invariants_under_all_four_entry_points(plan: FaultPlan) -> None:
+    assert plan.crash is not None
+    points = assert_crash_safe(
+        PlaceOrder, lambda: shop(plan.fresh()), ORDER, entry_points=ALL, same_end=False,
+        crash=plan.crash,
+    )  # fmt: skip
+    assert [p.entry_point for p in points] == list(ALL)
+    assert all(p.after == plan.crash.after for p in points)
+
+
+@settings(max_examples=100, deadline=None)
+@given(plan=fault_plans(PlaceOrder, kinds=(FaultKind.REFUSAL,), compensations=False, crashes=True))
+def test_a_drawn_crash_of_a_refusal_plan_ends_as_without_it(plan: FaultPlan) -> None:
+    assert_crash_safe(PlaceOrder, lambda: shop(plan.fresh()), ORDER, crash=plan.crash)
+
+
+def test_a_drawn_crash_past_the_last_write_wraps_round() -> None:
+    every = [p for p in crash_points(PlaceOrder, shop, ORDER) if p.entry_point == "run"]
+    before = [p for p in every if not p.after]
+    (point,) = assert_crash_safe(
+        PlaceOrder, shop, ORDER, entry_points=("run",), crash=Crash(len(before) + 2)
+    )
+    assert point == before[1]
+
+
+def test_a_crash_names_where_it_hits() -> None:
+    assert str(Crash(3, after=True)) == "crash after store write 3"
+    with pytest.raises(ValueError, match="count from 1"):
+        Crash(0)
+    plan = FaultPlan.of(Fault("Bank.pay", 1), crash=Crash(2))
+    again = plan.fresh()
+    assert again == plan
+    assert again is not plan
+    assert again.calls == []
+
+
 def test_a_step_rerun_under_a_new_key_after_recovery_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -131,3 +177,69 @@ def test_a_late_result_of_a_failed_step_without_compensation_owes_nothing_after_
         return shop(FaultPlan(faults))
 
     assert assert_crash_safe(PlaceOrder, late_confirmations, ORDER, same_end=False)
+
+
+# -- a branch's effect left applied after a crash ---------------------------------------------
+
+
+class TripAsked(Event):
+    trip_id: str
+
+
+class SeatHeld(Event):
+    trip_id: str
+
+
+class CarRented(Event):
+    trip_id: str
+
+
+class Airline(Participant):
+    @action
+    @abstractmethod
+    def hold(self, asked: TripAsked, ctx: Context) -> SeatHeld: ...
+
+    @hold.compensation
+    @abstractmethod
+    def release(self, asked: TripAsked, ctx: Context) -> None: ...
+
+
+class Cars(Participant):
+    @action
+    @abstractmethod
+    def rent(self, asked: TripAsked, ctx: Context) -> CarRented: ...
+
+
+class Trip(Orchestrator[TripAsked, tuple[CarRented, SeatHeld]], name="tests.crash.trip"):
+    steps = (parallel(step(Cars.rent), step(Airline.hold)),)
+
+
+TRIP = TripAsked(trip_id="t-1")
+
+
+def refused_car() -> list[Any]:
+    plan = FaultPlan.of(Fault("Cars.rent", 1, FaultKind.REFUSAL))
+    return [fake(Airline, faults=plan), fake(Cars, faults=plan)]
+
+
+def test_a_branch_running_when_its_sibling_failed_is_undone_after_a_crash() -> None:
+    assert assert_crash_safe(Trip, refused_car, TRIP, entry_points=ALL)
+
+
+def test_a_branch_left_applied_after_a_crash_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The seeded bug (issue 9's defect 4): recovery knows only recorded steps, so a branch
+    # that was still running when its sibling failed, and had no record when the process
+    # died, is taken as never started; its input-typed undo never runs.
+    real = _saga.Saga._replay
+
+    def replay(self: Any) -> None:
+        real(self)
+        failing = self.progress.failing
+        if failing:
+            for planned in self.plan.generations[failing - 1]:
+                if planned.key not in self.progress.outcomes:
+                    self.progress.settle(planned, StepOutcome.SKIPPED, None)
+
+    monkeypatch.setattr(_saga.Saga, "_replay", replay)
+    with pytest.raises(AssertionError, match="Airline"):
+        assert_crash_safe(Trip, refused_car, TRIP)

@@ -20,6 +20,7 @@ from coordination.testing._equivalence import (
 )
 from coordination.testing._fakes import Effect, Fake, FakeCall, fake
 from coordination.testing._faults import (
+    Crash,
     Fault,
     FaultKind,
     FaultPlan,
@@ -60,6 +61,7 @@ __all__ = [
     "BothRuns",
     "ContractMessage",
     "ContractOther",
+    "Crash",
     "CrashPoint",
     "Effect",
     "EventLogContract",

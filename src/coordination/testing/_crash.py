@@ -34,6 +34,7 @@ from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
 from coordination.stores._store import Store
 from coordination.testing._clock import VirtualClock
 from coordination.testing._equivalence import net_effects, settle_late_results
+from coordination.testing._faults import Crash
 from coordination.testing._invariants import effect_problems, journal_problems
 
 __all__ = ["CrashPoint", "SimulatedCrash", "assert_crash_safe", "crash_points"]
@@ -258,8 +259,11 @@ def crash_points(
     points: list[CrashPoint] = []
     for entry_point in _checked(entry_points):
         counting = _CrashingStore(store(), None, after=False)
-        _drive(flow, entry_point, participants(), counting, message, "crash-points")
-        settle_late_results()
+        try:
+            _drive(flow, entry_point, participants(), counting, message, "crash-points")
+            settle_late_results()
+        finally:
+            _close(counting.inner)
         for number, operation in enumerate(counting.operations, start=1):
             points.append(CrashPoint(entry_point, number, operation, after=False))
             points.append(CrashPoint(entry_point, number, operation, after=True))
@@ -283,6 +287,7 @@ def assert_crash_safe(
     entry_points: Sequence[str] = ("run", "publish"),
     store: Callable[[], Store] = MemoryStore,
     same_end: bool = True,
+    crash: Crash | None = None,
 ) -> list[CrashPoint]:
     """Crash at every store write of every runner; fail listing the points that differ.
 
@@ -292,17 +297,24 @@ def assert_crash_safe(
     a COMPENSATED instance, a well-formed journal) and, with `same_end`, end in the crash-
     free run's status and state. Pass `same_end=False` when the participants' answers are
     not the same for the same key (transient faults): a crash loses the attempts it cut
-    short, and their retries after recovery may well succeed. Returns the points tried.
+    short, and their retries after recovery may well succeed. With `crash` (a drawn
+    plan's `plan.crash`), only that point is tried under each entry point (its write
+    number taken modulo the writes that entry point makes). Returns the points tried.
     """
     workflow_id = "crash-safe"
     points = crash_points(flow, participants, message, entry_points=entry_points, store=store)
+    if crash is not None:
+        points = _only(points, crash)
     expected: dict[str, _Ending] = {}
     for entry_point in _checked(entry_points):
         side = participants()
         plain = store()
-        _drive(flow, entry_point, side, plain, message, workflow_id)
-        settle_late_results()
-        ended = _recover(flow, entry_point, side, plain, workflow_id)
+        try:
+            _drive(flow, entry_point, side, plain, message, workflow_id)
+            settle_late_results()
+            ended = _recover(flow, entry_point, side, plain, workflow_id)
+        finally:
+            _close(plain)
         assert ended is not None
         expected[entry_point] = _Ending(ended[0], _state(side, ended[1]), ended[1])
     problems: list[str] = []
@@ -323,6 +335,16 @@ def assert_crash_safe(
     return points
 
 
+def _only(points: list[CrashPoint], crash: Crash) -> list[CrashPoint]:
+    """The point `crash` names under each entry point (its write modulo that one's count)."""
+    chosen: list[CrashPoint] = []
+    for entry_point in dict.fromkeys(point.entry_point for point in points):
+        mine = [p for p in points if p.entry_point == entry_point and p.after == crash.after]
+        if mine:
+            chosen.append(mine[(crash.write - 1) % len(mine)])
+    return chosen
+
+
 def _try(
     flow: type[Orchestrator[Any, Any]],
     participants: Callable[[], Sequence[Participant]],
@@ -336,11 +358,14 @@ def _try(
     durable = store()
     crashing = _CrashingStore(durable, point.write, point.after)
     try:
-        _drive(flow, point.entry_point, side, crashing, message, workflow_id)
-    except SimulatedCrash:
-        pass
-    settle_late_results()
-    ended = _recover(flow, point.entry_point, side, durable, workflow_id)
+        try:
+            _drive(flow, point.entry_point, side, crashing, message, workflow_id)
+        except SimulatedCrash:
+            pass
+        settle_late_results()
+        ended = _recover(flow, point.entry_point, side, durable, workflow_id)
+    finally:
+        _close(durable)
     if ended is None:
         if point.write == 1 and not point.after:
             return None  # it never started: nothing was applied, nothing is owed
@@ -361,6 +386,13 @@ def _try(
     if state != want.state:
         return f"left the participants otherwise: {_difference(state, want.state)}"
     return None
+
+
+def _close(store: Any) -> None:
+    """Close a store the kit made (a durable one's heartbeat and checkpointer end)."""
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
 
 
 def _difference(got: Any, want: Any) -> str:

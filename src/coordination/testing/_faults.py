@@ -19,7 +19,7 @@ from coordination._context import Context
 from coordination._participants import Participant, _Declared
 from coordination.errors import AttemptTimeout, NonRetryable
 
-__all__ = ["Fault", "FaultKind", "FaultPlan", "InjectedFault", "InjectedRefusal"]
+__all__ = ["Crash", "Fault", "FaultKind", "FaultPlan", "InjectedFault", "InjectedRefusal"]
 
 
 class InjectedFault(RuntimeError):
@@ -72,6 +72,27 @@ class Fault:
 
 
 @dataclass(frozen=True, slots=True)
+class Crash:
+    """Where a plan's process dies: before (or, with `after`, just after) store write `write`.
+
+    Writes are counted from 1 in the order the runner makes them (starting, claiming,
+    writing, releasing, counting a delivery), modulo the number a run makes, so every
+    drawn crash hits one. `assert_crash_safe(..., crash=plan.crash)` tries that point
+    alone under each entry point.
+    """
+
+    write: int
+    after: bool = False
+
+    def __post_init__(self) -> None:
+        if self.write < 1:
+            raise ValueError(f"{self}: store writes count from 1")
+
+    def __str__(self) -> str:
+        return f"crash {'after' if self.after else 'before'} store write {self.write}"
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
     """One call a plan saw: target, attempt, and whether a fault fired."""
 
@@ -86,6 +107,8 @@ class FaultPlan:
     """A set of faults, and a log of every call made through the participants it wraps."""
 
     faults: tuple[Fault, ...] = ()
+    #: Where the process crashes (see `Crash`), or never.
+    crash: Crash | None = None
     calls: list[Call] = field(default_factory=list, repr=False, compare=False)
     _counts: dict[tuple[str, str | None], int] = field(
         default_factory=dict, repr=False, compare=False
@@ -107,8 +130,13 @@ class FaultPlan:
             seen.add((fault.target, fault.attempt))
 
     @classmethod
-    def of(cls, *faults: Fault) -> FaultPlan:
-        return cls(tuple(faults))
+    def of(cls, *faults: Fault, crash: Crash | None = None) -> FaultPlan:
+        return cls(tuple(faults), crash)
+
+    def fresh(self) -> FaultPlan:
+        """The same faults and crash with nothing counted yet: one per run (a plan counts
+        the attempts of the participants it is installed on)."""
+        return FaultPlan(self.faults, self.crash)
 
     def fault_for(self, target: str, attempt: int, key: str | None = None) -> Fault | None:
         """The fault planned for this attempt of `target`, if any (a refusal of `key`

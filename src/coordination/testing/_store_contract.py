@@ -50,8 +50,17 @@ class _Base:
 
     def _store(self) -> Any:
         store = self.create_store()
+        # pytest makes an instance per test: what it opened is closed after that test.
+        self.__dict__.setdefault("_opened", []).append(store)
         store.register_types((ContractMessage, ContractOther))
         return store
+
+    def teardown_method(self, method: Any) -> None:
+        """Close every store the test opened (a durable one's background threads end)."""
+        for store in self.__dict__.pop("_opened", []):
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()
 
     @staticmethod
     def _step(

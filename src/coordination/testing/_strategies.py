@@ -14,7 +14,7 @@ from coordination._messages import Message
 from coordination._retry import Retry
 from coordination.engine import FlowPlan
 from coordination.orchestration._orchestrator import Orchestrator
-from coordination.testing._faults import Fault, FaultKind, FaultPlan
+from coordination.testing._faults import Crash, Fault, FaultKind, FaultPlan
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -40,11 +40,15 @@ def fault_plans(
     kinds: Sequence[FaultKind] = _FORWARD_KINDS,
     compensation_kinds: Sequence[FaultKind] = _UNDO_KINDS,
     compensations: bool = True,
+    crashes: bool = False,
 ) -> SearchStrategy[FaultPlan]:
     """Plans that fail any attempts of any steps (and compensations) of `flow`.
 
-    Each action may fail at any subset of its attempts, with any of `kinds`; with
-    `compensations`, each compensation may too. Shrinks towards no faults.
+    Each action may fail at any subset of its attempts, with any of `kinds` (a `LATE`
+    fault is a late result); with `compensations`, each compensation may too. With
+    `crashes`, every plan also says where the process dies (`plan.crash`, a `Crash` at
+    one store write, for `assert_crash_safe(..., crash=plan.crash)`). Shrinks towards no
+    faults and the first write.
     """
     from hypothesis import strategies as st
 
@@ -65,11 +69,20 @@ def fault_plans(
             max_size=attempts,
         ).map(lambda chosen: [Fault(target, a, k) for a, k in sorted(chosen.items())])
 
+    plans: SearchStrategy[FaultPlan]
     if not targets:
-        return st.just(FaultPlan())
-    return st.tuples(*(for_target(*target) for target in targets)).map(
-        lambda groups: FaultPlan(tuple(fault for group in groups for fault in group))
-    )
+        plans = st.just(FaultPlan())
+    else:
+        plans = st.tuples(*(for_target(*target) for target in targets)).map(
+            lambda groups: FaultPlan(tuple(fault for group in groups for fault in group))
+        )
+    if not crashes:
+        return plans
+    # A run writes about twice per action and undo (more under a choreography); a drawn
+    # write past the last is taken modulo the writes the run makes.
+    bound = 2 * (len(definition.steps) + len(targets)) + 4
+    crash = st.builds(Crash, write=st.integers(1, bound), after=st.booleans())
+    return st.builds(FaultPlan, plans.map(lambda plan: plan.faults), crash)
 
 
 def messages(message_type: type[Message], **fields: Any) -> SearchStrategy[Message]:
