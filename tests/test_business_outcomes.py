@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coordination import (
     Context,
@@ -28,7 +30,15 @@ from coordination.choreography import Choreography, EventBus
 from coordination.errors import DefinitionError
 from coordination.orchestration import Orchestrator, parallel, step
 from coordination.stores import SQLiteStore, StepOutcome
-from coordination.testing import VirtualClock, assert_crash_safe, assert_equivalent, run_both
+from coordination.testing import (
+    ENTRY_POINTS,
+    FaultPlan,
+    VirtualClock,
+    assert_crash_safe,
+    assert_equivalent,
+    fault_plans,
+    run_both,
+)
 from tests.branching import (
     Cashier,
     Checkout,
@@ -274,3 +284,29 @@ def test_a_crash_at_any_write_recovers_to_the_same_branch(start: CheckoutStarted
 
 def test_a_crash_at_any_sqlite_write_recovers_to_the_same_branch(stores: Any) -> None:
     assert assert_crash_safe(Checkout, checkout_services, DECLINED, store=stores)
+
+
+def _planned(plan: FaultPlan) -> tuple[Participant, ...]:
+    services = checkout_services()
+    plan.fresh().install(*services)
+    return services
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    plan=fault_plans(Checkout, crashes=True),
+    start=st.sampled_from([CAPTURED, DECLINED]),
+)
+def test_a_drawn_crash_and_faults_keep_the_invariants_on_either_branch(
+    plan: FaultPlan, start: CheckoutStarted
+) -> None:
+    assert plan.crash is not None
+    points = assert_crash_safe(
+        Checkout,
+        lambda: _planned(plan),
+        start,
+        entry_points=ENTRY_POINTS,
+        same_end=False,
+        crash=plan.crash,
+    )
+    assert [p.entry_point for p in points] == list(ENTRY_POINTS)

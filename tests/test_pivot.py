@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coordination import EntryKind, Event, Participant, WorkflowStatus, action
 from coordination.choreography import Choreography, EventBus
@@ -21,6 +22,7 @@ from coordination.errors import DefinitionError, UsageError
 from coordination.orchestration import Orchestrator, parallel, step
 from coordination.stores import SQLiteStore
 from coordination.testing import (
+    ENTRY_POINTS,
     Fault,
     FaultKind,
     FaultPlan,
@@ -307,3 +309,26 @@ def test_a_choreography_derived_from_signatures_honours_the_actions_pivot() -> N
     assert view.compensated == ()
     assert view.parked_reason is not None
     assert "after the pivot Mailer.send_receipt" in view.parked_reason
+
+
+def _planned(plan: FaultPlan, broken: bool) -> tuple[Participant, ...]:
+    services = pivot_services([broken])
+    plan.fresh().install(*services)
+    return services
+
+
+@settings(max_examples=60, deadline=None)
+@given(plan=fault_plans(Checkout, crashes=True), broken=st.booleans())
+def test_a_drawn_crash_and_faults_keep_the_invariants_around_the_pivot(
+    plan: FaultPlan, broken: bool
+) -> None:
+    assert plan.crash is not None
+    points = assert_crash_safe(
+        Checkout,
+        lambda: _planned(plan, broken),
+        START,
+        entry_points=ENTRY_POINTS,
+        same_end=False,
+        crash=plan.crash,
+    )
+    assert [p.entry_point for p in points] == list(ENTRY_POINTS)
