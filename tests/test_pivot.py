@@ -7,6 +7,7 @@ key, and the run goes on. Under all four entry points, in memory and on SQLite.
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordination import EntryKind, Event, Participant, WorkflowStatus, action
+from coordination import Context, EntryKind, Event, Participant, Retry, WorkflowStatus, action
 from coordination.choreography import Choreography, EventBus
 from coordination.errors import DefinitionError, UsageError
 from coordination.orchestration import Orchestrator, parallel, step
@@ -31,6 +32,7 @@ from coordination.testing import (
     assert_equivalent,
     fault_plans,
     run_both,
+    settle_late_results,
 )
 from tests.pivot_flow import (
     Charged,
@@ -39,6 +41,7 @@ from tests.pivot_flow import (
     Mailer,
     Payments,
     Purchase,
+    ReceiptSent,
     Shipped,
     pivot_services,
 )
@@ -332,3 +335,32 @@ def test_a_drawn_crash_and_faults_keep_the_invariants_around_the_pivot(
         crash=plan.crash,
     )
     assert [p.entry_point for p in points] == list(ENTRY_POINTS)
+
+
+class SlowCouriers(Couriers):
+    """Its one attempt times out, then returns late, after the run parked."""
+
+    def ship(self, receipt: ReceiptSent, ctx: Context) -> Shipped:
+        time.sleep(0.2)
+        return Shipped(n=receipt.n)
+
+
+class SlowCheckout(Orchestrator[Purchase, Shipped], name="tests.pivot-slow"):
+    steps = (
+        step(Payments.charge),
+        step(Mailer.send_receipt),
+        step(Couriers.ship, retry=Retry(attempts=1), timeout=0.05),
+    )
+
+
+def test_a_late_result_after_the_park_is_journaled_and_left_alone() -> None:
+    payments, mailer, _ = pivot_services()
+    orders = SlowCheckout(payments, mailer, SlowCouriers())
+    assert orders.run(START, workflow_id="wf").status is S.PARKED
+    settle_late_results()
+
+    run = orders.get("wf")
+    assert run.status is S.PARKED
+    (late,) = run.journal.of_kind(EntryKind.LATE_RESULT)
+    assert late.detail == "timed-out attempt 1 returned late: nothing declared to undo it"
+    assert not run.journal.of_kind(EntryKind.COMPENSATED)

@@ -588,9 +588,10 @@ class Saga:
                 record = recorder.late(action, attempt, None, "nothing to undo", error)
                 recorder.write((record,), owes=self._settled_owing())
                 return None
-            if outcome is _UNSETTLED:
+            if outcome is _UNSETTLED and action.key not in self.progress.parked:
                 self._late_held.setdefault(action.key, []).append((attempt, value))
                 return None
+            # Failed past the pivot (parked, unsettled): nothing after the pivot is undone.
             if outcome is True or not action.undoes(value):
                 detail = _LEFT_ALONE if outcome is True else _NOTHING_TO_UNDO
                 recorder.write(
