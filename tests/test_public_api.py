@@ -65,6 +65,7 @@ EXPORTS: dict[str, list[str]] = {
         "lifecycle_mermaid",
         "parallel",
         "step",
+        "wait",
     ],
     "coordination.stores": [
         "DeadLetter",

@@ -42,6 +42,7 @@ from coordination.engine import (
     compile_plan,
     derive_groups,
     loop_running,
+    outside_wait,
     process_owner,
     reopen,
     retry_target,
@@ -212,7 +213,11 @@ class Choreography:
 
         Idempotent by `correlation_id`, like `Orchestrator.run()`: the same message again
         returns its envelope and runs nothing; a different one raises `WorkflowConflict`.
+        An outside message (one the flow's `wait(...)` steps wait for) goes to the instance
+        `correlation_id` names, like `Orchestrator.send()`: a WAITING one resumes here.
         """
+        if self._waits_for(message):
+            return self._send(message, correlation_id)
         binding = self._check_start(message)
         if self._has_async and loop_running():
             raise UsageError(
@@ -237,6 +242,8 @@ class Choreography:
         self, message: Message, *, correlation_id: str | None = None
     ) -> Envelope[Message]:
         """Like `publish()`, awaiting async participants on the running loop."""
+        if self._waits_for(message):
+            return await self._send_async(message, correlation_id)
         binding = self._check_start(message)
         envelope = self.bus.envelope(message, correlation_id=correlation_id or new_id())
         opened, started = self._open(envelope, binding)
@@ -251,6 +258,73 @@ class Choreography:
             self._reactor.release(opened)
             raise
         return started
+
+    # -- outside messages -------------------------------------------------------------
+
+    def _waits_for(self, message: Message) -> bool:
+        return isinstance(message, Message) and any(
+            binding.plan.wait_for(message) is not None
+            for binding in self.instances.bindings.values()
+        )
+
+    def _arrival(
+        self, message: Message, correlation_id: str | None
+    ) -> tuple[Envelope[Message], Instance | None, Any]:
+        """Where an outside message goes: its envelope, and the instance to drive (None:
+        a live instance here took it, or it is a duplicate) with the wait it is for."""
+        if correlation_id is None:
+            raise UsageError(
+                f"{type(message).__name__} is an outside message: publish it with the "
+                f"correlation_id= of the flow instance it is for"
+            )
+        record, plan = self._stored(correlation_id)
+        planned = outside_wait(record, plan, message)
+        wanted = plan.wait_for(message)
+        assert wanted is not None
+        envelope = Outbox(self.bus, correlation_id).arrived(wanted, message)
+        if planned is None:
+            return envelope, None, None  # a duplicate of one it received: a no-op
+        live = self.instances.get(correlation_id)
+        if live is not None:
+            with live.saga.lock:
+                if live.saga.status is WorkflowStatus.RUNNING and not live.saga.lost:
+                    live.saga.arrive(planned, message)  # kept for its wait, published
+                    return envelope, None, None
+        now = self.clock.now()
+        token = claim_or_busy(self.store, record, self._owner, now, "publish it once it stopped")
+        return envelope, self._recovery.resumed(correlation_id, token, was=record.owner), planned
+
+    def _send(self, message: Message, correlation_id: str | None) -> Envelope[Message]:
+        if self._has_async and loop_running():
+            raise UsageError(
+                "this choreography has async actions and publish() was called inside a "
+                "running event loop; use `await flow.publish_async(...)`"
+            )
+        envelope, instance, planned = self._arrival(message, correlation_id)
+        if instance is not None:
+            try:
+                self.bus.call_later(0.0, lambda: self._woken(instance, planned, message))
+            except BaseException:
+                self._reactor.release(instance)
+                raise
+        return envelope
+
+    async def _send_async(self, message: Message, correlation_id: str | None) -> Envelope[Message]:
+        envelope, instance, planned = self._arrival(message, correlation_id)
+        if instance is not None:
+            try:
+                await self.bus.call_later_async(
+                    0.0, lambda: self._woken(instance, planned, message)
+                )
+            except BaseException:
+                self._reactor.release(instance)
+                raise
+        return envelope
+
+    def _woken(self, instance: Instance, planned: Any, message: Message) -> None:
+        """Inside a cascade: record the arrival (published), then carry on from it."""
+        instance.saga.arrive(planned, message)
+        self._reactor.advance(instance)
 
     def _open(
         self, envelope: Envelope[Message], binding: Binding

@@ -9,15 +9,22 @@ by `coordination.orchestration`, `coordination.choreography` and `coordination.t
 
 from coordination.engine._attempts import ActionPlan, Attempts, describe
 from coordination.engine._binding import BoundAction, bind, bind_action, check_participants
-from coordination.engine._declarations import Parallel, Step, parallel, step
+from coordination.engine._declarations import Parallel, Step, WaitStep, parallel, step, wait
 from coordination.engine._executor import loop_running
 from coordination.engine._graph import ActionNode, FlowGraph
 from coordination.engine._observers import EVERYWHERE, Observer, checked_observers, notify
-from coordination.engine._operators import cancel_refusal, past_pivot, reopen, retry_target
+from coordination.engine._operators import (
+    cancel_refusal,
+    outside_wait,
+    past_pivot,
+    reopen,
+    retry_target,
+)
 from coordination.engine._ownership import ACTIVE, owner_alive, process_owner
 from coordination.engine._plan import (
     FlowPlan,
     PlannedAction,
+    PlannedWait,
     compile_plan,
     derive_groups,
     normalise,
@@ -35,13 +42,23 @@ from coordination.engine._recovery import (
     take_over,
 )
 from coordination.engine._runs import ActionRun, UndoRun, finish_async, finish_sync
-from coordination.engine._saga import LIVE, WAIT, LiveSagas, Publishing, Saga, Wait
+from coordination.engine._saga import (
+    LIVE,
+    SUSPEND,
+    WAIT,
+    LiveSagas,
+    Publishing,
+    Saga,
+    Suspend,
+    Wait,
+)
 from coordination.engine._undo import Undo, undo_key
 
 __all__ = [
     "ACTIVE",
     "EVERYWHERE",
     "LIVE",
+    "SUSPEND",
     "WAIT",
     "ActionNode",
     "ActionPlan",
@@ -54,13 +71,16 @@ __all__ = [
     "Observer",
     "Parallel",
     "PlannedAction",
+    "PlannedWait",
     "Problem",
     "Publishing",
     "Saga",
     "Step",
+    "Suspend",
     "Undo",
     "UndoRun",
     "Wait",
+    "WaitStep",
     "bind",
     "bind_action",
     "cancel_refusal",
@@ -79,6 +99,7 @@ __all__ = [
     "note",
     "note_takeover",
     "notify",
+    "outside_wait",
     "owner_alive",
     "parallel",
     "past_pivot",
@@ -91,4 +112,5 @@ __all__ = [
     "step",
     "take_over",
     "undo_key",
+    "wait",
 ]

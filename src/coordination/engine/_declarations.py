@@ -7,14 +7,17 @@ both runners read retry, timeout and order from the same values.
 
 from __future__ import annotations
 
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any
 
+from coordination._messages import Message
 from coordination._participants import Action, _check_timeout, _Declared
 from coordination._retry import Retry
 from coordination.errors import DefinitionError
 
-__all__ = ["Parallel", "Step", "parallel", "step"]
+__all__ = ["Parallel", "Step", "WaitStep", "parallel", "step", "wait"]
 
 _UNSET: Any = object()
 
@@ -104,3 +107,48 @@ def parallel(*steps: Any) -> Parallel:
             raise DefinitionError("parallel() cannot contain parallel(): list the steps flat")
         members.append(member if isinstance(member, Step) else step(member))
     return Parallel(tuple(members))
+
+
+@dataclass(frozen=True, slots=True)
+class WaitStep:
+    """A flow waits here for an outside message (a webhook, a human's approval)."""
+
+    #: The message types it waits for: one, or the members of a union (either will do).
+    types: tuple[type[Message], ...]
+
+    @property
+    def key(self) -> str:
+        """`wait.PaymentSettled` (`wait.A|B` for a union): unique within a flow."""
+        return "wait." + "|".join(kind.__name__ for kind in self.types)
+
+    def __repr__(self) -> str:
+        return f"wait({' | '.join(kind.__name__ for kind in self.types)})"
+
+
+def wait(message_type: Any) -> WaitStep:
+    """A step that suspends the flow until an outside message of `message_type` arrives.
+
+    `message_type` is a message class, or a union of them (`PaymentSettled | PaymentFailed`:
+    either resumes it, and the steps that needed the other are skipped, as after a business
+    outcome). The wait is a group of its own: the step after it consumes the message, or
+    what the group before the wait produced. The instance is `WAITING` meanwhile, holding
+    no thread and no lease; `Orchestrator.send()` (or a choreography's `publish(message,
+    correlation_id=...)`) resumes it; a message that comes early is kept for it.
+    """
+    if typing.get_origin(message_type) in (types.UnionType, typing.Union):
+        members = typing.get_args(message_type)
+    else:
+        members = (message_type,)
+    if not members or not all(isinstance(m, type) and issubclass(m, Message) for m in members):
+        raise DefinitionError(
+            f"wait({message_type!r}): wait for a message type (an Event or Command subclass), "
+            f"or a union of them, like wait(PaymentSettled | PaymentFailed)"
+        )
+    for first in members:
+        for second in members:
+            if first is not second and issubclass(first, second):
+                raise DefinitionError(
+                    f"wait({message_type!r}): {first.__name__} is a {second.__name__}, so the "
+                    f"messages cannot be told apart; wait for unrelated message types"
+                )
+    return WaitStep(tuple(members))

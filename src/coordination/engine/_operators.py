@@ -9,13 +9,14 @@ the same whether an orchestrator or a choreography runs it.
 
 from __future__ import annotations
 
+from coordination._messages import Message
 from coordination._status import WorkflowStatus
-from coordination.engine._plan import FlowPlan
+from coordination.engine._plan import FlowPlan, PlannedWait
 from coordination.errors import UsageError, WorkflowBusy
 from coordination.stores._records import RunRecord, StepOutcome
 from coordination.stores._store import Store
 
-__all__ = ["cancel_refusal", "past_pivot", "reopen", "retry_target"]
+__all__ = ["cancel_refusal", "outside_wait", "past_pivot", "reopen", "retry_target"]
 
 _S = WorkflowStatus
 
@@ -77,3 +78,33 @@ def reopen(store: Store, record: RunRecord, owner: str, now: float, status: Work
             workflow_id=record.workflow_id,
         )
     return token
+
+
+def outside_wait(record: RunRecord, plan: FlowPlan, message: Message) -> PlannedWait | None:
+    """The wait an outside message for `record` is for; None for a duplicate of one it
+    received already (nothing to do: the instance is returned as it is).
+
+    `UsageError`: the flow waits for no such message, a different one came for that wait
+    already, or the instance finished before it came (it is never silently dropped).
+    """
+    planned = plan.wait_for(message)
+    if planned is None:
+        awaited = ", ".join(k.__name__ for w in plan.waits for k in w.types) or "nothing"
+        raise UsageError(
+            f"{plan.name} does not wait for {type(message).__name__} (it waits for "
+            f"{awaited}); send it a message one of its wait(...) steps names"
+        )
+    for step in record.steps:
+        if step.key == planned.key and step.outcome is StepOutcome.COMPLETED:
+            if step.output == message:
+                return None  # a duplicate (a webhook delivered twice): a no-op
+            raise UsageError(
+                f"workflow {record.workflow_id!r} already received {step.output!r} for "
+                f"{planned.wait!r}; a wait takes one message"
+            )
+    if record.status.finished:
+        raise UsageError(
+            f"workflow {record.workflow_id!r} finished {record.status.name} before "
+            f"{type(message).__name__} came; nothing waits for it any more"
+        )
+    return planned

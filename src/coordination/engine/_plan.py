@@ -24,13 +24,14 @@ from typing import Any
 from coordination._messages import Message, type_name_of
 from coordination._participants import Action, Compensation, Participant
 from coordination._signatures import Signature
-from coordination.engine._declarations import Parallel, Step, step
+from coordination.engine._declarations import Parallel, Step, WaitStep, step
 from coordination.engine._graph import FlowGraph
 from coordination.errors import DefinitionError
 
 __all__ = [
     "FlowPlan",
     "PlannedAction",
+    "PlannedWait",
     "compile_plan",
     "derive_groups",
     "normalise",
@@ -109,6 +110,30 @@ class PlannedAction:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class PlannedWait:
+    """A wait of a plan: the outside message(s) that must arrive before a generation opens."""
+
+    wait: WaitStep
+    #: `wait.PaymentSettled`: the key its arrival is recorded under.
+    key: str
+    #: The generation that opens once it arrived (the wait sits just before it).
+    before: int
+    #: One slot per message type it waits for (a union: one per member; one is filled).
+    slots: tuple[int, ...]
+
+    @property
+    def types(self) -> tuple[type[Message], ...]:
+        return self.wait.types
+
+    def slot_of(self, message: Message) -> int | None:
+        """The slot `message` fills, or None if this wait does not wait for it."""
+        for slot, kind in zip(self.slots, self.types, strict=True):
+            if isinstance(message, kind):
+                return slot
+        return None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class FlowPlan:
     """Everything an instance needs to know about its flow, computed once."""
 
@@ -127,6 +152,22 @@ class FlowPlan:
     #: The point of no return (`pivot=True`), if the flow has one: once it completed,
     #: nothing is undone, and a later step failing for good parks the instance.
     pivot: PlannedAction | None = None
+    #: Its waits for outside messages, in order.
+    waits: tuple[PlannedWait, ...] = ()
+
+    def wait_before(self, generation: int) -> PlannedWait | None:
+        """The wait that must arrive before `generation` opens, if any."""
+        for planned in self.waits:
+            if planned.before == generation:
+                return planned
+        return None
+
+    def wait_for(self, message: Message) -> PlannedWait | None:
+        """The wait `message` is an outside message of, if any."""
+        for planned in self.waits:
+            if planned.slot_of(message) is not None:
+                return planned
+        return None
 
     def past_pivot(self, action: PlannedAction) -> bool:
         """Whether `action` runs after the pivot (so only once the pivot completed)."""
@@ -156,7 +197,7 @@ class FlowPlan:
         """The same plan stored under another name (a choreography adopting a flow)."""
         return FlowPlan(
             name, self.start_type, self.generations, self.actions, self.slot_types,
-            self.interfaces, self.has_async, self.shape, self.by_key, self.pivot,
+            self.interfaces, self.has_async, self.shape, self.by_key, self.pivot, self.waits,
         )  # fmt: skip
 
 
@@ -190,16 +231,18 @@ def shape_difference(stored: str, current: str) -> str | None:
     return f"steps were added after group {len(old)}: {new[len(old) :]}"
 
 
-def normalise(flow: str, declared: object) -> list[tuple[Step, ...]]:
-    """An orchestrator's `steps` as groups of steps, or `DefinitionError` naming the item."""
+def normalise(flow: str, declared: object) -> list[tuple[Step, ...] | WaitStep]:
+    """An orchestrator's `steps` as groups of steps (and waits), or `DefinitionError`."""
     if not isinstance(declared, tuple | list) or not declared:
         raise DefinitionError(
             f"{flow}: steps must be a non-empty tuple like "
             f"steps = (step(Payments.charge), parallel(step(A.x), step(B.y)), ...)"
         )
-    groups: list[tuple[Step, ...]] = []
+    groups: list[tuple[Step, ...] | WaitStep] = []
     for position, item in enumerate(declared, start=1):
-        if isinstance(item, Parallel):
+        if isinstance(item, WaitStep):
+            groups.append(item)
+        elif isinstance(item, Parallel):
             groups.append(item.steps)
         elif isinstance(item, Step):
             groups.append((item,))
@@ -217,13 +260,43 @@ def _names(types: typing.Iterable[type[Message]]) -> str:
     return ", ".join(t.__name__ for t in types) or "nothing"
 
 
+def _split_waits(
+    flow: str, declared: Sequence[tuple[Step, ...] | WaitStep]
+) -> tuple[list[tuple[Step, ...]], dict[int, WaitStep]]:
+    """The groups of steps, and the waits by the index of the group each comes before."""
+    groups: list[tuple[Step, ...]] = []
+    waits: dict[int, WaitStep] = {}
+    for item in declared:
+        if not isinstance(item, WaitStep):
+            groups.append(item)
+            continue
+        if not groups:
+            raise DefinitionError(
+                f"{flow}: {item!r} comes first; a flow starts with its start message: put the "
+                f"wait after the step that should run before it"
+            )
+        if len(groups) in waits:
+            raise DefinitionError(
+                f"{flow}: {waits[len(groups)]!r} and {item!r} follow each other; wait for "
+                f"either with one wait(A | B), or put a step between them"
+            )
+        waits[len(groups)] = item
+    if len(groups) in waits:
+        raise DefinitionError(
+            f"{flow}: the flow ends with {waits[len(groups)]!r}; a wait's message is for the "
+            f"steps after it: add the step that consumes it"
+        )
+    return groups, waits
+
+
 def compile_plan(
     flow: str,
-    groups: list[tuple[Step, ...]],
+    declared: Sequence[tuple[Step, ...] | WaitStep],
     start_type: type[Message] | None = None,
     output_type: Any = None,
 ) -> FlowPlan:
     """Check and compile groups of steps (generations); `DefinitionError` naming the fault."""
+    groups, waits = _split_waits(flow, declared)
     seen_keys: set[str] = set()
     for group in groups:
         for member in group:
@@ -246,9 +319,29 @@ def compile_plan(
     slot_types: list[type[Message]] = [start_type]
     slot_producers: list[str | None] = [None]
     compiled_groups: list[tuple[PlannedAction, ...]] = []
+    planned_waits: list[PlannedWait] = []
     previous_slots: set[int] = {0}
     index = 0
     for group_number, group in enumerate(groups):
+        waiting = waits.get(group_number)
+        if waiting is not None:
+            # A wait consumes nothing and passes the group before it on; its message counts
+            # as produced by it.
+            wait_slots: list[int] = []
+            for kind in waiting.types:
+                if any(issubclass(kind, have) or issubclass(have, kind) for have in slot_types):
+                    raise DefinitionError(
+                        f"{flow}: {waiting!r} waits for {kind.__name__}, which the start "
+                        f"message or an earlier step already provides; an outside message is "
+                        f"a type of its own (never the start message, nor a step's output)"
+                    )
+                wait_slots.append(len(slot_types))
+                slot_types.append(kind)
+                slot_producers.append(waiting.key)
+            planned_waits.append(
+                PlannedWait(waiting, waiting.key, group_number + 1, tuple(wait_slots))
+            )
+            previous_slots = previous_slots | set(wait_slots)
         group_slots: set[int] = set()
         compiled_group: list[PlannedAction] = []
         for member in group:
@@ -326,12 +419,15 @@ def compile_plan(
 
     actions = tuple(member for group in compiled_groups for member in group)
     pivot = _check_pivot(flow, compiled_groups)
-    _check_output(flow, compiled_groups, output_type)
+    _check_output(flow, compiled_groups, output_type, planned_waits)
     interfaces = tuple(dict.fromkeys(member.interface for member in actions))
-    shape = json.dumps(
-        [[_step_shape(member) for member in group] for group in compiled_groups],
-        separators=(",", ":"),
-    )
+    shaped: list[list[str]] = []
+    for group_number, members in enumerate(compiled_groups):
+        if group_number in waits:
+            names = " | ".join(type_name_of(kind) for kind in waits[group_number].types)
+            shaped.append([f"wait({names})"])
+        shaped.append([_step_shape(member) for member in members])
+    shape = json.dumps(shaped, separators=(",", ":"))
     return FlowPlan(
         name=flow,
         start_type=start_type,
@@ -343,6 +439,7 @@ def compile_plan(
         shape=shape,
         by_key={member.key: member for member in actions},
         pivot=pivot,
+        waits=tuple(planned_waits),
     )
 
 
@@ -423,7 +520,12 @@ def derive_groups(graph: FlowGraph, start: type[Message]) -> list[tuple[Step, ..
     ]
 
 
-def _check_output(flow: str, groups: list[tuple[PlannedAction, ...]], declared: Any) -> None:
+def _check_output(
+    flow: str,
+    groups: list[tuple[PlannedAction, ...]],
+    declared: Any,
+    waits: Sequence[PlannedWait] = (),
+) -> None:
     """The declared output covers every way the run can end (each business outcome)."""
     if declared is None or declared is Any or isinstance(declared, typing.TypeVar):
         return
@@ -432,8 +534,10 @@ def _check_output(flow: str, groups: list[tuple[PlannedAction, ...]], declared: 
         if typing.get_origin(declared) in (types.UnionType, typing.Union)
         else (declared,)
     )
-    branches = any(m.signature.returns_one_of for group in groups for m in group)
-    for possible in possible_outputs(groups):
+    branches = any(m.signature.returns_one_of for group in groups for m in group) or any(
+        len(planned.slots) > 1 for planned in waits
+    )
+    for possible in possible_outputs(groups, waits):
         if not any(_same_output(possible, wanted) for wanted in accepted):
             where = "the run can end with" if branches else "the last group returns"
             raise DefinitionError(
@@ -441,7 +545,9 @@ def _check_output(flow: str, groups: list[tuple[PlannedAction, ...]], declared: 
             )
 
 
-def possible_outputs(groups: Sequence[tuple[PlannedAction, ...]]) -> list[Any]:
+def possible_outputs(
+    groups: Sequence[tuple[PlannedAction, ...]], waits: Sequence[PlannedWait] = ()
+) -> list[Any]:
     """Every output a run can end with: one per combination of business outcomes.
 
     Walks the generations with each union output taking each of its outcomes; an action
@@ -451,7 +557,14 @@ def possible_outputs(groups: Sequence[tuple[PlannedAction, ...]]) -> list[Any]:
     """
     # A path: the slots produced so far, and what the last group that ran returned.
     paths: set[tuple[frozenset[int], tuple[Any, ...]]] = {(frozenset({0}), ())}
-    for group in groups:
+    before = {planned.before: planned for planned in waits}
+    for generation, group in enumerate(groups, start=1):
+        if generation in before:  # either message a wait waits for may come
+            paths = {
+                (produced | {slot}, last)
+                for produced, last in paths
+                for slot in before[generation].slots
+            }
         following: set[tuple[frozenset[int], tuple[Any, ...]]] = set()
         for produced, last in paths:
             options: list[list[tuple[tuple[int, ...], Any] | None]] = [[]]

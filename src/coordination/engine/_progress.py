@@ -14,7 +14,7 @@ from typing import Any
 
 from coordination._clock import Clock
 from coordination._messages import Envelope, Message
-from coordination.engine._plan import FlowPlan, PlannedAction
+from coordination.engine._plan import FlowPlan, PlannedAction, PlannedWait
 from coordination.stores._records import StepOutcome
 
 __all__ = ["Progress"]
@@ -205,6 +205,8 @@ class Progress:
             if self.generation == len(generations):
                 self.generation += 1
                 break
+            if self.awaiting() is not None:
+                break  # the next generation opens once the outside message arrived
             self.generation += 1
             members = generations[self.generation - 1]
             self.left = len(members)
@@ -222,10 +224,32 @@ class Progress:
         while self.generation <= len(generations):
             left = sum(1 for a in generations[self.generation - 1] if a.key not in outcomes)
             self.left = left
-            if left or self.failing is not None:
+            if left or self.failing is not None or self.awaiting() is not None:
                 return
             self.generation += 1
             self.opened_at = self.clock.monotonic()
+
+    # -- outside messages -------------------------------------------------------------------
+
+    def awaiting(self) -> PlannedWait | None:
+        """The wait the instance stands at: the open generation settled, and the wait
+        before the next one has had no message yet."""
+        planned = self.plan.wait_before(self.generation + 1)
+        if planned is None or self.arrived(planned):
+            return None
+        return planned
+
+    def arrived(self, planned: PlannedWait) -> bool:
+        values = self.values
+        return any(values[slot] is not None for slot in planned.slots)
+
+    def arrive(self, planned: PlannedWait, message: Message) -> list[PlannedAction]:
+        """An outside message arrived for `planned`: keep it (it may be early); if the
+        instance was waiting for it, open what follows. Returns the actions skipped."""
+        slot = planned.slot_of(message)
+        assert slot is not None
+        self.values[slot] = message
+        return self.open_next()  # opens nothing unless the instance stood at this wait
 
     def last_started(self) -> int:
         """The newest generation any action of was handed out (0: none)."""

@@ -18,7 +18,7 @@ from coordination._lifecycle import check_move
 from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
 from coordination.engine._observers import EVERYWHERE, Observer, notify
-from coordination.engine._plan import PlannedAction
+from coordination.engine._plan import PlannedAction, PlannedWait
 from coordination.errors import LeaseLost, StoreError
 from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord, Write
 from coordination.stores._store import Store
@@ -65,6 +65,7 @@ class Recorder:
         owes: bool | None = None,
         events: tuple[Envelope[Message], ...] = (),
         handled: tuple[tuple[str, str], ...] = (),
+        release: bool = False,
     ) -> None:
         """One fenced write; once the store took it, applied to this instance's record."""
         record = self.record
@@ -74,7 +75,7 @@ class Recorder:
             check_move(record.status, status)
         write = _new_write(
             (self.workflow_id, self.token, self.clock.now(), records, status, finish, owes,
-             events, handled, False)
+             events, handled, release)
         )  # fmt: skip
         try:
             self.store.write(write)
@@ -139,6 +140,29 @@ class Recorder:
             detail=f"skipped: no {names} was produced (another outcome was)",
         )
         return StepRecord(action.key, StepOutcome.SKIPPED, 0, None, None, entry)
+
+    def waiting(self, planned: PlannedWait) -> Rows:
+        """The row of an instance suspended at a wait."""
+        names = " or ".join(kind.__name__ for kind in planned.types)
+        return row(
+            EntryKind.WAITING,
+            "wait",
+            planned.key.removeprefix("wait."),
+            self.workflow_id,
+            at=self.clock.now(),
+            detail=f"waiting for {names} (no thread, no lease held)",
+        )
+
+    def arrival(self, planned: PlannedWait, message: Message) -> Rows:
+        """The row of an outside message that arrived for a wait (what it produced)."""
+        return row(
+            EntryKind.COMPLETED,
+            "wait",
+            planned.key.removeprefix("wait."),
+            self.workflow_id,
+            at=self.clock.now(),
+            detail=f"{type(message).__name__} arrived",
+        )
 
     def refusal(self, action: PlannedAction, error: str, detail: str) -> Rows:
         """The row of an action failed without an attempt (a join whose inputs never came)."""

@@ -29,7 +29,7 @@ from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
 from coordination.engine._attempts import Attempts, describe
 from coordination.engine._observers import Observer
-from coordination.engine._plan import FlowPlan, PlannedAction
+from coordination.engine._plan import FlowPlan, PlannedAction, PlannedWait
 from coordination.engine._progress import Progress
 from coordination.engine._recorder import Recorder
 from coordination.engine._undo import Undo, UndoBook, undo_progress
@@ -37,7 +37,7 @@ from coordination.errors import CompensationFailed, StepFailed
 from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord
 from coordination.stores._store import Store
 
-__all__ = ["LIVE", "WAIT", "LiveSagas", "Publishing", "Saga", "Wait"]
+__all__ = ["LIVE", "SUSPEND", "WAIT", "LiveSagas", "Publishing", "Saga", "Suspend", "Wait"]
 
 _RUNNING = WorkflowStatus.RUNNING
 _COMPENSATING = WorkflowStatus.COMPENSATING
@@ -67,6 +67,19 @@ class Wait:
 WAIT = Wait()
 
 
+class Suspend:
+    """`next()`'s answer when the instance stands at a wait for an outside message: the
+    runner suspends it (`Saga.suspend`), holding no thread and no lease."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SUSPEND"
+
+
+SUSPEND = Suspend()
+
+
 class Publishing(Protocol):
     """What a choreography adds to the saga's writes: the envelopes it publishes.
 
@@ -85,6 +98,10 @@ class Publishing(Protocol):
     ) -> tuple[Envelope[Message], ...]: ...
 
     def undone(self, undo: Undo, output: Any) -> tuple[Envelope[Message], ...]: ...
+
+    def arrived(self, planned: PlannedWait, message: Message) -> Envelope[Message]:
+        """The envelope an outside message goes out in (its id derived: idempotent)."""
+        ...
 
     def handled(
         self, action: PlannedAction, causes: tuple[str | None, ...]
@@ -198,9 +215,13 @@ class Saga:
         """
         progress = self.progress
         by_key = self.plan.by_key
+        waits = {planned.key: planned for planned in self.plan.waits}
         for step in self.record.steps:
             action = by_key.get(step.key)
             if action is None:
+                arrived = waits.get(step.key)
+                if arrived is not None and step.outcome is StepOutcome.COMPLETED:
+                    self._keep(arrived, step.output)
                 continue
             progress.settle(action, step.outcome, step.output)
             if step.outcome is StepOutcome.COMPLETED and self.publishing is not None:
@@ -257,15 +278,21 @@ class Saga:
 
     # -- deciding -------------------------------------------------------------------------
 
-    def next(self) -> tuple[PlannedAction, ...] | Undo | Wait | None:
-        """What to run now: actions (taken: run each to its end), an undo, WAIT, or None."""
+    def next(self) -> tuple[PlannedAction, ...] | Undo | Wait | Suspend | None:
+        """What to run now: actions (taken: run each to its end), an undo, WAIT (something
+        is in flight), SUSPEND (stand at a wait for an outside message), or None (done)."""
         with self.lock:
             if self.recorder.lost or self.record.status in _FINISHED:
                 return None
             progress = self.progress
             failing = progress.failing
             if failing is None:
-                return progress.take_ready() or WAIT
+                ready = progress.take_ready()
+                if ready:
+                    return ready
+                if not progress.left and progress.awaiting() is not None:
+                    return SUSPEND
+                return WAIT
             if failing and not progress.settled_all(failing):
                 # The failing generation runs to its end first (after a crash, what had no
                 # record runs again under its key).
@@ -291,6 +318,67 @@ class Saga:
             if self.recorder.lost or self.finished:
                 return None
             return self.progress.deliver(key, index, message_id)
+
+    # -- outside messages -------------------------------------------------------------------
+
+    def suspend(self) -> bool:
+        """Suspend at the wait the instance stands at: WAITING, its lease let go (no thread
+        and no lease are held while it waits). False if there is nothing to wait for any
+        more (its message came meanwhile): go on driving it."""
+        with self.lock:
+            planned = self.progress.awaiting()
+            if planned is None or self.progress.left or self.recorder.lost:
+                return False
+            if self.record.status is WorkflowStatus.WAITING:
+                # Claimed while waiting (its message never came: a crash between claim and
+                # arrival): let go of it again.
+                self.recorder.write(release=True)
+                return True
+            key = f"{planned.key}:waiting"
+            records: tuple[StepRecord, ...] = ()
+            if not self.record.has_step(key):  # suspended again after a crash: once
+                entry = self.recorder.waiting(planned)
+                records = (StepRecord(key, StepOutcome.NOTED, 0, None, None, entry),)
+            self.recorder.write(records, status=WorkflowStatus.WAITING, release=True)
+            return True
+
+    def arrive(self, planned: PlannedWait, message: Message) -> bool:
+        """An outside message for `planned` arrived: record it (the instance wakes if it was
+        waiting for it; a message that comes early is kept for its wait). False if an equal
+        message was received already (a duplicate: nothing happens)."""
+        publishing = self.publishing
+        events: tuple[Envelope[Message], ...] = ()
+        with self.lock:
+            progress = self.progress
+            if progress.arrived(planned):
+                return False
+            rows = self.recorder.arrival(planned, message)
+            if publishing is not None:
+                events = (publishing.arrived(planned, message),)
+                rows = self.recorder.published(rows, events, "wait")
+                slot = planned.slot_of(message)
+                assert slot is not None
+                progress.ids[slot] = events[0].message_id
+            skipped = progress.arrive(planned, message)
+            records = (
+                StepRecord(planned.key, StepOutcome.COMPLETED, 0, message, None, rows),
+                *(self.recorder.skipped(a, progress.missing(a)) for a in skipped),
+            )
+            waking = self.record.status is WorkflowStatus.WAITING
+            self.recorder.write(records, status=_RUNNING if waking else None, events=events)
+        if events:
+            assert publishing is not None
+            publishing.committed(events)
+        return True
+
+    def _keep(self, planned: PlannedWait, message: Message) -> None:
+        """Replaying: an outside message that arrived (its id derived again)."""
+        slot = planned.slot_of(message)
+        if slot is None:
+            return
+        self.progress.values[slot] = message
+        if self.publishing is not None:
+            self.progress.ids[slot] = self.publishing.arrived(planned, message).message_id
 
     # -- forward facts ----------------------------------------------------------------------
 

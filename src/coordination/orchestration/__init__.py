@@ -1,7 +1,7 @@
 """Orchestration: one central `Orchestrator` runs a flow's steps and undoes them on failure."""
 
 from coordination._lifecycle import LIFECYCLE, lifecycle_mermaid
-from coordination.engine import FlowPlan, Parallel, Step, parallel, step
+from coordination.engine import FlowPlan, Parallel, Step, parallel, step, wait
 from coordination.orchestration._orchestrator import Orchestrator
 from coordination.orchestration._run import WorkflowRun
 
@@ -15,4 +15,5 @@ __all__ = [
     "lifecycle_mermaid",
     "parallel",
     "step",
+    "wait",
 ]

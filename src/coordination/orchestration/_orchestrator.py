@@ -23,6 +23,7 @@ from coordination.engine import (
     Problem,
     Saga,
     Step,
+    WaitStep,
     bind,
     cancel_refusal,
     check_shape,
@@ -31,6 +32,7 @@ from coordination.engine import (
     compile_plan,
     normalise,
     note_takeover,
+    outside_wait,
     process_owner,
     recover,
     reopen,
@@ -84,7 +86,7 @@ class Orchestrator(Generic[StartT, OutputT]):
     (default `module:QualName`, not inherited by subclasses).
     """
 
-    steps: ClassVar[tuple[Step | Parallel | Action[Any, Any], ...]] = ()
+    steps: ClassVar[tuple[Step | Parallel | WaitStep | Action[Any, Any], ...]] = ()
     #: The compiled plan, set on every concrete subclass (a choreography can adopt it).
     plan: ClassVar[FlowPlan]
 
@@ -238,6 +240,61 @@ class Orchestrator(Generic[StartT, OutputT]):
 
     def _check_shape(self, record: RunRecord, token: int) -> None:
         check_shape(self.store, record, token, self.plan, self.clock.now())
+
+    # -- outside messages -------------------------------------------------------------------
+
+    def send(self, workflow_id: str, message: Message) -> WorkflowRun[OutputT]:
+        """Hand a run the outside message one of its `wait(...)` steps waits for.
+
+        A WAITING run resumes on this thread, to its next suspension or its end. A run still
+        on its way to the wait keeps the message for it (durably): one this process drives
+        takes it at once; an interrupted one is resumed here. A duplicate of a message it
+        received already changes nothing. `WorkflowNotFound` for an unknown run;
+        `UsageError` for a type it does not wait for, or a run that finished without it.
+        """
+        saga = self._sent(workflow_id, message)
+        if isinstance(saga, WorkflowRun):
+            return saga
+        self._check_sync_allowed("send")
+        self._drive(saga)
+        return WorkflowRun(saga.record)
+
+    async def send_async(self, workflow_id: str, message: Message) -> WorkflowRun[OutputT]:
+        """Like `send()`, resuming the run without blocking the loop."""
+        saga = self._sent(workflow_id, message)
+        if isinstance(saga, WorkflowRun):
+            return saga
+        ACTIVE.enter(saga.workflow_id)
+        LIVE.add(saga)
+        try:
+            await self._driver.run_async(saga)
+        except BaseException:
+            self._release(saga)
+            raise
+        finally:
+            LIVE.discard(saga)
+            ACTIVE.leave(saga.workflow_id)
+        return WorkflowRun(saga.record)
+
+    def _sent(self, workflow_id: str, message: Message) -> Saga | WorkflowRun[OutputT]:
+        """Record `message`'s arrival: the saga to drive on, or the run as it stands."""
+        if not isinstance(message, Message):
+            raise UsageError(f"send() takes a message, got {type(message).__name__}")
+        record = self._record(workflow_id)
+        planned = outside_wait(record, self.plan, message)
+        if planned is None:
+            return WorkflowRun(record)
+        live = LIVE.get(workflow_id)
+        if live is not None and live.plan is self.plan:
+            with live.lock:
+                if live.status is WorkflowStatus.RUNNING and not live.lost:
+                    live.arrive(planned, message)  # kept for its wait; its driver goes on
+                    return WorkflowRun(live.record)
+        now = self.clock.now()
+        token = claim_or_busy(self.store, record, self._owner, now, "send it once it stopped")
+        saga = self._resumed(workflow_id, token, was=record.owner)
+        saga.arrive(planned, message)
+        return saga
 
     # -- recovery -------------------------------------------------------------------------
 
