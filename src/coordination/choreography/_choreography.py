@@ -19,11 +19,11 @@ from typing import Any, Protocol
 from coordination._clock import Clock
 from coordination._messages import Envelope, Message, new_id
 from coordination._participants import Participant
-from coordination._status import WorkflowStatus
 from coordination.choreography._bus import EventBus
 from coordination.choreography._events import HandlerFailed
 from coordination.choreography._instances import Binding, Instance, Instances
 from coordination.choreography._monitor import ProcessMonitor, ProcessView
+from coordination.choreography._operators import Operators
 from coordination.choreography._outbox import Outbox
 from coordination.choreography._reactor import Reactor
 from coordination.choreography._recovery import Recovery
@@ -35,26 +35,20 @@ from coordination.engine import (
     Saga,
     bind,
     bind_action,
-    cancel_refusal,
     check_participants,
     checked_observers,
     claim_or_busy,
     compile_plan,
     derive_groups,
     loop_running,
-    outside_wait,
     process_owner,
-    reopen,
-    retry_target,
     same_start,
 )
 from coordination.errors import (
     DefinitionError,
     UsageError,
-    WorkflowNotFound,
 )
 from coordination.stores._memory import MemoryStore
-from coordination.stores._records import RunRecord
 from coordination.stores._store import EventLog, Store
 
 __all__ = ["Choreography"]
@@ -150,6 +144,18 @@ class Choreography:
             open_instance=self._instance,
             max_deliveries=max_deliveries,
         )
+        self._operators = Operators(
+            bus=bus,
+            store=self.store,
+            instances=self.instances,
+            reactor=self._reactor,
+            recovery=self._recovery,
+            monitor=self.monitor,
+            clock=self.clock,
+            owner=self._owner,
+            name=self.name,
+            has_async=self._has_async,
+        )
         self._subscribe()
 
     def _bindings(
@@ -216,8 +222,8 @@ class Choreography:
         An outside message (one the flow's `wait(...)` steps wait for) goes to the instance
         `correlation_id` names, like `Orchestrator.send()`: a WAITING one resumes here.
         """
-        if self._waits_for(message):
-            return self._send(message, correlation_id)
+        if self._operators.waits_for(message):
+            return self._operators.send(message, correlation_id)
         binding = self._check_start(message)
         if self._has_async and loop_running():
             raise UsageError(
@@ -242,8 +248,8 @@ class Choreography:
         self, message: Message, *, correlation_id: str | None = None
     ) -> Envelope[Message]:
         """Like `publish()`, awaiting async participants on the running loop."""
-        if self._waits_for(message):
-            return await self._send_async(message, correlation_id)
+        if self._operators.waits_for(message):
+            return await self._operators.send_async(message, correlation_id)
         binding = self._check_start(message)
         envelope = self.bus.envelope(message, correlation_id=correlation_id or new_id())
         opened, started = self._open(envelope, binding)
@@ -258,73 +264,6 @@ class Choreography:
             self._reactor.release(opened)
             raise
         return started
-
-    # -- outside messages -------------------------------------------------------------
-
-    def _waits_for(self, message: Message) -> bool:
-        return isinstance(message, Message) and any(
-            binding.plan.wait_for(message) is not None
-            for binding in self.instances.bindings.values()
-        )
-
-    def _arrival(
-        self, message: Message, correlation_id: str | None
-    ) -> tuple[Envelope[Message], Instance | None, Any]:
-        """Where an outside message goes: its envelope, and the instance to drive (None:
-        a live instance here took it, or it is a duplicate) with the wait it is for."""
-        if correlation_id is None:
-            raise UsageError(
-                f"{type(message).__name__} is an outside message: publish it with the "
-                f"correlation_id= of the flow instance it is for"
-            )
-        record, plan = self._stored(correlation_id)
-        planned = outside_wait(record, plan, message)
-        wanted = plan.wait_for(message)
-        assert wanted is not None
-        envelope = Outbox(self.bus, correlation_id).arrived(wanted, message)
-        if planned is None:
-            return envelope, None, None  # a duplicate of one it received: a no-op
-        live = self.instances.get(correlation_id)
-        if live is not None:
-            with live.saga.lock:
-                if live.saga.status is WorkflowStatus.RUNNING and not live.saga.lost:
-                    live.saga.arrive(planned, message)  # kept for its wait, published
-                    return envelope, None, None
-        now = self.clock.now()
-        token = claim_or_busy(self.store, record, self._owner, now, "publish it once it stopped")
-        return envelope, self._recovery.resumed(correlation_id, token, was=record.owner), planned
-
-    def _send(self, message: Message, correlation_id: str | None) -> Envelope[Message]:
-        if self._has_async and loop_running():
-            raise UsageError(
-                "this choreography has async actions and publish() was called inside a "
-                "running event loop; use `await flow.publish_async(...)`"
-            )
-        envelope, instance, planned = self._arrival(message, correlation_id)
-        if instance is not None:
-            try:
-                self.bus.call_later(0.0, lambda: self._woken(instance, planned, message))
-            except BaseException:
-                self._reactor.release(instance)
-                raise
-        return envelope
-
-    async def _send_async(self, message: Message, correlation_id: str | None) -> Envelope[Message]:
-        envelope, instance, planned = self._arrival(message, correlation_id)
-        if instance is not None:
-            try:
-                await self.bus.call_later_async(
-                    0.0, lambda: self._woken(instance, planned, message)
-                )
-            except BaseException:
-                self._reactor.release(instance)
-                raise
-        return envelope
-
-    def _woken(self, instance: Instance, planned: Any, message: Message) -> None:
-        """Inside a cascade: record the arrival (published), then carry on from it."""
-        instance.saga.arrive(planned, message)
-        self._reactor.advance(instance)
 
     def _open(
         self, envelope: Envelope[Message], binding: Binding
@@ -390,65 +329,13 @@ class Choreography:
         `Orchestrator.retry`): a PARKED one resumes where it stopped, a step that failed
         after the pivot running again under its key; a COMPENSATION_FAILED one tries the
         failed undo again and goes on undoing."""
-        record, _ = self._stored(correlation_id)
-        self._check_drivable("retry")
-        token = reopen(self.store, record, self._owner, self.clock.now(), retry_target(record))
-        instance = self._recovery.resumed(correlation_id, token, was=record.owner)
-        instance.saga.retry_forward()
-        self._carry_on(instance)
-        return self.monitor.get(correlation_id)
+        return self._operators.retry(correlation_id)
 
     def cancel(self, correlation_id: str) -> ProcessView:
         """Stop an instance that has not finished (or is parked): undo what it did, end
         CANCELLED. One this process is driving stops at its next step boundary; past its
         pivot (the point of no return) nothing can be undone: `UsageError`."""
-        record, plan = self._stored(correlation_id)
-        refusal = cancel_refusal(record, plan)
-        if refusal is not None:
-            raise refusal
-        live = self.instances.get(correlation_id)
-        if live is not None:
-            if not live.saga.request_cancel():
-                raise cancel_refusal(live.saga.record, plan) or UsageError(
-                    f"flow instance {correlation_id!r} cannot be cancelled now"
-                )
-            self.bus.call_later(0.0, lambda: self._reactor.advance(live))
-            return self.monitor.get(correlation_id)
-        self._check_drivable("cancel")
-        now = self.clock.now()
-        if record.status is WorkflowStatus.PARKED:
-            token = reopen(self.store, record, self._owner, now, WorkflowStatus.COMPENSATING)
-        else:
-            token = claim_or_busy(self.store, record, self._owner, now, "cancel it once it stopped")
-        instance = self._recovery.resumed(correlation_id, token, was=record.owner)
-        instance.saga.cancel()
-        self._carry_on(instance)
-        return self.monitor.get(correlation_id)
-
-    def _stored(self, correlation_id: str) -> tuple[RunRecord, FlowPlan]:
-        record = self.store.get_run(correlation_id)
-        binding = None if record is None else self.instances.binding_for(type(record.start))
-        if record is None or record.flow != self.name or binding is None:
-            raise WorkflowNotFound(
-                f"no flow instance {correlation_id!r} of {self.name!r} in {self.store!r}",
-                workflow_id=correlation_id,
-            )
-        return record, binding.plan
-
-    def _check_drivable(self, method: str) -> None:
-        if self._has_async and loop_running():
-            raise UsageError(
-                f"this choreography has async actions and {method}() was called inside a "
-                f"running event loop; call it outside the loop (or from a worker thread)"
-            )
-
-    def _carry_on(self, instance: Instance) -> None:
-        """Drive a claimed instance on from its records, on this thread."""
-        try:
-            self._recovery.redeliver(instance)
-        except BaseException:
-            self._reactor.release(instance)
-            raise
+        return self._operators.cancel(correlation_id)
 
     def check_deadlines(self) -> list[str]:
         """Fail the instances whose produced inputs were not delivered within `join_timeout`."""

@@ -12,6 +12,7 @@ from coordination.engine._binding import BoundAction, bind, bind_action, check_p
 from coordination.engine._declarations import Parallel, Step, WaitStep, parallel, step, wait
 from coordination.engine._executor import loop_running
 from coordination.engine._graph import ActionNode, FlowGraph
+from coordination.engine._live import LIVE, LiveSagas
 from coordination.engine._observers import EVERYWHERE, Observer, checked_observers, notify
 from coordination.engine._operators import (
     cancel_refusal,
@@ -43,10 +44,8 @@ from coordination.engine._recovery import (
 )
 from coordination.engine._runs import ActionRun, UndoRun, finish_async, finish_sync
 from coordination.engine._saga import (
-    LIVE,
     SUSPEND,
     WAIT,
-    LiveSagas,
     Publishing,
     Saga,
     Suspend,

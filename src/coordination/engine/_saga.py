@@ -37,7 +37,7 @@ from coordination.errors import CompensationFailed, StepFailed
 from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord
 from coordination.stores._store import Store
 
-__all__ = ["LIVE", "SUSPEND", "WAIT", "LiveSagas", "Publishing", "Saga", "Suspend", "Wait"]
+__all__ = ["SUSPEND", "WAIT", "Publishing", "Saga", "Suspend", "Wait"]
 
 _RUNNING = WorkflowStatus.RUNNING
 _COMPENSATING = WorkflowStatus.COMPENSATING
@@ -779,29 +779,3 @@ def _step_failed(action: PlannedAction, attempts: int, text: str) -> StepFailed:
         step=action.key,
         attempts=attempts,
     )
-
-
-class LiveSagas:
-    """The sagas this process's orchestrators are driving now, by workflow id: an operator's
-    `cancel()` reaches a run in flight through here (it stops at its next step boundary)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sagas: dict[str, Saga] = {}
-
-    def add(self, saga: Saga) -> None:
-        with self._lock:
-            self._sagas[saga.workflow_id] = saga
-
-    def discard(self, saga: Saga) -> None:
-        with self._lock:
-            if self._sagas.get(saga.workflow_id) is saga:
-                del self._sagas[saga.workflow_id]
-
-    def get(self, workflow_id: str) -> Saga | None:
-        with self._lock:
-            return self._sagas.get(workflow_id)
-
-
-#: This process's registry of orchestrated runs in flight.
-LIVE = LiveSagas()
