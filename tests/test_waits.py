@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coordination import Context, EntryKind, Event, Message, Participant, WorkflowStatus, action
 from coordination.choreography import Choreography, EventBus
@@ -23,10 +25,13 @@ from coordination.orchestration import Orchestrator, step, wait
 from coordination.stores import SQLiteStore
 from coordination.testing import (
     ENTRY_POINTS,
+    FaultPlan,
     VirtualClock,
     assert_crash_safe,
+    fault_plans,
     journal_problems,
     journal_shape,
+    settle_late_results,
 )
 from tests.waiting_flow import (
     Authorized,
@@ -50,16 +55,22 @@ FAILED = PaymentFailed(order_id="o-1", reason="3-D Secure refused")
 class Rig:
     """One entry point's runner: start the flow, hand it a message, read the instance."""
 
-    def __init__(self, entry_point: str, store: Any = None, during: Any = None) -> None:
+    def __init__(
+        self, entry_point: str, store: Any = None, during: Any = None, faults: Any = None
+    ) -> None:
         self.entry_point = entry_point
         self.clock = VirtualClock()
         self.services = webhook_services(during or (lambda: None))
+        if faults is not None:
+            faults.fresh().install(*self.services)
         if entry_point.startswith("run"):
-            self.runner: Any = WebhookCheckout(*self.services, clock=self.clock, store=store)
+            self.runner: Any = WebhookCheckout(
+                *self.services, clock=self.clock, store=store, random=lambda: 0.5
+            )
         else:
             self.runner = Choreography(
                 EventBus(clock=self.clock), *self.services, flow=WebhookCheckout,
-                clock=self.clock, store=store,
+                clock=self.clock, store=store, random=lambda: 0.5,
             )  # fmt: skip
 
     def start(self) -> None:
@@ -106,6 +117,9 @@ def test_a_run_waits_holding_no_lease_and_a_message_resumes_it(entry_point: str)
     record = rig.runner.store.get_run("wf")
     assert (record.owner, record.lease_expires) == (None, None)  # no lease held
     assert waiting.journal.names(EntryKind.WAITING) == ["wait.PaymentSettled|PaymentFailed"]
+    if entry_point.startswith("publish"):
+        assert waiting.awaiting == ("PaymentSettled", "PaymentFailed")
+        assert "  awaiting:    PaymentSettled or PaymentFailed" in waiting.render()
 
     rig.send(SETTLED)
     done = rig.get()
@@ -320,3 +334,24 @@ def test_the_step_after_a_wait_consumes_its_message_or_what_came_before_it() -> 
     assert [w.key for w in BeforeIt.plan.waits] == ["wait.Other"]
     assert BeforeIt.plan.shape != WebhookCheckout.plan.shape
     assert "wait(" in BeforeIt.plan.shape  # a moved or removed wait is a FlowChanged
+
+
+# -- the property ------------------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(plan=fault_plans(WebhookCheckout), message=st.sampled_from([SETTLED, FAILED]))
+def test_every_fault_plan_waits_and_resumes_alike_under_all_four_entry_points(
+    plan: FaultPlan, message: Message
+) -> None:
+    ends = []
+    for entry_point in ENTRY_POINTS:
+        rig = Rig(entry_point, faults=plan)
+        rig.start()
+        if rig.get().status is S.WAITING:
+            rig.send(message)
+        settle_late_results()
+        ended = rig.get()
+        assert journal_problems(ended.journal, finished=ended.status.finished) == []
+        ends.append((ended.status, journal_shape(ended.journal), repr(rig.state())))
+    assert len(set(ends)) == 1, ends

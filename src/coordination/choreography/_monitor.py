@@ -47,6 +47,8 @@ class ProcessView:
     steps: tuple[StepRecord, ...] = ()
     #: Actions skipped: their input was not produced (a business outcome took another branch).
     skipped: tuple[str, ...] = ()
+    #: The outside message types a WAITING instance waits for (either will do).
+    awaiting: tuple[str, ...] = ()
 
     @property
     def workflow_id(self) -> str:
@@ -68,6 +70,8 @@ class ProcessView:
         ]
         if self.skipped:
             lines.append(f"  skipped:     {', '.join(self.skipped)}")
+        if self.awaiting:
+            lines.append(f"  awaiting:    {' or '.join(self.awaiting)}")
         for action, missing in self.waiting.items():
             lines.append(f"  waiting:     {action} for {', '.join(missing)}")
         if self.failure:
@@ -100,6 +104,12 @@ def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> Proc
             parked.append(step.key.split(":", 1)[0])
     failed.extend(dict.fromkeys(key for key in parked if key not in settled))
     status = record.status
+    awaiting: tuple[str, ...] = ()
+    if status is WorkflowStatus.WAITING and plan is not None:
+        arrived = {step.key for step in record.steps if step.outcome is StepOutcome.COMPLETED}
+        waits = [planned for planned in plan.waits if planned.key not in arrived]
+        if waits:
+            awaiting = tuple(kind.__name__ for kind in waits[0].types)
     pending: tuple[str, ...] = ()
     if plan is not None and not status.finished:
         pending = tuple(a.key for a in plan.actions if a.key not in settled)
@@ -127,6 +137,7 @@ def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> Proc
         parked_reason=record.parked_reason,
         steps=tuple(s for s in record.steps if s.outcome is not StepOutcome.NOTED),
         skipped=tuple(skipped),
+        awaiting=awaiting,
     )
 
 
