@@ -75,7 +75,7 @@ def test_runnable_examples_run(page: str) -> None:
     if page == "durability.md":
         assert len(runnable) >= 2, "the durability guide lost its runnable examples"
     if page == "flow-shapes.md":
-        assert len(runnable) >= 7, "the flow shapes guide lost its runnable examples"
+        assert len(runnable) >= 9, "the flow shapes guide lost its runnable examples"
     if not runnable:
         return
     result = subprocess.run(
