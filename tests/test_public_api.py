@@ -64,6 +64,7 @@ EXPORTS: dict[str, list[str]] = {
         "WorkflowRun",
         "lifecycle_mermaid",
         "parallel",
+        "sleep",
         "step",
         "wait",
     ],

@@ -337,6 +337,11 @@ class Choreography:
         pivot (the point of no return) nothing can be undone: `UsageError`."""
         return self._operators.cancel(correlation_id)
 
+    def resume_due(self) -> list[ProcessView]:
+        """Fire the timers that are due on this choreography's clock (see
+        `Orchestrator.resume_due`); return the instances moved, as they stand after."""
+        return self._operators.resume_due()
+
     def check_deadlines(self) -> list[str]:
         """Fail the instances whose produced inputs were not delivered within `join_timeout`."""
         return self._recovery.check_deadlines(self.join_timeout)

@@ -23,12 +23,13 @@ from coordination.engine import (
     FlowPlan,
     cancel_refusal,
     claim_or_busy,
+    due_instances,
     loop_running,
     outside_wait,
     reopen,
     retry_target,
 )
-from coordination.errors import UsageError, WorkflowNotFound
+from coordination.errors import UsageError, WorkflowBusy, WorkflowNotFound
 from coordination.stores._records import RunRecord
 
 __all__ = ["Operators"]
@@ -121,6 +122,32 @@ class Operators:
         except BaseException:
             self._reactor.release(instance)
             raise
+
+    def resume_due(self) -> list[ProcessView]:
+        """See `Choreography.resume_due`."""
+        self._check_drivable("resume_due")
+        moved: list[ProcessView] = []
+        plans = {id(b.plan): b.plan for b in self.instances.bindings.values() if b.plan.waits}
+        for plan in plans.values():
+            for record, planned in due_instances(self.store, plan, self.clock.now()):
+                correlation_id = record.workflow_id
+                try:
+                    token = claim_or_busy(self.store, record, self._owner, self.clock.now(), "")
+                except WorkflowBusy:
+                    continue  # someone else fires it (or its message came meanwhile)
+                instance = self._recovery.resumed(correlation_id, token, was=record.owner)
+
+                def fire(instance: Instance = instance, planned: Any = planned) -> None:
+                    instance.saga.fire(planned)
+                    self._reactor.advance(instance)
+
+                try:
+                    self.bus.call_later(0.0, fire)
+                except BaseException:
+                    self._reactor.release(instance)
+                    raise
+                moved.append(self.monitor.get(correlation_id))
+        return moved
 
     # -- outside messages ---------------------------------------------------------------
 

@@ -9,13 +9,23 @@ by `coordination.orchestration`, `coordination.choreography` and `coordination.t
 
 from coordination.engine._attempts import ActionPlan, Attempts, describe
 from coordination.engine._binding import BoundAction, bind, bind_action, check_participants
-from coordination.engine._declarations import Parallel, Step, WaitStep, parallel, step, wait
+from coordination.engine._declarations import (
+    Parallel,
+    Step,
+    WaitStep,
+    parallel,
+    sleep,
+    step,
+    wait,
+)
 from coordination.engine._executor import loop_running
 from coordination.engine._graph import ActionNode, FlowGraph
 from coordination.engine._live import LIVE, LiveSagas
 from coordination.engine._observers import EVERYWHERE, Observer, checked_observers, notify
 from coordination.engine._operators import (
     cancel_refusal,
+    due_instances,
+    due_timer,
     outside_wait,
     past_pivot,
     reopen,
@@ -91,6 +101,8 @@ __all__ = [
     "compile_plan",
     "derive_groups",
     "describe",
+    "due_instances",
+    "due_timer",
     "finish_async",
     "finish_sync",
     "loop_running",
@@ -108,6 +120,7 @@ __all__ = [
     "retry_target",
     "same_start",
     "shape_difference",
+    "sleep",
     "step",
     "take_over",
     "undo_key",

@@ -7,6 +7,7 @@ both runners read retry, timeout and order from the same values.
 
 from __future__ import annotations
 
+import datetime as dt
 import types
 import typing
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from coordination._participants import Action, _check_timeout, _Declared
 from coordination._retry import Retry
 from coordination.errors import DefinitionError
 
-__all__ = ["Parallel", "Step", "WaitStep", "parallel", "step", "wait"]
+__all__ = ["Parallel", "Step", "WaitStep", "parallel", "seconds", "sleep", "step", "wait"]
 
 _UNSET: Any = object()
 
@@ -111,21 +112,45 @@ def parallel(*steps: Any) -> Parallel:
 
 @dataclass(frozen=True, slots=True)
 class WaitStep:
-    """A flow waits here for an outside message (a webhook, a human's approval)."""
+    """A flow waits here for an outside message (a webhook, a human's approval), or, with
+    no message types, for a durable timer (`sleep`)."""
 
-    #: The message types it waits for: one, or the members of a union (either will do).
+    #: The message types it waits for: one, or the members of a union (either will do);
+    #: none for a sleep.
     types: tuple[type[Message], ...]
+    #: Seconds a wait waits before it fails like a step (None: until its message comes).
+    timeout: float | None = None
+    #: Seconds a sleep sleeps.
+    delay: float | None = None
 
     @property
     def key(self) -> str:
-        """`wait.PaymentSettled` (`wait.A|B` for a union): unique within a flow."""
+        """`wait.PaymentSettled` (`wait.A|B` for a union): unique within a flow. A sleep is
+        numbered by the plan (`sleep.1`, ...)."""
+        if not self.types:
+            return "sleep"
         return "wait." + "|".join(kind.__name__ for kind in self.types)
 
     def __repr__(self) -> str:
-        return f"wait({' | '.join(kind.__name__ for kind in self.types)})"
+        if not self.types:
+            return f"sleep({self.delay:g})"
+        after = f", timeout={self.timeout:g}" if self.timeout is not None else ""
+        return f"wait({' | '.join(kind.__name__ for kind in self.types)}{after})"
 
 
-def wait(message_type: Any) -> WaitStep:
+def seconds(duration: object, where: str) -> float:
+    """A duration (seconds as a number, or a `timedelta`) in seconds; > 0, else
+    `DefinitionError` naming `where`."""
+    if isinstance(duration, dt.timedelta):
+        duration = duration.total_seconds()
+    if isinstance(duration, bool) or not isinstance(duration, int | float) or not duration > 0:
+        raise DefinitionError(
+            f"{where}: a duration is a positive number of seconds or a timedelta, got {duration!r}"
+        )
+    return float(duration)
+
+
+def wait(message_type: Any, *, timeout: float | dt.timedelta | None = None) -> WaitStep:
     """A step that suspends the flow until an outside message of `message_type` arrives.
 
     `message_type` is a message class, or a union of them (`PaymentSettled | PaymentFailed`:
@@ -133,7 +158,9 @@ def wait(message_type: Any) -> WaitStep:
     outcome). The wait is a group of its own: the step after it consumes the message, or
     what the group before the wait produced. The instance is `WAITING` meanwhile, holding
     no thread and no lease; `Orchestrator.send()` (or a choreography's `publish(message,
-    correlation_id=...)`) resumes it; a message that comes early is kept for it.
+    correlation_id=...)`) resumes it; a message that comes early is kept for it. Past its
+    `timeout` (seconds, or a `timedelta`, on the runner's clock: `resume_due()` fires it)
+    the wait fails like a step, and what was done is undone.
     """
     if typing.get_origin(message_type) in (types.UnionType, typing.Union):
         members = typing.get_args(message_type)
@@ -151,4 +178,13 @@ def wait(message_type: Any) -> WaitStep:
                     f"wait({message_type!r}): {first.__name__} is a {second.__name__}, so the "
                     f"messages cannot be told apart; wait for unrelated message types"
                 )
-    return WaitStep(tuple(members))
+    limit = None if timeout is None else seconds(timeout, f"wait({message_type!r}, timeout=)")
+    return WaitStep(tuple(members), timeout=limit)
+
+
+def sleep(duration: float | dt.timedelta) -> WaitStep:
+    """A step that suspends the flow for `duration` (seconds, or a `timedelta`): a durable
+    timer on the runner's clock. The instance is `WAITING` meanwhile, holding no thread and
+    no lease; `resume_due()` carries on with it once the time came, exactly once across
+    crashes. Like a wait, a group of its own that passes the group before it on."""
+    return WaitStep((), delay=seconds(duration, "sleep()"))

@@ -16,7 +16,15 @@ from coordination.errors import UsageError, WorkflowBusy
 from coordination.stores._records import RunRecord, StepOutcome
 from coordination.stores._store import Store
 
-__all__ = ["cancel_refusal", "outside_wait", "past_pivot", "reopen", "retry_target"]
+__all__ = [
+    "cancel_refusal",
+    "due_instances",
+    "due_timer",
+    "outside_wait",
+    "past_pivot",
+    "reopen",
+    "retry_target",
+]
 
 _S = WorkflowStatus
 
@@ -95,6 +103,11 @@ def outside_wait(record: RunRecord, plan: FlowPlan, message: Message) -> Planned
             f"{awaited}); send it a message one of its wait(...) steps names"
         )
     for step in record.steps:
+        if step.key == planned.key and step.outcome is StepOutcome.FAILED:
+            raise UsageError(
+                f"workflow {record.workflow_id!r} stopped waiting for "
+                f"{type(message).__name__}: {step.error}"
+            )
         if step.key == planned.key and step.outcome is StepOutcome.COMPLETED:
             if step.output == message:
                 return None  # a duplicate (a webhook delivered twice): a no-op
@@ -108,3 +121,41 @@ def outside_wait(record: RunRecord, plan: FlowPlan, message: Message) -> Planned
             f"{type(message).__name__} came; nothing waits for it any more"
         )
     return planned
+
+
+def due_timer(record: RunRecord, plan: FlowPlan, now: float) -> PlannedWait | None:
+    """The wait or sleep of a WAITING, let-go instance whose timer is due at `now`.
+
+    The timer is durable with the instance: its due time is the suspension's journal entry
+    (when it was reached, plus how long it waits).
+    """
+    if record.status is not _S.WAITING or record.owner is not None:
+        return None
+    settled = {step.key for step in record.steps if step.outcome is not StepOutcome.NOTED}
+    for planned in plan.waits:
+        if planned.key in settled:
+            continue
+        note = next((s for s in record.steps if s.key == f"{planned.key}:waiting"), None)
+        if note is None or not note.entries:
+            return None  # not reached yet
+        entry = note.entries[0]
+        if entry.duration is None or entry.at + entry.duration > now:
+            return None
+        return planned
+    return None
+
+
+def due_instances(store: Store, plan: FlowPlan, now: float) -> list[tuple[RunRecord, PlannedWait]]:
+    """The WAITING instances of `plan`'s flow whose timer is due at `now`, with the wait
+    or sleep it is due for (read from the owed-work index: a waiting instance is in it)."""
+    due: list[tuple[RunRecord, PlannedWait]] = []
+    for owed in store.owed_runs(plan.name):
+        if owed.status is not _S.WAITING or owed.owner is not None:
+            continue
+        record = store.get_run(owed.workflow_id)
+        if record is None:
+            continue
+        planned = due_timer(record, plan, now)
+        if planned is not None:
+            due.append((record, planned))
+    return due

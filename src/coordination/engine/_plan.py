@@ -125,6 +125,17 @@ class PlannedWait:
     def types(self) -> tuple[type[Message], ...]:
         return self.wait.types
 
+    @property
+    def is_sleep(self) -> bool:
+        """A durable timer (`sleep`), not a wait for a message."""
+        return not self.wait.types
+
+    @property
+    def due_in(self) -> float | None:
+        """Seconds from when it is reached until its timer fires (a sleep's end, a wait's
+        timeout), or None: no timer."""
+        return self.wait.delay if self.is_sleep else self.wait.timeout
+
     def slot_of(self, message: Message) -> int | None:
         """The slot `message` fills, or None if this wait does not wait for it."""
         for slot, kind in zip(self.slots, self.types, strict=True):
@@ -295,7 +306,10 @@ def compile_plan(
     index = 0
     for group_number, group in enumerate(groups):
         waiting = waits.get(group_number)
-        if waiting is not None:
+        if waiting is not None and not waiting.types:  # a sleep: nothing arrives
+            key = f"sleep.{1 + sum(1 for w in planned_waits if w.is_sleep)}"
+            planned_waits.append(PlannedWait(waiting, key, group_number + 1, ()))
+        elif waiting is not None:
             # A wait consumes nothing and passes the group before it on; its message counts
             # as produced by it.
             wait_slots: list[int] = []
@@ -394,7 +408,9 @@ def compile_plan(
     interfaces = tuple(dict.fromkeys(member.interface for member in actions))
     shaped: list[list[str]] = []
     for group_number, members in enumerate(compiled_groups):
-        if group_number in waits:
+        if group_number in waits and not waits[group_number].types:
+            shaped.append(["sleep"])
+        elif group_number in waits:
             names = " | ".join(type_name_of(kind) for kind in waits[group_number].types)
             shaped.append([f"wait({names})"])
         shaped.append([_step_shape(member) for member in members])

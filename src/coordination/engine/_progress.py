@@ -30,6 +30,7 @@ class Progress:
         "delivered",
         "deliveries",
         "failing",
+        "fired",
         "generation",
         "ids",
         "left",
@@ -80,6 +81,8 @@ class Progress:
         #: Actions that failed for good after the pivot: they wait for an operator (the
         #: instance parks once their generation settled), unsettled, to be run again.
         self.parked: set[str] = set()
+        #: The sleeps whose timers fired.
+        self.fired: set[str] = set()
 
     # -- what may run -----------------------------------------------------------------------
 
@@ -240,8 +243,16 @@ class Progress:
         return planned
 
     def arrived(self, planned: PlannedWait) -> bool:
+        """Its message came (a sleep: its timer fired)."""
+        if planned.is_sleep:
+            return planned.key in self.fired
         values = self.values
         return any(values[slot] is not None for slot in planned.slots)
+
+    def fire(self, planned: PlannedWait) -> list[PlannedAction]:
+        """A sleep's timer fired: open what follows. Returns the actions skipped."""
+        self.fired.add(planned.key)
+        return self.open_next()
 
     def arrive(self, planned: PlannedWait, message: Message) -> list[PlannedAction]:
         """An outside message arrived for `planned`: keep it (it may be early); if the

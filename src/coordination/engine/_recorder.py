@@ -142,15 +142,35 @@ class Recorder:
         return StepRecord(action.key, StepOutcome.SKIPPED, 0, None, None, entry)
 
     def waiting(self, planned: PlannedWait) -> Rows:
-        """The row of an instance suspended at a wait."""
+        """The row of an instance suspended at a wait: its `duration` is how long until its
+        timer fires (a sleep's end, a wait's timeout), so the timer is durable with it."""
         names = " or ".join(kind.__name__ for kind in planned.types)
+        due_in = planned.due_in
+        what = f"sleeping {due_in:g}s" if planned.is_sleep else f"waiting for {names}"
+        if due_in is not None and not planned.is_sleep:
+            what += f" (timeout {due_in:g}s)"
+        participant, _, name = planned.key.partition(".")
         return row(
             EntryKind.WAITING,
-            "wait",
-            planned.key.removeprefix("wait."),
+            participant,
+            name,
             self.workflow_id,
             at=self.clock.now(),
-            detail=f"waiting for {names} (no thread, no lease held)",
+            duration=due_in,
+            detail=f"{what}; no thread, no lease held",
+        )
+
+    def timer(self, planned: PlannedWait, error: str | None = None) -> Rows:
+        """The row of a timer that fired: a sleep that ended, or a wait that timed out."""
+        participant, _, name = planned.key.partition(".")
+        return row(
+            EntryKind.FAILED if error else EntryKind.COMPLETED,
+            participant,
+            name,
+            self.workflow_id,
+            at=self.clock.now(),
+            error=error,
+            detail="timed out" if error else "the timer fired",
         )
 
     def arrival(self, planned: PlannedWait, message: Message) -> Rows:

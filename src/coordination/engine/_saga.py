@@ -220,7 +220,17 @@ class Saga:
             action = by_key.get(step.key)
             if action is None:
                 arrived = waits.get(step.key)
-                if arrived is not None and step.outcome is StepOutcome.COMPLETED:
+                if arrived is None:
+                    continue
+                if step.outcome is StepOutcome.FAILED:  # timed out
+                    if self.failure is None:
+                        self.failure = StepFailed(
+                            f"{arrived.wait!r} failed: {step.error}", step=step.key, attempts=0
+                        )
+                    progress.failing = arrived.before - 1
+                elif arrived.is_sleep:
+                    progress.fired.add(arrived.key)
+                elif step.outcome is StepOutcome.COMPLETED:
                     self._keep(arrived, step.output)
                 continue
             progress.settle(action, step.outcome, step.output)
@@ -337,7 +347,7 @@ class Saga:
             key = f"{planned.key}:waiting"
             records: tuple[StepRecord, ...] = ()
             if not self.record.has_step(key):  # suspended again after a crash: once
-                entry = self.recorder.waiting(planned)
+                entry = self.recorder.waiting(planned)  # with its timer, if it has one
                 records = (StepRecord(key, StepOutcome.NOTED, 0, None, None, entry),)
             self.recorder.write(records, status=WorkflowStatus.WAITING, release=True)
             return True
@@ -370,6 +380,40 @@ class Saga:
             assert publishing is not None
             publishing.committed(events)
         return True
+
+    def fire(self, planned: PlannedWait) -> bool:
+        """`planned`'s timer came due: a sleep ends (the instance goes on), a wait times
+        out (it fails like a step: what was done is undone). False if there is nothing to
+        fire any more (its message came, or it fired already)."""
+        with self.lock:
+            progress = self.progress
+            if self.recorder.lost or progress.arrived(planned) or self.record.has_step(planned.key):
+                return False
+            waking = self.record.status is WorkflowStatus.WAITING
+            if planned.is_sleep:
+                skipped = progress.fire(planned)
+                records = (
+                    StepRecord(
+                        planned.key, StepOutcome.COMPLETED, 0, None, None,
+                        self.recorder.timer(planned),
+                    ),
+                    *(self.recorder.skipped(a, progress.missing(a)) for a in skipped),
+                )  # fmt: skip
+                self.recorder.write(records, status=_RUNNING if waking else None)
+                return True
+            names = " or ".join(kind.__name__ for kind in planned.types)
+            text = f"WaitTimeout: no {names} came within {planned.due_in:g}s"
+            record = StepRecord(
+                planned.key, StepOutcome.FAILED, 0, None, text, self.recorder.timer(planned, text)
+            )
+            self.recorder.write((record,), status=_COMPENSATING)
+            if self.failure is None:
+                self.failure = StepFailed(
+                    f"{planned.wait!r} failed: {text}", step=planned.key, attempts=0
+                )
+            if progress.failing is None:
+                progress.failing = planned.before - 1
+            return True
 
     def _keep(self, planned: PlannedWait, message: Message) -> None:
         """Replaying: an outside message that arrived (its id derived again)."""

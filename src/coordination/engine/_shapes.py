@@ -121,7 +121,7 @@ def possible_outputs(
     paths: set[tuple[frozenset[int], tuple[Any, ...]]] = {(frozenset({0}), ())}
     before = {planned.before: planned for planned in waits}
     for generation, group in enumerate(groups, start=1):
-        if generation in before:  # either message a wait waits for may come
+        if generation in before and before[generation].slots:  # either message may come
             paths = {
                 (produced | {slot}, last)
                 for produced, last in paths

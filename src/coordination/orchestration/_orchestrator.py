@@ -30,6 +30,7 @@ from coordination.engine import (
     checked_observers,
     claim_or_busy,
     compile_plan,
+    due_instances,
     normalise,
     note_takeover,
     outside_wait,
@@ -44,6 +45,7 @@ from coordination.errors import (
     DefinitionError,
     StoreError,
     UsageError,
+    WorkflowBusy,
     WorkflowNotFound,
 )
 from coordination.orchestration._drivers import Driver
@@ -295,6 +297,27 @@ class Orchestrator(Generic[StartT, OutputT]):
         saga = self._resumed(workflow_id, token, was=record.owner)
         saga.arrive(planned, message)
         return saga
+
+    def resume_due(self) -> list[WorkflowRun[OutputT]]:
+        """Fire the timers that are due on this orchestrator's clock; return the runs moved.
+
+        A `sleep(...)` that ended carries its run on (here, to its next suspension or end);
+        a `wait(..., timeout=...)` past its timeout fails like a step, and what was done is
+        undone. Each timer fires once: firing claims the run, and a run another process
+        fires (or holds) is left to it.
+        """
+        self._check_sync_allowed("resume_due")
+        moved: list[WorkflowRun[OutputT]] = []
+        for record, planned in due_instances(self.store, self.plan, self.clock.now()):
+            try:
+                token = claim_or_busy(self.store, record, self._owner, self.clock.now(), "")
+            except WorkflowBusy:
+                continue  # someone else fires it (or its message came meanwhile)
+            saga = self._resumed(record.workflow_id, token, was=record.owner)
+            saga.fire(planned)
+            self._drive(saga)
+            moved.append(WorkflowRun(saga.record))
+        return moved
 
     # -- recovery -------------------------------------------------------------------------
 
