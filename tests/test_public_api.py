@@ -88,6 +88,7 @@ EXPORTS: dict[str, list[str]] = {
         "HandlerFailed",
         "ProcessMonitor",
         "ProcessView",
+        "wait",
     ],
     "coordination.testing": [
         "ENTRY_POINTS",

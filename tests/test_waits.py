@@ -355,3 +355,84 @@ def test_every_fault_plan_waits_and_resumes_alike_under_all_four_entry_points(
         assert journal_problems(ended.journal, finished=ended.status.finished) == []
         ends.append((ended.status, journal_shape(ended.journal), repr(rig.state())))
     assert len(set(ends)) == 1, ends
+
+
+# -- a choreography derived from its participants -----------------------------------------------
+
+
+def derived(store: Any = None) -> tuple[Choreography, tuple[Participant, ...]]:
+    from coordination.choreography import wait as choreography_wait
+
+    services = webhook_services()
+    clock = VirtualClock()
+    flow = Choreography(
+        EventBus(clock=clock), *services, clock=clock, store=store,
+        waits=(choreography_wait(PaymentSettled | PaymentFailed),),
+    )  # fmt: skip
+    return flow, services
+
+
+def test_a_derived_choreography_takes_the_same_wait_as_the_declared_flow() -> None:
+    flow, services = derived()
+    (plan,) = [b.plan for b in flow.instances.bindings.values()]
+    assert plan.shape == WebhookCheckout.plan.shape  # the same generations, the same wait
+
+    flow.publish(ORDER, correlation_id="wf")
+    assert flow.monitor.get("wf").status is S.WAITING
+    flow.publish(SETTLED, correlation_id="wf")
+    view = flow.monitor.get("wf")
+    assert view.status is S.COMPLETED
+    assert view.skipped == ("Orders.void",)
+
+    orchestrated = Rig("run")
+    orchestrated.start()
+    orchestrated.send(SETTLED)
+    assert journal_shape(view.journal) == journal_shape(orchestrated.get().journal)
+    assert [p.snapshot() for p in services] == orchestrated.state()  # type: ignore[attr-defined]
+
+
+def test_without_its_wait_a_derived_choreography_is_refused() -> None:
+    with pytest.raises(DefinitionError, match=r"waits=\(wait\(PaymentSettled\),\)"):
+        Choreography(EventBus(), *webhook_services())
+
+
+def test_waits_takes_wait_declarations_and_not_with_a_flow() -> None:
+    from coordination.orchestration import sleep
+
+    with pytest.raises(UsageError, match="waits= takes wait"):
+        Choreography(EventBus(), *webhook_services(), waits=(sleep(5),))
+    with pytest.raises(UsageError, match="with flow=, the flow's own wait"):
+        Choreography(
+            EventBus(), *webhook_services(), flow=WebhookCheckout, waits=(wait(PaymentSettled),)
+        )
+
+
+class Hint(Event):
+    n: int
+
+
+class Step1(Participant):
+    @action
+    @abstractmethod
+    def first(self, order: OrderPlaced, hint: Hint) -> Authorized: ...
+
+
+class Step2(Participant):
+    @action
+    @abstractmethod
+    def second(self, authorized: Authorized, hint: Hint) -> OrderConfirmed: ...
+
+
+class Step1Impl(Step1):
+    def first(self, order: OrderPlaced, hint: Hint) -> Authorized:
+        return Authorized(order_id=order.order_id, cents=order.cents, ref="r")
+
+
+class Step2Impl(Step2):
+    def second(self, authorized: Authorized, hint: Hint) -> OrderConfirmed:
+        return OrderConfirmed(order_id=authorized.order_id, cents=authorized.cents)
+
+
+def test_a_wait_whose_consumers_feed_each_other_needs_a_declared_flow() -> None:
+    with pytest.raises(DefinitionError, match="cannot be placed from the signatures alone"):
+        Choreography(EventBus(), Step1Impl(), Step2Impl(), waits=(wait(Hint),))

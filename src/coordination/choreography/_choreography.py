@@ -33,6 +33,7 @@ from coordination.engine import (
     Observer,
     Problem,
     Saga,
+    WaitStep,
     bind,
     bind_action,
     check_participants,
@@ -84,6 +85,7 @@ class Choreography:
         max_finished: int = 10_000,
         max_deliveries: int = 5,
         observers: Sequence[Observer] = (),
+        waits: Sequence[WaitStep] = (),
     ) -> None:
         """`flow`: an `Orchestrator` subclass whose declarations (overrides, order) to adopt.
 
@@ -96,7 +98,10 @@ class Choreography:
         instances (default: from the start messages, or the adopted flow's name).
         `observers` are called with each journal entry of every instance as it is recorded.
         `join_timeout`: seconds an action of an open generation may wait for inputs that
-        were produced but never delivered (`check_deadlines()` fails it).
+        were produced but never delivered (`check_deadlines()` fails it). `waits`: the
+        outside messages the flow waits for, as `wait(...)` declarations (without `flow=`;
+        an adopted flow brings its own): each stands before the first generation that
+        consumes its message, and `publish(message, correlation_id=...)` delivers it.
         """
         if not isinstance(bus, EventBus):
             raise UsageError(f"Choreography(bus, ...) takes an EventBus first, got {bus!r}")
@@ -116,6 +121,19 @@ class Choreography:
                 f"or SQLiteStore('orders.db'); got {store!r}"
             )
         check_participants("Choreography", participants)
+        if not isinstance(waits, tuple | list) or not all(
+            isinstance(w, WaitStep) and w.types for w in waits
+        ):
+            raise UsageError(
+                f"waits= takes wait(...) declarations, like waits=(wait(PaymentSettled),); got "
+                f"{waits!r} (a sleep needs a declared flow: flow=)"
+            )
+        if waits and flow is not None:
+            raise UsageError(
+                "waits= is for a choreography derived from its participants; with flow=, the "
+                "flow's own wait(...) steps are adopted"
+            )
+        self._waits = tuple(waits)
         self._observers = checked_observers("Choreography", observers)
         self.bus = bus
         self.clock: Clock = clock if clock is not None else bus.clock
@@ -171,8 +189,9 @@ class Choreography:
                 )
             plan = plan.with_name(name or f"{plan.name}:choreography")
             return {plan.start_type: Binding(plan, bind(plan, participants))}
-        self.graph.check_inputs()
-        starts = sorted(self.graph.starts(), key=lambda t: t.__qualname__)
+        outside = frozenset(kind for declared in self._waits for kind in declared.types)
+        self.graph.check_inputs(outside)
+        starts = sorted(self.graph.starts(outside), key=lambda t: t.__qualname__)
         if not starts:
             raise DefinitionError(
                 "no message starts a flow here: every action's input is produced by another "
@@ -182,7 +201,7 @@ class Choreography:
         nodes = {node.key: node for node in self.graph.nodes}
         bindings: dict[type[Message], Binding] = {}
         for start in starts:
-            plan = compile_plan(chosen, derive_groups(self.graph, start), start)
+            plan = compile_plan(chosen, derive_groups(self.graph, start, self._waits), start)
             bound = {p.key: bind_action(p, nodes[p.key].participant) for p in plan.actions}
             bindings[start] = Binding(plan, bound)
         return bindings

@@ -24,7 +24,7 @@ from coordination._messages import Message, type_name_of
 from coordination._participants import Action, Compensation, Participant
 from coordination._signatures import Signature
 from coordination.engine._declarations import Parallel, Step, WaitStep, step
-from coordination.engine._graph import FlowGraph
+from coordination.engine._graph import ActionNode, FlowGraph
 from coordination.engine._shapes import check_output, check_pivot, split_waits
 from coordination.errors import DefinitionError
 
@@ -430,16 +430,97 @@ def compile_plan(
     )
 
 
-def derive_groups(graph: FlowGraph, start: type[Message]) -> list[tuple[Step, ...]]:
+def derive_groups(
+    graph: FlowGraph, start: type[Message], waits: Sequence[WaitStep] = ()
+) -> list[tuple[Step, ...] | WaitStep]:
     """The generations of the actions a `start` message sets off, from their signatures.
 
     An action's generation is one more than the latest generation among the producers of
     its inputs (the start message is generation 0); within a generation, actions keep the
     order of the participants (and of their actions) as given. Each action keeps its own
-    retry and timeout.
+    retry and timeout. A wait for outside messages counts as produced after the latest
+    generation that the other inputs of its consumers come from: it stands just before
+    the generation its consumers run in.
     """
-    reachable = graph.reachable(start)
+    outside = tuple(kind for declared in waits for kind in declared.types)
+    reachable = graph.reachable(start, outside)
     nodes = [node for node in graph.nodes if node.key in reachable]
+
+    def consumes(node: ActionNode, declared: WaitStep) -> bool:
+        return any(
+            issubclass(kind, wanted) for kind in declared.types for wanted in node.signature.inputs
+        )
+
+    # A wait comes after the latest generation the other inputs of its consumers come
+    # from (found with the outside messages counted as there from the start); then its
+    # consumers, and what follows them, are placed after it.
+    first = _levels(nodes, start, waits, {id(declared): 0 for declared in waits})
+    after = {
+        id(declared): max(
+            (
+                _others(first, node, nodes, start, waits)
+                for node in nodes
+                if consumes(node, declared)
+            ),
+            default=0,
+        )
+        for declared in waits
+    }
+    generation = _levels(nodes, start, waits, after)
+    count = max(generation.values(), default=0)
+    before: dict[int, WaitStep] = {}
+    for declared in waits:
+        if not any(consumes(node, declared) for node in nodes):
+            continue
+        level = after[id(declared)] + 1
+        if level in before:
+            raise DefinitionError(
+                f"{before[level]!r} and {declared!r} would stand before the same generation; "
+                f"wait for either with one wait(A | B)"
+            )
+        before[level] = declared
+    groups: list[tuple[Step, ...] | WaitStep] = []
+    for level in range(1, count + 1):
+        if level in before:
+            groups.append(before[level])
+        members = tuple(step(node.declared) for node in nodes if generation[node.key] == level)
+        if not members:
+            raise DefinitionError(
+                f"the waits {', '.join(repr(w) for w in waits)} cannot be placed from the "
+                f"signatures alone (their consumers feed each other); declare the flow with "
+                f"its wait(...) steps as an Orchestrator and pass it as flow="
+            )
+        groups.append(members)
+    return groups
+
+
+def _others(
+    generation: dict[str, int],
+    node: ActionNode,
+    nodes: list[ActionNode],
+    start: type[Message],
+    waits: Sequence[WaitStep],
+) -> int:
+    """The latest generation `node`'s inputs other than outside messages come from."""
+    levels = [0]
+    for wanted in node.signature.inputs:
+        if issubclass(start, wanted) or any(
+            issubclass(kind, wanted) for w in waits for kind in w.types
+        ):
+            continue
+        levels.extend(
+            generation[other.key]
+            for other in nodes
+            if any(issubclass(made, wanted) for made in other.signature.outputs)
+        )
+    return max(levels)
+
+
+def _levels(
+    nodes: list[ActionNode], start: type[Message], waits: Sequence[WaitStep], after: dict[int, int]
+) -> dict[str, int]:
+    """Each action's generation, an outside message counting as produced by its wait after
+    generation `after[id(wait)]`."""
     generation: dict[str, int] = {}
     remaining = list(nodes)
     while remaining:
@@ -449,6 +530,10 @@ def derive_groups(graph: FlowGraph, start: type[Message]) -> list[tuple[Step, ..
             for wanted in node.signature.inputs:
                 if issubclass(start, wanted):
                     levels.append(0)
+                    continue
+                waited = [w for w in waits if any(issubclass(k, wanted) for k in w.types)]
+                if waited:
+                    levels.append(max(after[id(w)] for w in waited))
                     continue
                 producers = [
                     other.key
@@ -469,8 +554,4 @@ def derive_groups(graph: FlowGraph, start: type[Message]) -> list[tuple[Step, ..
                 f"is a chain of generations, never a loop (a process that repeats starts one "
                 f"instance per period)"
             )
-    count = max(generation.values(), default=0)
-    return [
-        tuple(step(node.declared) for node in nodes if generation[node.key] == level)
-        for level in range(1, count + 1)
-    ]
+    return generation
