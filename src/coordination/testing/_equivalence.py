@@ -107,6 +107,7 @@ def run_both(
     correlation_id: str | None = None,
     entry_points: Sequence[str] = ENTRY_POINTS,
     stores: Callable[[], Store] | None = None,
+    then: Sequence[Message | float] = (),
 ) -> BothRuns:
     """Run `message` through `flow` under each entry point, on fresh participants each.
 
@@ -115,6 +116,11 @@ def run_both(
     so idempotency keys match too. `stores()`, if given, makes each entry point's store (a
     fresh `SQLiteStore` file each, to check durable runs agree too); else each gets a
     `MemoryStore`.
+
+    `then`: what happens after the start, in order, while the instance has not finished:
+    a message is an outside message for it (`send()`, or `publish(message,
+    correlation_id=...)`, sync or async like its entry point), a number is seconds to let
+    pass on the virtual clock, then `resume_due()` (durable timers, wait timeouts).
     """
     unknown = set(entry_points) - set(ENTRY_POINTS)
     if unknown:
@@ -135,6 +141,16 @@ def run_both(
                 result = orchestrator.run(message, workflow_id=correlation_id)
             else:
                 result = asyncio.run(orchestrator.run_async(message, workflow_id=correlation_id))
+            for step in then:
+                if orchestrator.get(correlation_id).status.finished:
+                    break
+                if not isinstance(step, Message):
+                    clock.advance(step)
+                    orchestrator.resume_due()
+                elif entry_point == "run":
+                    orchestrator.send(correlation_id, step)
+                else:
+                    asyncio.run(orchestrator.send_async(correlation_id, step))
             settle_late_results()
             result = orchestrator.get(correlation_id)
             output = result.output
@@ -147,6 +163,16 @@ def run_both(
                 choreography.publish(message, correlation_id=correlation_id)
             else:
                 asyncio.run(choreography.publish_async(message, correlation_id=correlation_id))
+            for step in then:
+                if choreography.monitor.get(correlation_id).status.finished:
+                    break
+                if not isinstance(step, Message):
+                    clock.advance(step)
+                    choreography.resume_due()
+                elif entry_point == "publish":
+                    choreography.publish(step, correlation_id=correlation_id)
+                else:
+                    asyncio.run(choreography.publish_async(step, correlation_id=correlation_id))
             settle_late_results()
             result = choreography.monitor.get(correlation_id)
             output = None
