@@ -7,8 +7,8 @@ of the same shape. The fault plans are the default `fault_plans()`: forward faul
 (transient, injected timeouts, refusals, late results) and compensation faults, on the
 e-commerce flow and on shapes with joins, tuple outputs, input-typed undos, a three-branch
 group, async participants, business outcomes, a pivot, outside messages (sent in any
-order, twice), durable timers and wait timeouts. Nothing is excused: where the entry points differ, it is a
-bug (DESIGN.md, "One engine, one rule").
+order, twice), durable timers and wait timeouts. Nothing is excused: where the entry
+points differ, it is a bug (DESIGN.md, "One engine, one rule").
 
 The tests after the properties are the divergences found before the engine was one, each
 a regression test now.

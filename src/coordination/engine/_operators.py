@@ -103,6 +103,11 @@ def outside_wait(record: RunRecord, plan: FlowPlan, message: Message) -> Planned
             f"{awaited}); send it a message one of its wait(...) steps names"
         )
     for step in record.steps:
+        if step.key == planned.key and step.outcome is StepOutcome.SKIPPED:
+            raise UsageError(
+                f"workflow {record.workflow_id!r} skipped {planned.wait!r}: no step after it "
+                f"could use {type(message).__name__} any more (another outcome was taken)"
+            )
         if step.key == planned.key and step.outcome is StepOutcome.FAILED:
             raise UsageError(
                 f"workflow {record.workflow_id!r} stopped waiting for "

@@ -38,6 +38,7 @@ class Progress:
         "outcomes",
         "outputs",
         "parked",
+        "passed",
         "plan",
         "taken",
         "values",
@@ -83,6 +84,8 @@ class Progress:
         self.parked: set[str] = set()
         #: The sleeps whose timers fired.
         self.fired: set[str] = set()
+        #: Waits skipped: nothing after them could have used their message.
+        self.passed: set[str] = set()
 
     # -- what may run -----------------------------------------------------------------------
 
@@ -161,8 +164,10 @@ class Progress:
         values = self.values
         return all(values[slot] is not None for slot in action.input_slots)
 
-    def missing(self, action: PlannedAction) -> list[type[Message]]:
-        """The input types of `action` that were not produced."""
+    def missing(self, action: PlannedAction | PlannedWait) -> list[type[Message]]:
+        """The input types of `action` that were not produced (none for a wait)."""
+        if isinstance(action, PlannedWait):
+            return []
         values = self.values
         return [
             kind
@@ -195,21 +200,26 @@ class Progress:
         for (slot, _), envelope in zip(action.produced(output), envelopes, strict=False):
             self.ids[slot] = envelope.message_id
 
-    def open_next(self) -> list[PlannedAction]:
+    def open_next(self) -> list[PlannedAction | PlannedWait]:
         """The open generation settled with nothing failed: open the next one (if any).
 
         Actions of an opening generation whose inputs were not produced (a business outcome
         took another branch) are settled as skipped at once; a generation left with nothing
-        to run opens the next. Returns the actions skipped, to be recorded.
+        to run opens the next. A wait whose message nothing could use any more is skipped
+        too. Returns what was skipped, to be recorded.
         """
-        skipped: list[PlannedAction] = []
+        skipped: list[PlannedAction | PlannedWait] = []
         generations = self.plan.generations
         while not self.left and self.failing is None and self.generation <= len(generations):
             if self.generation == len(generations):
                 self.generation += 1
                 break
-            if self.awaiting() is not None:
-                break  # the next generation opens once the outside message arrived
+            planned = self.awaiting()
+            if planned is not None:
+                if not self.pointless(planned):
+                    break  # the next generation opens once the outside message arrived
+                self.passed.add(planned.key)
+                skipped.append(planned)
             self.generation += 1
             members = generations[self.generation - 1]
             self.left = len(members)
@@ -242,19 +252,36 @@ class Progress:
             return None
         return planned
 
+    def pointless(self, planned: PlannedWait) -> bool:
+        """Whether no step could use `planned`'s message any more: each step that consumes
+        it also needs a message from before the wait that was not produced (a business
+        outcome took another branch), so it will be skipped whatever arrives."""
+        if planned.is_sleep:
+            return False
+        waited = set(planned.slots)
+        first = planned.slots[0]
+        consumers = [a for a in self.plan.actions if waited.intersection(a.input_slots)]
+        values = self.values
+        return bool(consumers) and all(
+            any(slot < first and values[slot] is None for slot in action.input_slots)
+            for action in consumers
+        )
+
     def arrived(self, planned: PlannedWait) -> bool:
-        """Its message came (a sleep: its timer fired)."""
+        """Its message came (a sleep: its timer fired), or it was skipped."""
+        if planned.key in self.passed:
+            return True
         if planned.is_sleep:
             return planned.key in self.fired
         values = self.values
         return any(values[slot] is not None for slot in planned.slots)
 
-    def fire(self, planned: PlannedWait) -> list[PlannedAction]:
+    def fire(self, planned: PlannedWait) -> list[PlannedAction | PlannedWait]:
         """A sleep's timer fired: open what follows. Returns the actions skipped."""
         self.fired.add(planned.key)
         return self.open_next()
 
-    def arrive(self, planned: PlannedWait, message: Message) -> list[PlannedAction]:
+    def arrive(self, planned: PlannedWait, message: Message) -> list[PlannedAction | PlannedWait]:
         """An outside message arrived for `planned`: keep it (it may be early); if the
         instance was waiting for it, open what follows. Returns the actions skipped."""
         slot = planned.slot_of(message)

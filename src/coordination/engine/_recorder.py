@@ -127,9 +127,22 @@ class Recorder:
             f"{action.key}:late{attempt}", StepOutcome.LATE, attempt, output, error, entry
         )
 
-    def skipped(self, action: PlannedAction, missing: list[type[Message]]) -> StepRecord:
+    def skipped(
+        self, action: PlannedAction | PlannedWait, missing: list[type[Message]]
+    ) -> StepRecord:
         """The record of an action skipped: its inputs were not produced (a business
-        outcome took another branch)."""
+        outcome took another branch); or of a wait whose message nothing could use."""
+        if isinstance(action, PlannedWait):
+            participant, _, name = action.key.partition(".")
+            entry = row(
+                _SKIPPED,
+                participant,
+                name,
+                self.workflow_id,
+                at=self.clock.now(),
+                detail="skipped: no step after it could use its message any more",
+            )
+            return StepRecord(action.key, StepOutcome.SKIPPED, 0, None, None, entry)
         names = ", ".join(kind.__name__ for kind in missing)
         entry = row(
             _SKIPPED,

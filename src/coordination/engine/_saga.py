@@ -222,7 +222,9 @@ class Saga:
                 arrived = waits.get(step.key)
                 if arrived is None:
                     continue
-                if step.outcome is StepOutcome.FAILED:  # timed out
+                if step.outcome is StepOutcome.SKIPPED:
+                    progress.passed.add(arrived.key)
+                elif step.outcome is StepOutcome.FAILED:  # timed out
                     if self.failure is None:
                         self.failure = StepFailed(
                             f"{arrived.wait!r} failed: {step.error}", step=step.key, attempts=0
