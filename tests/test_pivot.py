@@ -17,10 +17,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordination import Context, EntryKind, Event, Participant, Retry, WorkflowStatus, action
+from coordination import (
+    Context,
+    EntryKind,
+    Event,
+    NonRetryable,
+    Participant,
+    Retry,
+    WorkflowStatus,
+    action,
+)
 from coordination.choreography import Choreography, EventBus
 from coordination.errors import DefinitionError, UsageError
-from coordination.orchestration import Orchestrator, parallel, step
+from coordination.orchestration import Orchestrator, parallel, step, wait
 from coordination.stores import SQLiteStore
 from coordination.testing import (
     ENTRY_POINTS,
@@ -364,3 +373,82 @@ def test_a_late_result_after_the_park_is_journaled_and_left_alone() -> None:
     (late,) = run.journal.of_kind(EntryKind.LATE_RESULT)
     assert late.detail == "timed-out attempt 1 returned late: nothing declared to undo it"
     assert not run.journal.of_kind(EntryKind.COMPENSATED)
+
+
+# -- with business outcomes and waits ------------------------------------------------------------
+
+
+class Gift(Event, type_name="tests.pivot.Gift"):
+    n: int
+
+
+class Nudge(Event, type_name="tests.pivot.Nudge"):
+    n: int
+
+
+class Pay(Participant):
+    @action
+    @abstractmethod
+    def pay(self, purchase: Purchase) -> Charged | Gift: ...
+
+    @pay.compensation
+    @abstractmethod
+    def unpay(self, charged: Charged) -> None: ...
+
+
+class Nudger(Participant):
+    @action
+    @abstractmethod
+    def nudge(self, nudge: Nudge) -> Done: ...
+
+
+class GiftCheckout(Orchestrator[Purchase, Any], name="tests.pivot-gift"):
+    steps = (
+        step(Pay.pay),
+        step(Mailer.send_receipt),  # the pivot; skipped when it is a gift
+        wait(Nudge),
+        step(Nudger.nudge),
+    )
+
+
+class GiftPay(Pay):
+    def pay(self, purchase: Purchase) -> Charged | Gift:
+        return Gift(n=purchase.n)
+
+    def unpay(self, charged: Charged) -> None:
+        raise AssertionError("a gift is never charged")
+
+
+class FailingNudger(Nudger):
+    def nudge(self, nudge: Nudge) -> Done:
+        raise NonRetryable("no")
+
+
+def test_a_failure_after_a_skipped_pivot_undoes_instead_of_parking() -> None:
+    _, mailer, _ = pivot_services()
+    orders = GiftCheckout(GiftPay(), mailer, FailingNudger())
+    assert orders.run(START, workflow_id="wf").status is S.WAITING
+    run = orders.send("wf", Nudge(n=1))
+
+    assert run.status is S.COMPENSATED  # the pivot never ran: nothing is past no return
+    assert run.journal.names(EntryKind.SKIPPED) == ["Mailer.send_receipt"]
+
+
+def test_a_wait_after_the_pivot_cannot_time_out() -> None:
+    class Settled(Event):
+        n: int
+
+    class Use(Participant):
+        @action
+        @abstractmethod
+        def use(self, receipt: ReceiptSent, settled: Settled) -> Done: ...
+
+    with pytest.raises(DefinitionError, match="cannot time out"):
+
+        class Late(Orchestrator[Purchase, Done]):
+            steps = (
+                step(Payments.charge),
+                step(Mailer.send_receipt),
+                wait(Settled, timeout=5.0),
+                step(Use.use),
+            )

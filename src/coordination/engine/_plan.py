@@ -403,7 +403,7 @@ def compile_plan(
         previous_slots = group_slots
 
     actions = tuple(member for group in compiled_groups for member in group)
-    pivot = check_pivot(flow, compiled_groups)
+    pivot = check_pivot(flow, compiled_groups, planned_waits)
     check_output(flow, compiled_groups, output_type, planned_waits)
     interfaces = tuple(dict.fromkeys(member.interface for member in actions))
     shaped: list[list[str]] = []

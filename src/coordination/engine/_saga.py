@@ -472,7 +472,7 @@ class Saga:
     def failed(self, action: PlannedAction, error: BaseException, attempts: Attempts) -> None:
         """Record an action that failed after its attempts; the instance will compensate."""
         text = describe(error)
-        if self.plan.past_pivot(action):
+        if self.plan.past_pivot(action) and self.past_point_of_no_return:
             self._failed_past_pivot(action, error, text, attempts)
             return
         publishing = self.publishing

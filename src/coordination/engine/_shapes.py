@@ -51,9 +51,11 @@ def split_waits(
     return groups, waits
 
 
-def check_pivot(flow: str, groups: list[tuple[PlannedAction, ...]]) -> PlannedAction | None:
+def check_pivot(
+    flow: str, groups: list[tuple[PlannedAction, ...]], waits: Sequence[PlannedWait] = ()
+) -> PlannedAction | None:
     """The flow's pivot, checked: alone in its generation, the only one, nothing after it
-    undoable."""
+    undoable (nor a wait that could time out: its failure could undo nothing)."""
     pivots = [member for group in groups for member in group if member.step.pivot]
     if not pivots:
         return None
@@ -70,6 +72,13 @@ def check_pivot(flow: str, groups: list[tuple[PlannedAction, ...]]) -> PlannedAc
             f"pivot is a step of its own (whether its siblings may be undone would depend on "
             f"timing): declare it in a group alone"
         )
+    for planned in waits:
+        if planned.before > pivot.generation and not planned.is_sleep and planned.due_in:
+            raise DefinitionError(
+                f"{flow}: {planned.wait!r} comes after the pivot {pivot.key}; a wait past the "
+                f"point of no return cannot time out (nothing could be undone): drop its "
+                f"timeout=, or move the pivot after it"
+            )
     for group in groups[pivot.generation :]:
         for member in group:
             if member.compensation is not None:
