@@ -287,7 +287,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         if planned is None:
             return WorkflowRun(record)
         live = LIVE.get(workflow_id)
-        if live is not None and live.plan is self.plan:
+        if live is not None and live.plan is self.plan and live.store is self.store:
             with live.lock:
                 if live.status is WorkflowStatus.RUNNING and not live.lost:
                     live.arrive(planned, message)  # kept for its wait; its driver goes on
@@ -381,7 +381,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         if refusal is not None:
             raise refusal
         live = LIVE.get(workflow_id)
-        if live is not None and live.plan is self.plan:
+        if live is not None and live.plan is self.plan and live.store is self.store:
             if live.request_cancel():
                 return WorkflowRun(live.record)
             refusal = cancel_refusal(live.record, self.plan)
