@@ -14,21 +14,25 @@ $(VENV)/.created: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	touch $@
 
-$(VENV)/.installed-base: $(VENV)/.created
-	$(BIN)/python -m pip install --quiet -e .
-	touch $@
-
 $(VENV)/.installed-dev: $(VENV)/.created
-	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres,otel]'
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed-dev
-	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,cli,postgres,otel,bench]'
 	touch $@
 
-## demo: run the bundled e-commerce example (DB=orders.db: durable, interrupt and rerun)
-demo: $(VENV)/.installed-base
-	$(BIN)/python -m examples.ecommerce $(if $(DB),--db $(DB)) $(if $(PACE),--pace $(PACE))
+$(VENV)/.installed-cli: $(VENV)/.created
+	$(BIN)/python -m pip install --quiet -e '.[cli]'
+	touch $@
+
+## demo: the bundled order under both runners, with its timelines (the `coordination demo`
+##       command). FAIL=sellers.reserve_stock makes an action fail; DB=orders.db keeps the
+##       runs (then: .venv/bin/coordination runs list --db orders.db). The narrated tour, and
+##       the interrupt-and-recover one: .venv/bin/python -m examples.ecommerce [--db orders.db]
+demo: $(VENV)/.installed-cli
+	$(BIN)/coordination demo --mode $(or $(MODE),both) $(if $(FAIL),--fail $(FAIL)) \
+	$(if $(DB),--db $(DB))
 
 ## lint: ruff, formatting and mypy strict
 lint: $(VENV)/.installed-dev
@@ -41,25 +45,34 @@ lint: $(VENV)/.installed-dev
 WITH_POSTGRES = scripts/postgres.sh start && \
 	COORDINATION_TEST_POSTGRES=$$(scripts/postgres.sh url)
 
+# The diagram tests' renderers (Graphviz dot, Mermaid's parser under node): installed when
+# missing, in seconds when present.
+RENDERERS = scripts/renderers.sh
+
 ## test: lint, then the whole (fast, deterministic) test suite
 test: lint
+	$(RENDERERS)
 	$(WITH_POSTGRES) $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	status=$$?; scripts/postgres.sh stop; exit $$status
 
 ## test-long: long hypothesis and crash runs
 test-long: $(VENV)/.installed-dev
+	$(RENDERERS)
 	$(WITH_POSTGRES) HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -m 'long or not long' \
 	$(PYTEST_ARGS); status=$$?; scripts/postgres.sh stop; exit $$status
 
-## bench: benchmarks side by side with their baselines (see docs/performance.md)
+## bench: benchmarks side by side with their baselines (see docs/performance.md); each
+## prints its targets, and a missed one does not stop the others
 bench: $(VENV)/.installed-bench
-	PYTHONPATH=. $(BIN)/python bench/orchestration.py
-	PYTHONPATH=. $(BIN)/python bench/bus.py
-	PYTHONPATH=. $(BIN)/python bench/choreography.py
-	PYTHONPATH=. $(BIN)/python bench/durable.py
+	-PYTHONPATH=. $(BIN)/python bench/orchestration.py
+	-PYTHONPATH=. $(BIN)/python bench/bus.py
+	-PYTHONPATH=. $(BIN)/python bench/choreography.py
+	-PYTHONPATH=. $(BIN)/python bench/durable.py
+	-PYTHONPATH=. $(BIN)/python bench/recovery.py
+	-PYTHONPATH=. $(BIN)/python bench/lint.py
 
 docs: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis site dist
+	rm -rf $(VENV) .renderers .mypy_cache .ruff_cache .pytest_cache .hypothesis site dist

@@ -23,7 +23,7 @@ message.
     PYTHONPATH=. .venv/bin/python bench/bus.py [--events 20000] [--rounds 10] [--bubus-events 500]
 
 Prints per-event µs and the ratio to blinker of each side; target: EventBus.publish at most
-2x raw blinker send per event.
+0.8x raw blinker send per event (moonshot 0.6x), every bus semantic kept.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from bench._common import measure
 from coordination import Event
 from coordination.choreography import EventBus
 
-TARGET_RATIO = 2.0
+TARGET_RATIO = 0.8
 
 Handler = Callable[[Any], None]
 
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{best / baseline:6.2f}x blinker"
         )
     ratio = min(samples["coordination"]) / baseline
-    print(f"EventBus.publish / blinker send: {ratio:.2f}x   (target <= {TARGET_RATIO:.0f}x)")
+    print(f"EventBus.publish / blinker send: {ratio:.2f}x   (target <= {TARGET_RATIO:.1f}x)")
     print("target met" if ratio <= TARGET_RATIO else "TARGET MISSED")
     return 0
 

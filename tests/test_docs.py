@@ -24,6 +24,7 @@ PAGES_WITH_EXAMPLES = [
     "choreography.md",
     "durability.md",
     "flow-shapes.md",
+    "observability.md",
 ]
 MARKER = "<!-- runnable -->"
 
@@ -76,6 +77,8 @@ def test_runnable_examples_run(page: str) -> None:
         assert len(runnable) >= 2, "the durability guide lost its runnable examples"
     if page == "flow-shapes.md":
         assert len(runnable) >= 9, "the flow shapes guide lost its runnable examples"
+    if page == "observability.md":
+        assert len(runnable) >= 5, "the observability guide lost its runnable examples"
     if not runnable:
         return
     result = subprocess.run(
@@ -124,3 +127,24 @@ def test_every_public_name_of_the_testing_kit_is_documented() -> None:
     text = (DOCS / "testing.md").read_text(encoding="utf-8")
     missing = [name for name in coordination.testing.__all__ if f"`{name}" not in text]
     assert missing == [], f"docs/testing.md does not mention {missing}"
+
+
+def test_the_flow_graph_in_the_observability_guide_is_generated_from_the_code() -> None:
+    from coordination.observe import graph
+    from examples.ecommerce import PlaceOrder
+
+    text = (DOCS / "observability.md").read_text(encoding="utf-8")
+    diagrams = [body for _, lang, body, _ in fenced_blocks(text) if lang == "mermaid"]
+    assert diagrams == [graph(PlaceOrder).mermaid()], (
+        "docs/observability.md's mermaid block must be exactly graph(PlaceOrder).mermaid()"
+    )
+
+
+def test_every_public_name_of_observe_is_documented() -> None:
+    import coordination.observe
+    import coordination.observe.otel
+
+    text = (DOCS / "observability.md").read_text(encoding="utf-8")
+    names = [*coordination.observe.__all__, *coordination.observe.otel.__all__]
+    missing = [name for name in names if f"`{name}" not in text]
+    assert missing == [], f"docs/observability.md does not mention {missing}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import types
 from datetime import UTC, datetime
 from typing import Any
@@ -370,6 +371,45 @@ def test_envelope_is_frozen() -> None:
     envelope = Envelope(OrderPlaced(order_id="o", amount_cents=1))
     with pytest.raises(AttributeError):
         envelope.correlation_id = "x"  # type: ignore[misc]
+
+
+def test_envelope_fields_cannot_be_set_at_all() -> None:
+    envelope = Envelope(OrderPlaced(order_id="o", amount_cents=1))
+    for name in ("message", "causation_id", "message_id", "occurred_at", "timestamp"):
+        with pytest.raises(AttributeError):
+            setattr(envelope, name, None)
+    assert envelope.message_id == envelope.message_id  # formatted once, then the same
+
+
+def test_envelopes_compare_by_their_fields() -> None:
+    order = OrderPlaced(order_id="o", amount_cents=1)
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    first = Envelope(order, "c", None, "m", at)
+    assert first == Envelope(order, "c", None, "m", at)
+    assert hash(first) == hash(Envelope(order, "c", None, "m", at))
+    assert first != Envelope(order, "c", None, "other", at)
+    assert first.timestamp == at.timestamp()
+    assert "message_id='m'" in repr(first)
+
+
+def test_an_envelope_made_before_a_fork_keeps_its_id_in_the_child() -> None:
+    # Ids are formatted when first read; one made in the parent and first read in a forked
+    # child (which draws a new id prefix and counts from 1 again) must still be the
+    # parent's id, and never one the child hands out itself.
+    made = Envelope(OrderPlaced(order_id="o", amount_cents=1))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read)
+        own = [Envelope(made.message).message_id for _ in range(3)]
+        os.write(write, json.dumps([made.message_id, *own]).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        seen = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    assert seen[0] == made.message_id
+    assert made.message_id not in seen[1:]
 
 
 def test_wrap_without_cause_starts_a_new_correlation() -> None:

@@ -1,6 +1,6 @@
 """The order flow against a SQLite file: interrupt it, run it again, and nothing is lost.
 
-    make demo DB=orders.db            # or: python -m examples.ecommerce --db orders.db
+    python -m examples.ecommerce --db orders.db
 
 Each order's progress is stored after every step. Kill the demo while it runs (Ctrl-C, or
 `kill -9`) and run the same command again: it first recovers the orders a dead process

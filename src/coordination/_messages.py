@@ -18,10 +18,11 @@ import itertools
 import json
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticSerializationError
@@ -161,17 +162,29 @@ def to_json(message: Message) -> str:
             f"got {type(message).__name__}"
         )
     cls = type(message)
-    problem = persistence_problem(cls)
-    if problem is not None:
-        raise MessageError(problem)
-    name = json.dumps(type_name_of(cls))
+    head = cls.__dict__.get("__coordination_json_head__")
+    if head is None:
+        head = _json_head(cls)
     try:
         data = message.model_dump_json()
     except PydanticSerializationError as error:  # a str holding a lone surrogate, say
         raise MessageError(f"{cls.__qualname__} cannot be written as JSON: {error}") from error
+    return f"{head}{data}}}"
+
+
+def _json_head(cls: type[Message]) -> str:
+    """What every JSON text of `cls` opens with, up to its data; kept on the class (in its
+    own `__dict__`, so a subclass makes its own), as messages of a class are written often."""
+    problem = persistence_problem(cls)
+    if problem is not None:
+        raise MessageError(problem)
+    name = json.dumps(type_name_of(cls))
     if cls.class_version != 1:
-        return f'{{"type":{name},"version":{int(cls.class_version)},"data":{data}}}'
-    return f'{{"type":{name},"data":{data}}}'
+        head = f'{{"type":{name},"version":{int(cls.class_version)},"data":'
+    else:
+        head = f'{{"type":{name},"data":'
+    type.__setattr__(cls, "__coordination_json_head__", head)
+    return head
 
 
 def from_json(text: str | bytes, types: Iterable[type[Message]] = ()) -> Message:
@@ -303,41 +316,93 @@ def new_id() -> str:
     return f"{_prefix}{next(_ids):012x}"
 
 
-class _EnvelopeFields(NamedTuple, Generic[M]):
-    message: M
-    correlation_id: str
-    causation_id: str | None
-    message_id: str
-    occurred_at: datetime
-
-
-class Envelope(_EnvelopeFields[M]):
+class Envelope(Generic[M]):
     """A message in transit: its ids and when it happened (immutable).
 
     `correlation_id` names one flow instance (for an orchestration, its `workflow_id`);
     `causation_id` is the `message_id` of the message that caused this one. Ids left out
     are generated; `occurred_at` defaults to now (UTC).
+
+    Every published message gets one, so making one is kept cheap: an id left out is taken
+    from the process's counter when the envelope is made (unique from then on) and
+    formatted when first read; the time is captured as a float and turned into a
+    `datetime` when first read.
     """
 
-    __slots__ = ()
+    __slots__ = ("_at", "_cause", "_correlation", "_id", "_message", "_occurred", "_origin")
 
-    def __new__(
-        cls,
+    def __init__(
+        self,
         message: M,
         correlation_id: str | None = None,
         causation_id: str | None = None,
         message_id: str | None = None,
         occurred_at: datetime | None = None,
-    ) -> Envelope[M]:
-        return tuple.__new__(
-            cls,
-            (
-                message,
-                correlation_id or new_id(),
-                causation_id,
-                message_id or new_id(),
-                occurred_at or datetime.now(UTC),
-            ),
+    ) -> None:
+        # Read-only properties over private slots keep it immutable without a __setattr__
+        # (which would make every envelope several times dearer to make).
+        self._message = message
+        self._cause = causation_id
+        #: The id prefix of the process that made it (a forked child draws a new one).
+        self._origin = _prefix
+        self._correlation: str | int = correlation_id or next(_ids)
+        self._id: str | int = message_id or next(_ids)
+        self._occurred = occurred_at
+        self._at = time.time() if occurred_at is None else occurred_at.timestamp()
+
+    @property
+    def message(self) -> M:
+        return self._message
+
+    @property
+    def causation_id(self) -> str | None:
+        return self._cause
+
+    @property
+    def correlation_id(self) -> str:
+        value = self._correlation
+        if type(value) is int:
+            value = self._correlation = f"{self._origin}{value:012x}"
+        return value  # type: ignore[return-value]
+
+    @property
+    def message_id(self) -> str:
+        value = self._id
+        if type(value) is int:
+            value = self._id = f"{self._origin}{value:012x}"
+        return value  # type: ignore[return-value]
+
+    @property
+    def occurred_at(self) -> datetime:
+        moment = self._occurred
+        if moment is None:
+            moment = self._occurred = datetime.fromtimestamp(self._at, UTC)
+        return moment
+
+    @property
+    def timestamp(self) -> float:
+        """When it happened, in seconds since the epoch (what the stores write)."""
+        return self._at
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.message, self.correlation_id, self.causation_id, self.message_id,
+            self.occurred_at,
+        )  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Envelope):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((self.message_id, self.correlation_id))
+
+    def __repr__(self) -> str:
+        return (
+            f"Envelope(message={self.message!r}, correlation_id={self.correlation_id!r}, "
+            f"causation_id={self.causation_id!r}, message_id={self.message_id!r}, "
+            f"occurred_at={self.occurred_at!r})"
         )
 
     @staticmethod

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coordination import WorkflowStatus
+from coordination import Envelope, Event, WorkflowStatus
 from coordination.errors import StoreError, WorkflowConflict
 from coordination.stores import SQLiteStore
 from examples.ecommerce import (
@@ -268,3 +268,30 @@ def test_a_heartbeat_renews_the_leases_of_runs_this_store_owns(tmp_path: Path) -
             ).fetchall()
         reader.close()
         assert renewed > first, "the lease was never renewed"
+
+
+def test_a_start_rolled_back_leaves_its_flow_shape_to_be_stored_by_the_next(
+    tmp_path: Path,
+) -> None:
+    # The shape is written in the first start's transaction; when that transaction rolls
+    # back (here: an envelope it logs cannot be stored), the store must not believe the
+    # shape stored, or every later run would reference a shape the file does not hold.
+    class Local(Event):  # defined in a function: its name cannot be read back
+        n: int
+
+    start = order()
+    with SQLiteStore(tmp_path / "runs.db") as store:
+        with pytest.raises(StoreError, match="inside a function"):
+            store.start_run(
+                "first", "flow", start, owner="me", now=1.0, shape="the shape",
+                events=(Envelope(Local(n=1)),),
+            )  # fmt: skip
+        assert store.get_run("first") is None
+        store.start_run("second", "flow", start, owner="me", now=2.0, shape="the shape")
+        record = store.get_run("second")
+    assert record is not None
+    assert record.shape == "the shape"
+    with SQLiteStore(tmp_path / "runs.db") as again:
+        reread = again.get_run("second")
+    assert reread is not None
+    assert reread.shape == "the shape"

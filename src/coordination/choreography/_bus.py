@@ -10,7 +10,6 @@ and one cascade per publishing thread or task.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -176,7 +175,7 @@ class EventBus:
                         continue
                     seen.add(receiver_id)
                     handlers.append(meta._replace(target=reference))
-            plan = Plan(tuple(handlers), any(h.is_async for h in handlers))
+            plan = Plan.of(tuple(handlers), issubclass(message_type, Command))
             self._plans[message_type] = plan
             return plan
 
@@ -194,15 +193,22 @@ class EventBus:
         Inside a handler, with neither `cause` nor `correlation_id`, the message being
         handled is the cause: a handler's publishes join its flow instance.
         """
+        return self._wrap(message, correlation_id, cause, current.get())
+
+    @staticmethod
+    def _wrap(
+        message: Message,
+        correlation_id: str | None,
+        cause: Envelope[Message] | None,
+        dispatch: Dispatch | None,
+    ) -> Envelope[Message]:
         if not isinstance(message, Message):
             raise UsageError(
                 f"publish() takes a message (an Event or Command instance), got "
                 f"{type(message).__name__}"
             )
-        if cause is None and correlation_id is None:
-            dispatch = current.get()
-            if dispatch is not None and not dispatch.done:
-                cause = dispatch.current
+        if cause is None and correlation_id is None and dispatch is not None and not dispatch.done:
+            cause = dispatch.current
         if cause is not None:
             return Envelope(message, correlation_id or cause.correlation_id, cause.message_id)
         return Envelope(message, correlation_id)
@@ -219,6 +225,18 @@ class EventBus:
         Called from inside a handler, the message is queued behind what is already queued
         and this returns at once (the cascade's first `publish()` returns when all is done).
         """
+        if type(message) in self._plans and cause is None and current.get() is None:
+            # The common case, taken without the general path's calls: a top-level publish
+            # of a message type delivered before, on a thread with no cascade yet.
+            envelope: Envelope[Message] = Envelope(message, correlation_id)  # type: ignore[arg-type]
+            if isinstance(message, Command):
+                self._check_command(message)
+            if not self._has_async:
+                dispatch = Dispatch()
+                dispatch.queue.append((self._deliver, self._deliver_async, envelope))
+                drive(dispatch)
+                return envelope
+            message = envelope
         envelope, queued = self._enter(message, correlation_id, cause)
         if queued:
             return envelope
@@ -257,13 +275,13 @@ class EventBus:
     ) -> tuple[Envelope[Message], bool]:
         """The envelope to publish, and whether it joined the running cascade's queue
         (published from inside a handler: delivered after what is already queued)."""
+        dispatch = current.get()
         envelope = (
             message
             if isinstance(message, Envelope)
-            else self.envelope(message, correlation_id=correlation_id, cause=cause)
+            else self._wrap(message, correlation_id, cause, dispatch)
         )
         self._check_command(envelope.message)
-        dispatch = current.get()
         if dispatch is not None and not dispatch.done:
             dispatch.queue.append(self._item(envelope))
             return envelope, True
@@ -271,6 +289,9 @@ class EventBus:
 
     def _check_command(self, message: Message) -> None:
         if isinstance(message, Command):
+            plan = self._plans.get(type(message)) or self._plan(type(message))
+            if plan.one_handler:
+                return
             count = len(self.handlers_for(type(message)))  # live ones: weak ones may be gone
             if count != 1:
                 raise UsageError(
@@ -288,10 +309,10 @@ class EventBus:
         dispatch = current.get()
         due = self.clock.monotonic() + max(delay, 0.0)
         if dispatch is not None and not dispatch.done:
-            heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self.clock, callback))
+            dispatch.later(due, self.clock, callback)
             return
         dispatch = Dispatch()
-        heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self.clock, callback))
+        dispatch.later(due, self.clock, callback)
         drive(dispatch)
 
     async def call_later_async(self, delay: float, callback: Callable[[], object]) -> None:
@@ -299,10 +320,10 @@ class EventBus:
         dispatch = current.get()
         due = self.clock.monotonic() + max(delay, 0.0)
         if dispatch is not None and not dispatch.done:
-            heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self.clock, callback))
+            dispatch.later(due, self.clock, callback)
             return
         dispatch = Dispatch()
-        heapq.heappush(dispatch.delayed, (due, next(dispatch.sequence), self.clock, callback))
+        dispatch.later(due, self.clock, callback)
         await drive_async(dispatch)
 
     # -- dispatching ----------------------------------------------------------------------
@@ -335,6 +356,14 @@ class EventBus:
     def _deliver(self, envelope: Envelope[Message], dispatch: Dispatch) -> None:
         message = envelope.message
         plan = self._plans.get(type(message)) or self._plan(type(message))
+        plain = plan.plain
+        if plain is not None:
+            for target in plain:
+                try:
+                    target(message)
+                except Exception as error:
+                    self._failed(envelope, plan.named(target), error)
+            return
         for handler in plan.handlers:
             target = handler.target() if handler.weak else handler.target
             if target is None:

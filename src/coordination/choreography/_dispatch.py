@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import inspect
-import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -20,7 +19,16 @@ from typing import Any
 from coordination._clock import Clock
 from coordination._messages import Envelope, Message
 
-__all__ = ["Deliver", "DeliverAsync", "Dispatch", "current", "drive", "drive_async", "release_due"]
+__all__ = [
+    "Deliver",
+    "DeliverAsync",
+    "Dispatch",
+    "current",
+    "delivering",
+    "drive",
+    "drive_async",
+    "release_due",
+]
 
 #: How a bus delivers one envelope to its handlers (sync: within this cascade).
 Deliver = Callable[[Envelope[Message], "Dispatch"], None]
@@ -32,12 +40,17 @@ class Dispatch:
 
     __slots__ = ("current", "delayed", "done", "queue", "runner", "sequence")
 
+    def later(self, due: float, clock: Clock, callback: Callable[[], object]) -> None:
+        """Deliver `callback` at `due` on `clock` (ties in the order they were asked)."""
+        self.sequence += 1
+        heapq.heappush(self.delayed, (due, self.sequence, clock, callback))
+
     def __init__(self) -> None:
         #: (deliver, deliver_async, envelope) to deliver, or a callable to run, in FIFO order.
         self.queue: deque[Any] = deque()
         #: (due on the clock, tie-breaker, clock, callable), earliest first.
         self.delayed: list[tuple[float, int, Clock, Callable[[], object]]] = []
-        self.sequence = itertools.count()
+        self.sequence = 0
         self.done = False
         self.runner: asyncio.Runner | None = None
         #: The envelope being delivered: what a handler publishes is caused by it.
@@ -45,6 +58,16 @@ class Dispatch:
 
 
 current: ContextVar[Dispatch | None] = ContextVar("coordination_dispatch", default=None)
+
+
+def delivering() -> Envelope[Message] | None:
+    """The envelope this thread's (or task's) cascade is delivering now, if any.
+
+    A handler that needs the envelope's ids but no `Context` reads them here, so the bus
+    delivers to it as a plain handler (no Context made per delivery).
+    """
+    dispatch = current.get()
+    return None if dispatch is None else dispatch.current
 
 
 def drive(dispatch: Dispatch) -> None:

@@ -28,8 +28,30 @@ class Handler(NamedTuple):
 
 
 class Plan(NamedTuple):
+    """How one message type is delivered: its handlers in order, computed once per type."""
+
     handlers: tuple[Handler, ...]
     has_async: bool
+    #: The bare callables, when every handler is strong, sync and takes the message alone
+    #: (the common case, delivered without looking at each handler's flags); else None.
+    plain: tuple[Callable[..., Any], ...] | None = None
+    #: For a Command type with only strong handlers: whether it has exactly one.
+    one_handler: bool | None = None
+
+    @staticmethod
+    def of(handlers: tuple[Handler, ...], command: bool) -> Plan:
+        strong = not any(h.weak for h in handlers)
+        plain = strong and not any(h.wants_context or h.is_async for h in handlers)
+        return Plan(
+            handlers,
+            any(h.is_async for h in handlers),
+            tuple(h.target for h in handlers) if plain else None,
+            len(handlers) == 1 if command and strong else None,
+        )
+
+    def named(self, target: Any) -> Handler:
+        """The handler whose callable is `target` (for reporting a plain one's failure)."""
+        return next(h for h in self.handlers if h.target is target)
 
 
 def handler_name(handler: Callable[..., Any]) -> str:

@@ -10,6 +10,7 @@ publishes them on the bus.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -24,10 +25,21 @@ __all__ = ["Outbox", "derived_id"]
 _NAMESPACE = uuid.UUID("6f1c2a7e-3b7d-4f0e-9a51-7c9a0e2d5b10")
 
 
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+
+
 def derived_id(correlation_id: str, producer: str, causes: Iterable[str | None]) -> str:
-    """A message id that is the same every time a producer handles the same messages."""
+    """A message id that is the same every time a producer handles the same messages.
+
+    `uuid5(_NAMESPACE, key).hex`, computed without building a UUID object (every output
+    of every action gets one); stored ids are compared with ids derived again on replay,
+    so the value must never change.
+    """
     key = f"{correlation_id}|{producer}|{'|'.join(sorted(c or '' for c in causes))}"
-    return uuid.uuid5(_NAMESPACE, key).hex
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + key.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return digest.hex()
 
 
 class Outbox:

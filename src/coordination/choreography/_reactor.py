@@ -13,9 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from coordination._context import Context
-from coordination._messages import Message
+from coordination._messages import Envelope, Message
 from coordination.choreography._bus import EventBus
+from coordination.choreography._dispatch import delivering
 from coordination.choreography._instances import Instance, Instances
 from coordination.engine import (
     ActionRun,
@@ -46,34 +46,43 @@ class Reactor:
     # -- deliveries -----------------------------------------------------------------------
 
     def handler(self, key: str, index: int, is_async: bool) -> Callable[..., Any]:
-        """The bus handler of input `index` of action `key`."""
+        """The bus handler of input `index` of action `key`.
+
+        It takes the message alone (the envelope's ids come from the cascade delivering
+        it), so the bus calls it without making a Context for every delivery.
+        """
         if is_async:
 
-            async def react_async(message: Message, ctx: Context) -> None:
-                run = self._delivered(key, index, ctx)
+            async def react_async(message: Message) -> None:
+                run = self._delivered(key, index, delivering())
                 if run is not None:
                     await self._attempt_async(run[0], run[1])
 
             react_async.__qualname__ = f"Choreography[{key}]"
             return react_async
 
-        def react(message: Message, ctx: Context) -> None:
-            run = self._delivered(key, index, ctx)
+        def react(message: Message) -> None:
+            run = self._delivered(key, index, delivering())
             if run is not None:
                 self.attempt(run[0], run[1])
 
         react.__qualname__ = f"Choreography[{key}]"
         return react
 
-    def _delivered(self, key: str, index: int, ctx: Context) -> tuple[Instance, Run] | None:
-        instance = self.instances.get(ctx.correlation_id)
-        if instance is None or ctx.message_id is None:
+    def _delivered(
+        self, key: str, index: int, envelope: Envelope[Message] | None
+    ) -> tuple[Instance, Run] | None:
+        if envelope is None:
+            return None  # called outside a delivery: nothing to react to
+        instance = self.instances.get(envelope.correlation_id)
+        if instance is None:
             return None  # not an instance running here (finished, or another flow's)
-        planned = instance.saga.deliver(key, index, ctx.message_id)
+        message_id = envelope.message_id
+        planned = instance.saga.deliver(key, index, message_id)
         if planned is None:
             return None
         bound = instance.binding.bound[planned.key]
-        return instance, ActionRun(instance.saga, bound, self.random, ctx.message_id)
+        return instance, ActionRun(instance.saga, bound, self.random, message_id)
 
     # -- attempts -------------------------------------------------------------------------
 

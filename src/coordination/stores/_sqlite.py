@@ -48,6 +48,12 @@ _INSERT_STEP = (
     "SELECT ?, ?, (SELECT COUNT(*) FROM steps WHERE workflow_id = ?), ?, ?, ?, ?, ? "
     "WHERE EXISTS (SELECT 1 FROM runs WHERE workflow_id = ? AND token = ?)"
 )
+#: A run is created once: a second start of the same id changes nothing (and is told so).
+_INSERT_RUN = (
+    "INSERT OR IGNORE INTO runs (workflow_id, flow, start, status, owner, token, "
+    "lease_expires, owed, created_at, updated_at, shape) VALUES (?, ?, ?, ?, ?, 1, ?, 1, ?, ?, ?)"
+)
+_RUNNING = WorkflowStatus.RUNNING.value
 _FORGETTABLE = tuple(
     s.value
     for s in (WorkflowStatus.COMPLETED, WorkflowStatus.COMPENSATED, WorkflowStatus.CANCELLED)
@@ -87,6 +93,7 @@ class SQLiteStore:
         self.lease = lease
         self._codec = Codec()
         self._shapes: dict[str, str] = {}  # id -> text, both ways known to be stored
+        self._shape_ids: dict[str, str] = {}  # text -> id, of shapes known to be stored
         self._db = SQLiteDatabase(
             self.path, synchronous=self.synchronous, busy_timeout=busy_timeout, lease=lease
         )
@@ -108,16 +115,14 @@ class SQLiteStore:
 
     # -- starting and claiming ----------------------------------------------------------------
 
-    def _shape_id(self, cursor: Any, shape: str | None) -> str | None:
-        """Store the flow's shape once per version; runs reference it by a hash."""
-        if shape is None:
-            return None
+    def _shape_id(self, cursor: Any, shape: str) -> str:
+        """Store the flow's shape once per version (inside the starting transaction); runs
+        reference it by a hash. Known as stored only once that transaction commits."""
         shape_id = hashlib.sha256(shape.encode()).hexdigest()[:32]
         if shape_id not in self._shapes:
             cursor.execute(
                 "INSERT OR IGNORE INTO shapes (id, shape) VALUES (?, ?)", (shape_id, shape)
             )
-            self._shapes[shape_id] = shape
         return shape_id
 
     def start_run(
@@ -133,18 +138,28 @@ class SQLiteStore:
     ) -> tuple[RunRecord, int | None]:
         encoded = self._codec.message(start, f"the start message of {workflow_id!r}")
         lease_expires = now + self.lease
-        with self._db.transaction(f"starting run {workflow_id!r}") as cursor:
-            shape_id = self._shape_id(cursor, shape)
-            cursor.execute(
-                "INSERT OR IGNORE INTO runs (workflow_id, flow, start, status, owner, token, "
-                "lease_expires, owed, created_at, updated_at, shape) "
-                "VALUES (?, ?, ?, ?, ?, 1, ?, 1, ?, ?, ?)",
-                (workflow_id, flow, encoded, WorkflowStatus.RUNNING.value, owner,
-                 lease_expires, now, now, shape_id),
-            )  # fmt: skip
-            created = cursor.rowcount == 1
-            if created and events:
-                self._events.insert(cursor, workflow_id, events)
+        doing = f"starting run {workflow_id!r}"
+        shape_id = self._shape_ids.get(shape) if shape is not None else None
+        if not events and (shape is None or shape_id is not None):
+            # The common case, one statement committed on its own: no events to log with
+            # it, and the flow's shape is stored already.
+            created = self._db.execute(
+                _INSERT_RUN, (workflow_id, flow, encoded, _RUNNING, owner, lease_expires, now,
+                              now, shape_id), doing,
+            ) == 1  # fmt: skip
+        else:
+            with self._db.transaction(doing) as cursor:
+                shape_id = self._shape_id(cursor, shape) if shape is not None else None
+                cursor.execute(
+                    _INSERT_RUN, (workflow_id, flow, encoded, _RUNNING, owner, lease_expires,
+                                  now, now, shape_id),
+                )  # fmt: skip
+                created = cursor.rowcount == 1
+                if created and events:
+                    self._events.insert(cursor, workflow_id, events)
+            if shape is not None and shape_id is not None:
+                self._shape_ids[shape] = shape_id  # committed: known to be stored
+                self._shapes[shape_id] = shape
         if not created:
             existing = self.get_run(workflow_id)
             if existing is None:  # forgotten between the two statements

@@ -42,7 +42,7 @@ class SQLiteEvents:
             )
             rows.append(
                 (envelope.message_id, workflow_id, workflow_id, envelope.causation_id,
-                 envelope.occurred_at.timestamp(), message)
+                 envelope.timestamp, message)
             )  # fmt: skip
         cursor.executemany(
             "INSERT OR IGNORE INTO events (message_id, workflow_id, seq, causation_id, "
