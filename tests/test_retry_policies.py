@@ -136,3 +136,11 @@ def test_every_fault_plan_agrees_and_is_predicted_with_unbounded_attempts(plan: 
 
     assert_equivalent(both)
     assert both["run"].status is predict(MoneyTransfer, plan).status
+
+
+def test_the_flow_graph_says_a_step_tries_until_its_deadline() -> None:
+    from coordination import observe
+
+    drawn = observe.graph(MoneyTransfer).mermaid()
+    assert "attempts until its deadline" in drawn
+    assert "5 attempts" in drawn  # Bank.deposit
