@@ -5,6 +5,8 @@
 #   scripts/postgres.sh start   # install if needed, initdb, start; prints nothing on success
 #   scripts/postgres.sh url     # the connection URL the tests read (COORDINATION_TEST_POSTGRES)
 #   scripts/postgres.sh stop    # stop the server and delete its data
+#   scripts/postgres.sh down    # stop the server, keeping its data (tests of a server outage)
+#   scripts/postgres.sh up      # start a server stopped by `down` again, on the same data
 #
 # PGTEST_PORT (default 54329) picks the port. The server listens on loopback only, trusts
 # local connections, and never touches a system cluster.
@@ -57,6 +59,12 @@ as_server_user() {
     fi
 }
 
+serve() {
+    as_server_user "$1/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
+        -o "-p $PORT -k $DATA -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+        start >/dev/null || { cat "$LOG" >&2; exit 1; }
+}
+
 start() {
     ensure_installed
     local bin
@@ -69,9 +77,21 @@ start() {
         mkdir -p -m 0700 "$DATA"
     fi
     as_server_user "$bin/initdb" -D "$DATA" -U postgres -A trust --no-sync -E UTF8 >/dev/null
-    as_server_user "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-        -o "-p $PORT -k $DATA -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
-        start >/dev/null || { cat "$LOG" >&2; exit 1; }
+    serve "$bin"
+}
+
+down() {
+    local bin
+    bin=$(bindir) || { echo "PostgreSQL is not installed" >&2; exit 1; }
+    [ -f "$DATA/postmaster.pid" ] || { echo "no server runs in $DATA" >&2; exit 1; }
+    as_server_user "$bin/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+}
+
+up() {
+    local bin
+    bin=$(bindir) || { echo "PostgreSQL is not installed" >&2; exit 1; }
+    [ -d "$DATA" ] || { echo "no server data in $DATA: use start" >&2; exit 1; }
+    serve "$bin"
 }
 
 stop() {
@@ -87,6 +107,8 @@ stop() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
+    down) down ;;
+    up) up ;;
     url) echo "postgresql://postgres@127.0.0.1:$PORT/postgres" ;;
-    *) echo "usage: $0 start|url|stop" >&2; exit 2 ;;
+    *) echo "usage: $0 start|url|stop|down|up" >&2; exit 2 ;;
 esac

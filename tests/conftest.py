@@ -28,6 +28,12 @@ settings.load_profile(
 #: `pytester` runs pytest on throwaway test files (the plugin's own tests use it).
 pytest_plugins = ["pytester"]
 
+from tests.postgres import (  # noqa: E402, F401  (fixtures)
+    dedicated_postgres,
+    durable_backend,
+    postgres,
+    postgres_backend,
+)
 
 #: How long a thread a test started may take to end after it (a timed-out attempt's
 #: thread returning late, a store's heartbeat noticing it was closed).

@@ -74,6 +74,7 @@ EXPORTS: dict[str, list[str]] = {
         "Finish",
         "MemoryStore",
         "OwedRun",
+        "PostgresStore",
         "RunRecord",
         "SQLiteStore",
         "StepOutcome",

@@ -1,9 +1,10 @@
-"""A durable choreography: an event log before delivery, one commit per handling, recover()."""
+"""A durable choreography: an event log before delivery, one commit per handling, recover().
+
+Every test that needs a durable store runs on a SQLite file and on a PostgreSQL schema.
+"""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from coordination import WorkflowStatus
 from coordination.choreography import Choreography, EventBus
 from coordination.errors import UsageError
-from coordination.stores import MemoryStore, SQLiteStore
+from coordination.stores import MemoryStore, Store
 from coordination.testing import VirtualClock
 from examples.ecommerce import (
     InMemoryLogistics,
@@ -20,6 +21,7 @@ from examples.ecommerce import (
     InMemorySellers,
     OrderPlaced,
 )
+from tests.postgres import Backend
 
 
 def services() -> tuple[Any, ...]:
@@ -43,18 +45,20 @@ def order(order_id: str = "o1", quantity: int = 1) -> OrderPlaced:
     )
 
 
-def status_of(store: SQLiteStore, correlation_id: str) -> WorkflowStatus | None:
+def status_of(store: Store, correlation_id: str) -> WorkflowStatus | None:
     record = store.get_run(correlation_id)
     return None if record is None else record.status
 
 
-def durable(store: SQLiteStore, parts: tuple[Any, ...]) -> Choreography:
+def durable(store: Store, parts: tuple[Any, ...]) -> Choreography:
     clock = VirtualClock()
     return Choreography(EventBus(clock=clock), *parts, clock=clock, store=store)
 
 
-def test_every_published_message_is_logged_and_every_handling_marked(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path / "s.db") as store:
+def test_every_published_message_is_logged_and_every_handling_marked(
+    durable_backend: Backend,
+) -> None:
+    with durable_backend.open() as store:
         flow = durable(store, services())
         envelope = flow.publish(order(), correlation_id="order-1")
         assert status_of(store, "order-1") is WorkflowStatus.COMPLETED
@@ -76,18 +80,19 @@ def test_every_published_message_is_logged_and_every_handling_marked(tmp_path: P
         }
 
 
-def test_an_interrupted_flow_is_recovered_and_each_effect_happens_once(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
+def test_an_interrupted_flow_is_recovered_and_each_effect_happens_once(
+    durable_backend: Backend,
+) -> None:
     first = services()
     first[2].fail("reserve_stock", KeyboardInterrupt())  # the process "dies" here
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         flow = durable(store, first)
         with pytest.raises(KeyboardInterrupt):
             flow.publish(order(), correlation_id="order-1")
         assert status_of(store, "order-1") is WorkflowStatus.RUNNING
 
     # A new process with the same services (their state carried over, as a database's would).
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         flow = durable(store, first)
         (view,) = flow.recover()
         assert view.correlation_id == "order-1"
@@ -98,16 +103,15 @@ def test_an_interrupted_flow_is_recovered_and_each_effect_happens_once(tmp_path:
         assert flow.recover() == []  # nothing left to do
 
 
-def test_a_compensating_flow_goes_on_undoing_after_a_crash(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
+def test_a_compensating_flow_goes_on_undoing_after_a_crash(durable_backend: Backend) -> None:
     parts = services()
     parts[0].fail("refund", KeyboardInterrupt())  # dies while undoing the charge
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         flow = durable(store, parts)
         with pytest.raises(KeyboardInterrupt):
             flow.publish(order(quantity=50), correlation_id="order-1")  # out of stock
         assert status_of(store, "order-1") is WorkflowStatus.COMPENSATING
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         flow = durable(store, parts)
         (view,) = flow.recover()
         assert view.status is WorkflowStatus.COMPENSATED
@@ -115,35 +119,32 @@ def test_a_compensating_flow_goes_on_undoing_after_a_crash(tmp_path: Path) -> No
         assert parts[1].snapshot()["assigned"] == []
 
 
-def test_a_finished_flow_is_never_reopened_by_a_later_process(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
+def test_a_finished_flow_is_never_reopened_by_a_later_process(durable_backend: Backend) -> None:
     parts = services()
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         durable(store, parts).publish(order(), correlation_id="order-1")
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         flow = durable(store, parts)
         flow.publish(order(), correlation_id="order-1")  # the same order again
         assert parts[0].snapshot()["charged"] == ["o1"]
         assert len(parts[0].payments) == 1
 
 
-def test_output_ids_are_derived_so_work_done_again_logs_nothing_twice(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
+def test_output_ids_are_derived_so_work_done_again_logs_nothing_twice(
+    durable_backend: Backend,
+) -> None:
     parts = services()
     parts[3].fail("send_confirmation", KeyboardInterrupt())
-    with SQLiteStore(path) as store, pytest.raises(KeyboardInterrupt):
+    with durable_backend.open() as store, pytest.raises(KeyboardInterrupt):
         durable(store, parts).publish(order(), correlation_id="order-1")
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         durable(store, parts).recover()
-    connection = sqlite3.connect(path)
-    (count,) = connection.execute(
-        "SELECT COUNT(*) FROM events WHERE workflow_id = 'order-1'"
-    ).fetchone()
-    connection.close()
+    with durable_backend.open() as store:
+        count = len(store.events_of("order-1"))  # every row logged for the instance
     assert count == 5  # OrderPlaced and one of each output, even though some ran again
 
 
-def test_a_store_needs_an_event_log(tmp_path: Path) -> None:
+def test_a_store_needs_an_event_log() -> None:
     class RunsOnly:  # a Store without the EventLog half
         lease = 30.0
 
@@ -151,7 +152,7 @@ def test_a_store_needs_an_event_log(tmp_path: Path) -> None:
         Choreography(EventBus(), *services(), store=RunsOnly())  # type: ignore[arg-type]
 
 
-def test_an_in_memory_choreography_keeps_the_same_records(tmp_path: Path) -> None:
+def test_an_in_memory_choreography_keeps_the_same_records() -> None:
     """MemoryStore implements both protocols: the same monitor and idempotency in memory."""
     store = MemoryStore()
     parts = services()
@@ -165,30 +166,28 @@ def test_an_in_memory_choreography_keeps_the_same_records(tmp_path: Path) -> Non
 
 
 def test_an_action_waiting_for_its_retry_at_the_crash_runs_again_on_recovery(
-    tmp_path: Path,
+    durable_backend: Backend,
 ) -> None:
-    path = tmp_path / "s.db"
     parts = services()
     # Attempt 1 fails (a retry is scheduled); meanwhile the seller's action runs and commits
     # the flow state; then the process "dies" during the retry.
     parts[1].fail("assign_courier", RuntimeError("busy"), KeyboardInterrupt())
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         with pytest.raises(KeyboardInterrupt):
             durable(store, parts).publish(order(), correlation_id="order-1")
         assert status_of(store, "order-1") is WorkflowStatus.RUNNING
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         (view,) = durable(store, parts).recover()
         assert view.status is WorkflowStatus.COMPLETED, view.render()
         assert parts[1].snapshot()["assigned"] == ["o1"]
 
 
-def test_publishing_an_interrupted_flow_again_resumes_it_like_run(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
+def test_publishing_an_interrupted_flow_again_resumes_it_like_run(durable_backend: Backend) -> None:
     parts = services()
     parts[2].fail("reserve_stock", KeyboardInterrupt())
-    with SQLiteStore(path) as store, pytest.raises(KeyboardInterrupt):
+    with durable_backend.open() as store, pytest.raises(KeyboardInterrupt):
         durable(store, parts).publish(order(), correlation_id="order-1")
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         flow = durable(store, parts)
         envelope = flow.publish(order(), correlation_id="order-1")  # the same start again
         assert envelope.message_id == store.events_of("order-1")[0].message_id
@@ -197,31 +196,32 @@ def test_publishing_an_interrupted_flow_again_resumes_it_like_run(tmp_path: Path
         assert flow.recover() == []
 
 
-def test_publishing_another_start_under_a_used_correlation_is_a_conflict(tmp_path: Path) -> None:
+def test_publishing_another_start_under_a_used_correlation_is_a_conflict(
+    durable_backend: Backend,
+) -> None:
     from coordination.errors import WorkflowConflict
 
-    with SQLiteStore(tmp_path / "s.db") as store:
+    with durable_backend.open() as store:
         flow = durable(store, services())
         flow.publish(order(), correlation_id="order-1")
         with pytest.raises(WorkflowConflict, match="order-1"):
             flow.publish(order("o2"), correlation_id="order-1")
 
 
-def test_publishing_into_a_flow_a_live_process_runs_is_busy(tmp_path: Path) -> None:
+def test_publishing_into_a_flow_a_live_process_runs_is_busy(durable_backend: Backend) -> None:
     import os
     import socket
 
     from coordination.engine._ownership import _kernel_start
     from coordination.errors import WorkflowBusy
 
-    path = tmp_path / "s.db"
     parts = services()
     parts[2].fail("reserve_stock", KeyboardInterrupt())
-    with SQLiteStore(path) as store, pytest.raises(KeyboardInterrupt):
+    with durable_backend.open() as store, pytest.raises(KeyboardInterrupt):
         durable(store, parts).publish(order(), correlation_id="order-1")
     parent = os.getppid()
     live = f"{socket.gethostname()}:{parent}:{_kernel_start(parent)}"
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         assert store.claim_run("order-1", live, now=1e12) is not None
         with pytest.raises(WorkflowBusy, match="order-1"):
             durable(store, parts).publish(order(), correlation_id="order-1")

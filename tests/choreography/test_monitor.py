@@ -227,17 +227,16 @@ def test_a_view_is_a_snapshot() -> None:
     assert len(rig.monitor.get("c").journal) > len(before.journal)
 
 
-def test_instances_finished_by_an_earlier_process_are_shown(tmp_path: Any) -> None:
+def test_instances_finished_by_an_earlier_process_are_shown(durable_backend: Any) -> None:
+    """On a SQLite file and on a PostgreSQL schema alike."""
     from coordination.choreography import Choreography, EventBus
-    from coordination.stores import SQLiteStore
     from tests.choreography.helpers import fakes
 
-    path = tmp_path / "s.db"
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         Choreography(EventBus(), *fakes(Pair, Lagging), store=store).publish(
             L(n=1), correlation_id="earlier"
         )
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         later = Choreography(EventBus(), *fakes(Pair, Lagging), store=store)
         view = later.monitor.get("earlier")
         assert view.status is COMPLETED

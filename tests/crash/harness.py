@@ -26,14 +26,19 @@ def worker_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
 
 
-def run_with_kills(tmp_path: Path, count: int, kills: int, seed: int, mode: str) -> int:
-    """Run the worker in `mode` until it finishes, killing it `kills` times; the kills made."""
-    store, effects = tmp_path / "orders.db", tmp_path / "effects.db"
+def run_with_kills(
+    tmp_path: Path, count: int, kills: int, seed: int, mode: str, store: str | None = None
+) -> int:
+    """Run the worker in `mode` until it finishes, killing it `kills` times; the kills made.
+
+    `store`: what the worker opens (tests.postgres.open_spec; default a SQLite file)."""
+    effects = tmp_path / "effects.db"
+    store = store or str(tmp_path / "orders.db")
     chance = random.Random(seed)
     made = 0
     for round_number in range(kills + 20):
         worker = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash.worker", str(store), str(effects), str(count),
+            [sys.executable, "-m", "tests.crash.worker", store, str(effects), str(count),
              "--pause", "0.006", "--seed", str(round_number), "--mode", mode],
             cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip

@@ -3,7 +3,8 @@
 The same harness as the orchestration crash tests: each round recovers what the killed
 predecessor left (messages it had not handled are delivered again, undos go on), then
 publishes the orders not started yet. Every order must end as it should, no effect may be
-applied twice, and re-executed work is bounded by the number of kills.
+applied twice, and re-executed work is bounded by the number of kills. The tests of the
+worker run on a SQLite file and on a PostgreSQL schema.
 """
 
 from __future__ import annotations
@@ -19,37 +20,44 @@ from coordination import WorkflowStatus
 from coordination.stores import SQLiteStore
 from tests.crash import harness
 from tests.crash.shop import Effects, order_for
+from tests.postgres import Backend
 
 
-def run_with_kills(tmp_path: Path, count: int, kills: int, seed: int) -> int:
-    return harness.run_with_kills(tmp_path, count, kills, seed, "choreography")
+def run_with_kills(tmp_path: Path, backend: Backend, count: int, kills: int, seed: int) -> int:
+    return harness.run_with_kills(tmp_path, count, kills, seed, "choreography", backend.spec)
 
 
-def check(tmp_path: Path, count: int, kills: int) -> None:
-    with SQLiteStore(tmp_path / "orders.db") as store:
+def check(tmp_path: Path, backend: Backend, count: int, kills: int) -> None:
+    with backend.open() as store:
         records = {f"order-{i}": store.get_run(f"order-{i}") for i in range(count)}
         statuses = {key: None if r is None else r.status for key, r in records.items()}
         assert store.dead_letters() == []
     harness.check_outcome(tmp_path, statuses, count, kills)
 
 
-def test_a_durable_choreography_survives_repeated_kill_9(tmp_path: Path) -> None:
-    kills = run_with_kills(tmp_path, count=100, kills=5, seed=3)
+def test_a_durable_choreography_survives_repeated_kill_9(
+    tmp_path: Path, durable_backend: Backend
+) -> None:
+    kills = run_with_kills(tmp_path, durable_backend, count=100, kills=5, seed=3)
     assert kills >= 3, "the test barely managed to kill the worker"
-    check(tmp_path, count=100, kills=kills)
+    check(tmp_path, durable_backend, count=100, kills=kills)
 
 
 @pytest.mark.long
-def test_a_thousand_choreographed_orders_survive_many_kill_9(tmp_path: Path) -> None:
-    kills = run_with_kills(tmp_path, count=1000, kills=25, seed=13)
-    check(tmp_path, count=1000, kills=kills)
+def test_a_thousand_choreographed_orders_survive_many_kill_9(
+    tmp_path: Path, durable_backend: Backend
+) -> None:
+    kills = run_with_kills(tmp_path, durable_backend, count=1000, kills=25, seed=13)
+    check(tmp_path, durable_backend, count=1000, kills=kills)
 
 
-def test_a_message_that_kills_its_handler_becomes_a_dead_letter(tmp_path: Path) -> None:
-    store_path, effects_path = tmp_path / "orders.db", tmp_path / "effects.db"
+def test_a_message_that_kills_its_handler_becomes_a_dead_letter(
+    tmp_path: Path, durable_backend: Backend
+) -> None:
+    effects_path = tmp_path / "effects.db"
     env = harness.worker_env()
     command = [
-        sys.executable, "-m", "tests.crash.worker", str(store_path), str(effects_path), "1",
+        sys.executable, "-m", "tests.crash.worker", durable_backend.spec, str(effects_path), "1",
         "--die-in", "send_confirmation", "--mode", "choreography",
     ]  # fmt: skip
     codes = []
@@ -60,7 +68,7 @@ def test_a_message_that_kills_its_handler_becomes_a_dead_letter(tmp_path: Path) 
             break
     # The first run and five redeliveries die; the sixth recovery sets the message aside.
     assert codes == [-signal.SIGKILL] * 6 + [0], codes
-    with SQLiteStore(store_path) as store:
+    with durable_backend.open() as store:
         record = store.get_run("order-0")
         assert record is not None
         assert record.status is WorkflowStatus.PARKED
@@ -78,11 +86,9 @@ def test_a_message_that_kills_its_handler_becomes_a_dead_letter(tmp_path: Path) 
 
 
 def test_two_processes_recovering_one_choreography_never_double_a_delivery(
-    tmp_path: Path,
+    tmp_path: Path, durable_backend: Backend
 ) -> None:
     """Leave flows unfinished under a dead owner, then let two real processes recover them."""
-    import sqlite3
-
     from coordination import Context
     from coordination.choreography import Choreography, EventBus
     from examples.ecommerce import ConfirmationSent, CourierAssigned, OrderPlaced, StockReserved
@@ -99,9 +105,9 @@ def test_two_processes_recovering_one_choreography_never_double_a_delivery(
         ) -> ConfirmationSent:
             raise KeyboardInterrupt  # the process "dies" before confirming
 
-    store_path, effects_path = tmp_path / "orders.db", tmp_path / "effects.db"
+    effects_path = tmp_path / "effects.db"
     effects = Effects(effects_path)
-    with SQLiteStore(store_path) as store:
+    with durable_backend.open() as store:
         flow = Choreography(
             EventBus(),
             DurablePayments(effects),
@@ -120,13 +126,11 @@ def test_two_processes_recovering_one_choreography_never_double_a_delivery(
     import socket
 
     dead = next(pid for pid in range(4_000_000, 4_100_000) if not Path(f"/proc/{pid}").exists())
-    connection = sqlite3.connect(store_path)
-    with connection:
-        connection.execute(  # a lease far ahead: only seeing the owner is dead frees them
-            "UPDATE runs SET owner = ?, lease_expires = 1e12 WHERE owed = 1",
-            (f"{socket.gethostname()}:{dead}:k1",),
-        )
-    connection.close()
+    # A lease far ahead: only seeing the owner is dead frees them.
+    durable_backend.tamper(
+        "UPDATE runs SET owner = ?, lease_expires = 1e12 WHERE owed",
+        (f"{socket.gethostname()}:{dead}:k1",),
+    )
 
     env = harness.worker_env()
     workers = [
@@ -135,7 +139,7 @@ def test_two_processes_recovering_one_choreography_never_double_a_delivery(
                 sys.executable,
                 "-m",
                 "tests.crash.worker",
-                str(store_path),
+                durable_backend.spec,
                 str(effects_path),
                 "0",
                 "--pause",
@@ -161,7 +165,7 @@ def test_two_processes_recovering_one_choreography_never_double_a_delivery(
     ).fetchone()
     checked.connection.close()
     assert duplicates == 0, "two processes ran the same action"
-    check(tmp_path, count=30, kills=0)
+    check(tmp_path, durable_backend, count=30, kills=0)
 
 
 @pytest.mark.parametrize("drive", ["sync", "async"])

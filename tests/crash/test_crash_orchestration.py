@@ -1,10 +1,10 @@
-"""Kill -9 a worker running orders against a SQLite file, again and again; lose nothing.
+"""Kill -9 a worker running orders against a durable store, again and again; lose nothing.
 
 Each round starts a real process that first recovers what its killed predecessor left,
 then runs the remaining orders; the parent SIGKILLs it after a seeded random delay. At the
 end every order must have ended as it should (completed, or compensated for the ones
 ordering too much), no effect may have been applied twice, and re-executed attempts are
-bounded by the number of kills.
+bounded by the number of kills. Each test runs on a SQLite file and on a PostgreSQL schema.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from coordination import WorkflowStatus
-from coordination.stores import SQLiteStore
 from examples.ecommerce import PlaceOrder
 from tests.crash import harness
 from tests.crash.shop import (
@@ -28,15 +27,16 @@ from tests.crash.shop import (
     Effects,
     order_for,
 )
+from tests.postgres import Backend
 
 
-def run_with_kills(tmp_path: Path, count: int, kills: int, seed: int) -> int:
-    return harness.run_with_kills(tmp_path, count, kills, seed, "orchestration")
+def run_with_kills(tmp_path: Path, backend: Backend, count: int, kills: int, seed: int) -> int:
+    return harness.run_with_kills(tmp_path, count, kills, seed, "orchestration", backend.spec)
 
 
-def check(tmp_path: Path, count: int, kills: int) -> None:
+def check(tmp_path: Path, backend: Backend, count: int, kills: int) -> None:
     effects = Effects(tmp_path / "effects.db")
-    with SQLiteStore(tmp_path / "orders.db") as store:
+    with backend.open() as store:
         orders = PlaceOrder(
             DurablePayments(effects),
             DurableSellers(effects),
@@ -56,22 +56,24 @@ def check(tmp_path: Path, count: int, kills: int) -> None:
     )
 
 
-def test_orders_survive_repeated_kill_9(tmp_path: Path) -> None:
-    kills = run_with_kills(tmp_path, count=100, kills=5, seed=7)
+def test_orders_survive_repeated_kill_9(tmp_path: Path, durable_backend: Backend) -> None:
+    kills = run_with_kills(tmp_path, durable_backend, count=100, kills=5, seed=7)
     assert kills >= 3, "the test barely managed to kill the worker"
-    check(tmp_path, count=100, kills=kills)
+    check(tmp_path, durable_backend, count=100, kills=kills)
 
 
 @pytest.mark.long
-def test_a_thousand_orders_survive_many_kill_9(tmp_path: Path) -> None:
-    kills = run_with_kills(tmp_path, count=1000, kills=25, seed=11)
-    check(tmp_path, count=1000, kills=kills)
+def test_a_thousand_orders_survive_many_kill_9(tmp_path: Path, durable_backend: Backend) -> None:
+    kills = run_with_kills(tmp_path, durable_backend, count=1000, kills=25, seed=11)
+    check(tmp_path, durable_backend, count=1000, kills=kills)
 
 
-def test_two_processes_recovering_one_file_never_double_a_step(tmp_path: Path) -> None:
+def test_two_processes_recovering_one_store_never_double_a_step(
+    tmp_path: Path, durable_backend: Backend
+) -> None:
     """Leave runs unfinished, then let two real processes recover them at once."""
-    store_path, effects_path = tmp_path / "orders.db", tmp_path / "effects.db"
-    with SQLiteStore(store_path) as store:
+    effects_path = tmp_path / "effects.db"
+    with durable_backend.open() as store:
         effects = Effects(effects_path)
         orders = PlaceOrder(
             DurablePayments(effects),
@@ -92,7 +94,7 @@ def test_two_processes_recovering_one_file_never_double_a_step(tmp_path: Path) -
                 sys.executable,
                 "-m",
                 "tests.crash.worker",
-                str(store_path),
+                durable_backend.spec,
                 str(effects_path),
                 "0",
                 "--pause",
@@ -116,14 +118,16 @@ def test_two_processes_recovering_one_file_never_double_a_step(tmp_path: Path) -
     ).fetchone()
     assert duplicates == 0, "two processes ran the same step"
     check_partial.connection.close()
-    check(tmp_path, count=30, kills=0)
+    check(tmp_path, durable_backend, count=30, kills=0)
 
 
-def test_a_step_that_kills_its_process_is_parked_after_five_recoveries(tmp_path: Path) -> None:
-    store_path, effects_path = tmp_path / "orders.db", tmp_path / "effects.db"
+def test_a_step_that_kills_its_process_is_parked_after_five_recoveries(
+    tmp_path: Path, durable_backend: Backend
+) -> None:
+    effects_path = tmp_path / "effects.db"
     env = harness.worker_env()
     command = [
-        sys.executable, "-m", "tests.crash.worker", str(store_path), str(effects_path), "1",
+        sys.executable, "-m", "tests.crash.worker", durable_backend.spec, str(effects_path), "1",
         "--die-in", "send_confirmation",
     ]  # fmt: skip
     codes = []
@@ -135,7 +139,7 @@ def test_a_step_that_kills_its_process_is_parked_after_five_recoveries(tmp_path:
     # The first run and five recoveries die; the sixth recovery parks the run.
     assert codes == [-signal.SIGKILL] * 6 + [0], codes
     effects = Effects(effects_path)
-    with SQLiteStore(store_path) as store:
+    with durable_backend.open() as store:
         orders = PlaceOrder(
             DurablePayments(effects),
             DurableSellers(effects),

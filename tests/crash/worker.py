@@ -1,6 +1,8 @@
 """A worker process for crash tests: recover what a killed predecessor left, then go on.
 
 python -m tests.crash.worker STORE EFFECTS COUNT [--pause SECONDS] [--seed N]
+
+STORE is a SQLite file or `postgres:<schema>` (tests.postgres.open_spec).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from coordination.choreography import Choreography, EventBus
-from coordination.stores import SQLiteStore
+from coordination.stores import Store
 from examples.ecommerce import PlaceOrder
 from tests.crash.shop import (
     DurableLogistics,
@@ -19,11 +21,12 @@ from tests.crash.shop import (
     Effects,
     order_for,
 )
+from tests.postgres import open_spec
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("store", type=Path)
+    parser.add_argument("store")
     parser.add_argument("effects", type=Path)
     parser.add_argument("count", type=int)
     parser.add_argument("--pause", type=float, default=0.0)
@@ -34,9 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     effects = Effects(args.effects, pause=args.pause, seed=args.seed, die_in=args.die_in)
-    store = SQLiteStore(args.store)
-    if args.mode == "choreography":
-        return react(store, effects, args.count)
+    store = open_spec(args.store)
+    try:
+        if args.mode == "choreography":
+            return react(store, effects, args.count)
+        return orchestrate(store, effects, args.count)
+    finally:
+        store.close()
+
+
+def orchestrate(store: Store, effects: Effects, count: int) -> int:
     orders = PlaceOrder(
         DurablePayments(effects),
         DurableSellers(effects),
@@ -45,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         store=store,
     )
     orders.recover()
-    for index in range(args.count):
+    for index in range(count):
         orders.run(order_for(index), workflow_id=f"order-{index}")
     print("done", flush=True)
     return 0
 
 
-def react(store: SQLiteStore, effects: Effects, count: int) -> int:
+def react(store: Store, effects: Effects, count: int) -> int:
     """The same orders as a durable choreography of the same participants."""
     flow = Choreography(
         EventBus(),

@@ -2,6 +2,9 @@
 
 python -m tests.durability.proc MODE STORE EFFECTS [options]
 
+STORE is a SQLite file or `postgres:<schema>` (tests.postgres.open_spec); `open` and
+`disk-full` are about SQLite files only.
+
 - hold: run `--ids` (one thread each) through the checkout; `--block` actions wait for
   `<folder>/<--go>`. The main thread answers `<folder>/read` by writing `reads.json` (what
   `get()` and `runs()` say), then prints each run's outcome once all threads ended.
@@ -34,6 +37,7 @@ from coordination.choreography import Choreography, EventBus
 from coordination.stores import SQLiteStore
 from tests.crash.shop import Effects
 from tests.durability.shop import Checkout, Gate, Ordered, Shop
+from tests.postgres import open_spec
 
 
 def order(workflow_id: str) -> Ordered:
@@ -76,7 +80,7 @@ def serve_reads(orders: Checkout, ids: list[str], folder: Path, done: threading.
 def hold(args: argparse.Namespace) -> dict[str, Any]:
     folder: Path = args.folder
     gate = Gate(folder, block=frozenset(args.block), go=args.go, refuse_seen=args.refuse_seen)
-    store = SQLiteStore(args.store, lease=args.lease)
+    store = open_spec(args.store, lease=args.lease)
     orders = Checkout(*Shop(Effects(args.effects), gate).participants(), store=store)
     results: dict[str, Any] = {}
 
@@ -104,7 +108,7 @@ def hold(args: argparse.Namespace) -> dict[str, Any]:
 def recover(args: argparse.Namespace) -> dict[str, Any]:
     """`recover()`; what it returned, and the host this process runs as."""
     gate = Gate(args.folder, after=frozenset(args.after), go=args.go)
-    with SQLiteStore(args.store, lease=args.lease) as store:
+    with open_spec(args.store, lease=args.lease) as store:
         orders = Checkout(*Shop(Effects(args.effects), gate).participants(), store=store)
         recovered = {run.workflow_id: run.status.name for run in orders.recover()}
     return {"host": socket.gethostname(), "recovered": recovered}
@@ -114,7 +118,7 @@ def race(args: argparse.Namespace) -> dict[str, Any]:
     """Start the same ids at the same instants as the other racer (a shared start time)."""
     folder: Path = args.folder
     shop = Shop(Effects(args.effects), Gate(pause=args.pause))
-    store = SQLiteStore(args.store)
+    store = open_spec(args.store)
     if args.runner == "choreography":
         flow = Choreography(EventBus(), *shop.participants(), store=store)
 
@@ -169,7 +173,7 @@ def compensation_failed(args: argparse.Namespace) -> dict[str, Any]:
     """Run `cf-1` to COMPENSATION_FAILED and keep it, as a dashboard process would."""
     folder: Path = args.folder
     gate = Gate(refuse=frozenset({"pack"}), fail=frozenset({"refund"}))
-    store = SQLiteStore(args.store, lease=args.lease)
+    store = open_spec(args.store, lease=args.lease)
     orders = Checkout(*Shop(Effects(args.effects), gate).participants(), store=store)
     kept = orders.run(order("cf-1"), workflow_id="cf-1")
     (folder / "ready").touch()
@@ -186,7 +190,7 @@ def compensation_failed(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def retry(args: argparse.Namespace) -> dict[str, Any]:
-    with SQLiteStore(args.store, lease=args.lease) as store:
+    with open_spec(args.store, lease=args.lease) as store:
         orders = Checkout(*Shop(Effects(args.effects)).participants(), store=store)
         return {workflow_id: orders.retry(workflow_id).status.name for workflow_id in args.ids}
 
@@ -267,7 +271,7 @@ MODES = {
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=sorted(MODES))
-    parser.add_argument("store", type=Path)
+    parser.add_argument("store")
     parser.add_argument("effects", type=Path)
     parser.add_argument("--folder", type=Path, default=Path("."))
     parser.add_argument("--lease", type=float, default=30.0)

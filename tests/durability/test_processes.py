@@ -1,7 +1,8 @@
 """Durability across real processes: fencing, atomic starts, fresh reads, zombies, disk full.
 
-Each test drives real subprocesses (tests.durability.proc) over one SQLite store file and
-one effects ledger (tests.crash.shop.Effects), with real SIGSTOP, SIGCONT and SIGKILL; a
+Each test drives real subprocesses (tests.durability.proc) over one store (a SQLite file, and
+for the tests taking `durable_backend` also a PostgreSQL schema) and one effects ledger
+(tests.crash.shop.Effects), with real SIGSTOP, SIGCONT and SIGKILL; a
 second "host" is a process in a UTS namespace of its own (`unshare -u`) with another host
 name, so its owner id names another machine and only leases decide between the two.
 """
@@ -28,6 +29,7 @@ from coordination.stores import SQLiteStore
 from tests.crash.shop import Effects
 from tests.durability.proc import outcome
 from tests.durability.shop import Checkout, Ordered, Shop
+from tests.postgres import Backend
 
 ROOT = Path(__file__).resolve().parents[2]
 OTHER_HOST = "durability-other-host"
@@ -37,8 +39,9 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
 
 
-def command(mode: str, tmp_path: Path, *options: str) -> list[str]:
-    return [sys.executable, "-m", "tests.durability.proc", mode, str(tmp_path / "s.db"),
+def command(mode: str, tmp_path: Path, *options: str, store: Where | None = None) -> list[str]:
+    spec = store.spec if isinstance(store, Backend) else str(store or tmp_path / "s.db")
+    return [sys.executable, "-m", "tests.durability.proc", mode, spec,
             str(tmp_path / "effects.db"), "--folder", str(tmp_path), *options]  # fmt: skip
 
 
@@ -77,48 +80,52 @@ def wait_for(
         time.sleep(0.005)
 
 
+#: A store's data: a SQLite file, or a backend (a SQLite file or a PostgreSQL schema).
+Where = Path | Backend
+
+
 def database(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, timeout=10, isolation_level=None)
 
 
-def stored(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Every run row and every step row of the store file, as stored."""
-    connection = database(path)
+def _select(where: Where, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
+    """(column names, rows) of one query on the store's data, on a connection of its own."""
+    if isinstance(where, Backend) and where.kind == "postgres":
+        with where.connect() as connection:
+            cursor = connection.execute(sql.replace("?", "%s"), parameters)
+            return [d.name for d in cursor.description], cursor.fetchall()
+    connection = database(Path(where.spec) if isinstance(where, Backend) else where)
     try:
-        runs = connection.execute("SELECT * FROM runs ORDER BY 1").fetchall()
-        steps = connection.execute("SELECT * FROM steps ORDER BY 1, 2").fetchall()
+        cursor = connection.execute(sql, parameters)
+        return [d[0] for d in cursor.description], cursor.fetchall()
     finally:
         connection.close()
+
+
+def stored(where: Where) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Every run row and every step row of the store, as stored."""
+    _, runs = _select(where, "SELECT * FROM runs ORDER BY 1")
+    _, steps = _select(where, "SELECT * FROM steps ORDER BY 1, 2")
     return runs, steps
 
 
-def facts(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def facts(where: Where) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """What the store says happened: every run row (but the lease, which the owner's
     heartbeat renews) and every step row."""
-    runs, steps = stored(path)
-    connection = database(path)
-    try:
-        columns = [row[1] for row in connection.execute("PRAGMA table_info(runs)")]
-    finally:
-        connection.close()
+    columns, runs = _select(where, "SELECT * FROM runs ORDER BY 1")
+    _, steps = _select(where, "SELECT * FROM steps ORDER BY 1, 2")
     lease = columns.index("lease_expires")
     return [row[:lease] + row[lease + 1 :] for row in runs], steps
 
 
-def column(path: Path, workflow_id: str, name: str) -> Any:
+def column(where: Where, workflow_id: str, name: str) -> Any:
     """One column of a run's row as stored (None if there is no such run)."""
-    connection = database(path)
-    try:
-        row = connection.execute(
-            f"SELECT {name} FROM runs WHERE workflow_id = ?", (workflow_id,)
-        ).fetchone()
-    finally:
-        connection.close()
-    return None if row is None else row[0]
+    _, rows = _select(where, f"SELECT {name} FROM runs WHERE workflow_id = ?", (workflow_id,))
+    return rows[0][0] if rows else None
 
 
-def status_of(path: Path, workflow_id: str) -> str | None:
-    status = column(path, workflow_id, "status")
+def status_of(where: Where, workflow_id: str) -> str | None:
+    status = column(where, workflow_id, "status")
     return None if status is None else WorkflowStatus(status).name
 
 
@@ -171,9 +178,25 @@ def release_together(folder: Path, names: str, processes: list[subprocess.Popen[
     (folder / "go.tmp").rename(folder / "go")
 
 
-def stop_outside_a_transaction(process: subprocess.Popen[bytes], path: Path) -> None:
-    """SIGSTOP `process` at a moment it holds no write lock on `path` (its heartbeat
+def stop_outside_a_transaction(process: subprocess.Popen[bytes], where: Where) -> None:
+    """SIGSTOP `process` at a moment it holds no write lock on the store (its heartbeat
     commits every third of a lease): a stopped lock holder would block every other host."""
+    if isinstance(where, Backend) and where.kind == "postgres":
+        for _ in range(200):
+            process.send_signal(signal.SIGSTOP)
+            # The process's connections: none may be inside a statement or a transaction.
+            _, busy = _select(
+                where,
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = ? "
+                "AND state <> 'idle'",
+                (f"coordination:{where.spec.partition(':')[2]}",),
+            )
+            if busy[0][0] == 0:
+                return
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        raise AssertionError("the owner was always inside a transaction")
+    path = Path(where.spec) if isinstance(where, Backend) else where
     for _ in range(200):
         process.send_signal(signal.SIGSTOP)
         probe = sqlite3.connect(path, timeout=0, isolation_level=None)
@@ -205,7 +228,7 @@ def reap() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def test_an_owner_stopped_past_its_lease_is_fenced_out_by_another_host(
-    tmp_path: Path, reap: list[subprocess.Popen[bytes]]
+    tmp_path: Path, durable_backend: Backend, reap: list[subprocess.Popen[bytes]]
 ) -> None:
     """A (lease 0.5 s) is SIGSTOPped inside `ship`; host B recovers the run, and its `ship`
     applies the effect. A wakes while B's attempt is in flight: its provider refuses the key
@@ -216,10 +239,10 @@ def test_an_owner_stopped_past_its_lease_is_fenced_out_by_another_host(
     prefix = other_host_prefix()
     if prefix is None:
         pytest.skip("cannot run a process under another host name (unshare -u)")
-    path = tmp_path / "s.db"
+    path = durable_backend
     owner = start(
         command("hold", tmp_path, "--ids", "f-1", "--block", "ship", "--refuse-seen",
-                "--go", "go-a", "--lease", "0.5")
+                "--go", "go-a", "--lease", "0.5", store=path)
     )  # fmt: skip
     reap.append(owner)
     wait_for((tmp_path / "entered-ship-f-1").exists, "A to enter ship", owner)
@@ -233,7 +256,17 @@ def test_an_owner_stopped_past_its_lease_is_fenced_out_by_another_host(
     other = start(
         as_other_host(
             prefix,
-            command("recover", tmp_path, "--after", "ship", "--go", "go-b", "--lease", "0.5"),
+            command(
+                "recover",
+                tmp_path,
+                "--after",
+                "ship",
+                "--go",
+                "go-b",
+                "--lease",
+                "0.5",
+                store=path,
+            ),
         )
     )
     reap.append(other)
@@ -263,13 +296,16 @@ def test_an_owner_stopped_past_its_lease_is_fenced_out_by_another_host(
 
 @pytest.mark.parametrize("runner", ["orchestration", "choreography"])
 def test_two_processes_starting_one_id_at_once_run_it_once(
-    tmp_path: Path, runner: str, reap: list[subprocess.Popen[bytes]]
+    tmp_path: Path, durable_backend: Backend, runner: str, reap: list[subprocess.Popen[bytes]]
 ) -> None:
     """Two processes start `race-0` ... `race-9` at the same instants (a shared start time):
     for each, exactly one runs the flow; the other finds it finished or busy."""
     trials = 10
     options = ("--runner", runner, "--trials", str(trials), "--gap", "0.12", "--pause", "0.01")
-    racers = [start(command("race", tmp_path, "--name", name, *options)) for name in "ab"]
+    racers = [
+        start(command("race", tmp_path, "--name", name, *options, store=durable_backend))
+        for name in "ab"
+    ]
     reap.extend(racers)
     release_together(tmp_path, "ab", racers)
     results = [finish(racer) for racer in racers]
@@ -279,7 +315,7 @@ def test_two_processes_starting_one_id_at_once_run_it_once(
         workflow_id = f"race-{trial}"
         outcomes = [result[workflow_id] for result in results]
         assert all(o["error"] in (None, "WorkflowBusy") for o in outcomes), outcomes
-        assert status_of(tmp_path / "s.db", workflow_id) == "COMPLETED"
+        assert status_of(durable_backend, workflow_id) == "COMPLETED"
         assert effects[workflow_id] == APPLIED
     assert len(executions) == 3 * trials
     twice = {key: count for key, count in executions.items() if count != 1}
@@ -306,15 +342,16 @@ def test_processes_opening_one_new_store_file_at_once_all_open_it(
 
 
 def test_reads_show_what_another_process_s_operator_did(
-    tmp_path: Path, reap: list[subprocess.Popen[bytes]]
+    tmp_path: Path, durable_backend: Backend, reap: list[subprocess.Popen[bytes]]
 ) -> None:
     """A runs cf-1 to COMPENSATION_FAILED and keeps it; B's operator retries it to
     COMPENSATED; A's get() and runs() say COMPENSATED."""
-    holder = start(command("compensation-failed", tmp_path))
+    holder = start(command("compensation-failed", tmp_path, store=durable_backend))
     reap.append(holder)
     wait_for((tmp_path / "ready").exists, "A's failed compensation", holder)
-    assert status_of(tmp_path / "s.db", "cf-1") == "COMPENSATION_FAILED"
-    assert run(command("retry", tmp_path, "--ids", "cf-1")) == {"cf-1": "COMPENSATED"}
+    assert status_of(durable_backend, "cf-1") == "COMPENSATION_FAILED"
+    retried = run(command("retry", tmp_path, "--ids", "cf-1", store=durable_backend))
+    assert retried == {"cf-1": "COMPENSATED"}
     (tmp_path / "read").touch()
     assert finish(holder) == {"kept": "COMPENSATION_FAILED"}  # what A's run() returned then
     seen = json.loads((tmp_path / "reads.json").read_text())
@@ -327,7 +364,7 @@ def test_reads_show_what_another_process_s_operator_did(
 
 
 def test_a_choreography_interrupted_by_ctrl_c_is_recovered_by_the_same_process(
-    tmp_path: Path,
+    tmp_path: Path, durable_backend: Backend
 ) -> None:
     """Ctrl-C inside `pack` of a durable choreography: the instance is let go, so this
     process's own recover() takes it (it is not skipped as active) and finishes it."""
@@ -339,7 +376,7 @@ def test_a_choreography_interrupted_by_ctrl_c_is_recovered_by_the_same_process(
             interrupted.append(ctx.correlation_id)
             raise KeyboardInterrupt
 
-    with SQLiteStore(tmp_path / "s.db") as store:
+    with durable_backend.open() as store:
         flow = Choreography(
             EventBus(), *Shop(effects, hook=ctrl_c_once).participants(), store=store
         )
@@ -365,12 +402,14 @@ def process_state(pid: int) -> str:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_a_killed_owner_not_yet_reaped_counts_as_dead(
-    tmp_path: Path, reap: list[subprocess.Popen[bytes]]
+    tmp_path: Path, durable_backend: Backend, reap: list[subprocess.Popen[bytes]]
 ) -> None:
     """The child holds z-1 and z-2 (default 30 s lease) inside `pack` and is SIGKILLed but not
     reaped: this process's run() of z-2 resumes it (no WorkflowBusy) and recover() takes z-1,
     while the child is still a zombie."""
-    child = start(command("hold", tmp_path, "--ids", "z-1", "z-2", "--block", "pack"))
+    child = start(
+        command("hold", tmp_path, "--ids", "z-1", "z-2", "--block", "pack", store=durable_backend)
+    )
     reap.append(child)
     for workflow_id in ("z-1", "z-2"):
         wait_for(
@@ -380,7 +419,7 @@ def test_a_killed_owner_not_yet_reaped_counts_as_dead(
     wait_for(lambda: process_state(child.pid) == "Z", "the child to become a zombie")
 
     effects = Effects(tmp_path / "effects.db")
-    with SQLiteStore(tmp_path / "s.db") as store:
+    with durable_backend.open() as store:
         orders = Checkout(*Shop(effects).participants(), store=store)
         resumed = orders.run(Ordered(order_id="z-2"), workflow_id="z-2")
         assert resumed.status is WorkflowStatus.COMPLETED

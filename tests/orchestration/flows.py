@@ -600,17 +600,23 @@ class FakeClock:
 
 
 class Harness:
-    """An orchestrator of `flow` with fresh fakes, a fake clock and a fixed jitter."""
+    """An orchestrator of `flow` with fresh fakes, a fake clock and a fixed jitter.
+
+    Its store is a new `default_store()` unless one is given: a `MemoryStore`, or what a
+    test module that runs on several stores puts there (a new PostgreSQL schema each).
+    """
+
+    default_store: Callable[[], Any] = MemoryStore
 
     def __init__(
         self,
         flow: type[Orchestrator[Any, Any]],
         *,
-        store: MemoryStore | None = None,
+        store: Any = None,
         random: Callable[[], float] = lambda: 0.5,
     ) -> None:
         self.clock = FakeClock()
-        self.store = store if store is not None else MemoryStore()
+        self.store = store if store is not None else self.default_store()
         self.fakes: dict[type[Participant], Any] = {
             interface: FAKES[interface]() for interface in flow.plan.interfaces
         }

@@ -25,6 +25,9 @@ from tests.orchestration.flows import (
     Start,
 )
 
+#: Each test on a MemoryStore and on a PostgresStore (tests/orchestration/conftest.py).
+pytestmark = pytest.mark.usefixtures("each_store")
+
 
 def test_the_same_id_and_message_returns_the_recorded_run_without_re_running() -> None:
     h = Harness(Linear)

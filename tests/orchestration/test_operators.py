@@ -8,6 +8,9 @@ from coordination import WorkflowStatus
 from coordination.errors import InvalidTransition, UsageError, WorkflowBusy, WorkflowNotFound
 from tests.orchestration.flows import Alpha, Beta, Boom, Gamma, Harness, Linear, Start
 
+#: Each test on a MemoryStore and on a PostgresStore (tests/orchestration/conftest.py).
+pytestmark = pytest.mark.usefixtures("each_store")
+
 
 def test_retry_goes_on_undoing_after_a_failed_compensation() -> None:
     h = Harness(Linear)

@@ -35,6 +35,9 @@ from tests.orchestration.flows import (
     Start,
 )
 
+#: Each test on a MemoryStore and on a PostgresStore (tests/orchestration/conftest.py).
+pytestmark = pytest.mark.usefixtures("each_store")
+
 
 def test_an_interrupted_run_is_released_and_resumes_without_rerunning_recorded_steps() -> None:
     h = Harness(Linear)

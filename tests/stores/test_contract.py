@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from coordination.stores import MemoryStore, SQLiteStore
+from coordination.stores import MemoryStore, PostgresStore, SQLiteStore
 from coordination.testing import EventLogContract, StoreContract
+from tests.postgres import PostgresServer
 
 
 class TestMemoryStore(StoreContract):
@@ -34,4 +35,22 @@ class TestSQLiteStore(_OnDisk, StoreContract):
 
 
 class TestSQLiteEventLog(_OnDisk, EventLogContract):
+    pass
+
+
+class _OnPostgres:
+    @pytest.fixture(autouse=True)
+    def _server(self, postgres: PostgresServer) -> None:
+        self.server = postgres
+        self.schema = postgres.new_schema()
+
+    def create_store(self) -> PostgresStore:
+        return self.server.store(self.schema)
+
+
+class TestPostgresStore(_OnPostgres, StoreContract):
+    pass
+
+
+class TestPostgresEventLog(_OnPostgres, EventLogContract):
     pass

@@ -24,6 +24,7 @@ from coordination.testing import (
     fault_plans,
 )
 from examples.ecommerce import PlaceOrder
+from tests.postgres import PostgresServer
 from tests.testing.test_fakes import ORDER, shop
 
 ALL = ("run", "run_async", "publish", "publish_async")
@@ -59,6 +60,21 @@ def test_a_durable_store_is_crash_safe_too(tmp_path: Any) -> None:
         store=lambda: SQLiteStore(tmp_path / f"runs-{next(files)}.db"),
     )
     assert points
+
+
+def test_a_postgres_store_is_crash_safe_at_every_write_of_both_runners(
+    postgres: PostgresServer,
+) -> None:
+    opened: list[Any] = []
+
+    def fresh() -> Any:
+        for done in opened:  # each point is done with its store when it asks for the next
+            done.close()
+        opened[:] = [postgres.store()]
+        return opened[0]
+
+    points = assert_crash_safe(PlaceOrder, refused_stock, ORDER, store=fresh, entry_points=ALL)
+    assert {p.entry_point for p in points} == set(ALL)
 
 
 #: Refusals are answers: the same for the same key, crash or not, so the end must be the

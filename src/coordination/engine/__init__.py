@@ -49,6 +49,7 @@ from coordination.engine._recovery import (
     note,
     note_takeover,
     recover,
+    resume_claimed,
     same_start,
     take_over,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "process_owner",
     "recover",
     "reopen",
+    "resume_claimed",
     "retry_target",
     "same_start",
     "shape_difference",

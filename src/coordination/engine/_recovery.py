@@ -46,6 +46,7 @@ __all__ = [
     "note_takeover",
     "position_of",
     "recover",
+    "resume_claimed",
     "same_start",
     "take_over",
 ]
@@ -204,29 +205,58 @@ def recover(
             continue
         if token is None:
             continue  # a live owner holds it, or another recoverer claimed it first
-        try:
-            record = store.get_run(owed.workflow_id)
-            if record is None:
-                continue
-            check(record, token)
-            note_takeover(store, record, token)
-            if record.recoveries > max_recoveries:
-                _park(store, record, token, clock)
-                results.append(parked(record))
-                continue
-            take_over(store, record, token, clock, was=owed.owner)
-            results.append(resume(record, token))
-        except LeaseLost:
-            continue  # another process took it meanwhile: it is theirs
-        # FlowChanged, an unreadable row (StoreError), records that contradict each other
-        # (InvalidTransition from a tampered status, say): this instance only.
-        except (CoordinationError, ValidationError) as error:
-            try:
-                store.release_run(owed.workflow_id, token, now=clock.now())
-            except StoreError:
-                pass  # its lease runs out: recovery tries again later
-            report(owed.workflow_id, error)
+        result = resume_claimed(
+            store, owed.workflow_id, token, clock, was=owed.owner,
+            max_recoveries=max_recoveries, resume=resume, parked=parked, check=check,
+            on_problem=report,
+        )  # fmt: skip
+        if result is not None:
+            results.append(result)
     return results
+
+
+def resume_claimed(
+    store: Store,
+    workflow_id: str,
+    token: int,
+    clock: Clock,
+    *,
+    was: str | None,
+    max_recoveries: int,
+    resume: Callable[[RunRecord, int], T],
+    parked: Callable[[RunRecord], T],
+    check: Callable[[RunRecord, int], None],
+    on_problem: Problem | None = None,
+) -> T | None:
+    """Take over one instance this process just claimed (from `was`), as `recover` does
+    each: check it, journal the takeover, park it after too many, else `resume` it.
+
+    None when it was left alone: gone, taken by another process meanwhile, or one that
+    cannot be resumed (released and reported to `on_problem`).
+    """
+    report = on_problem or _log_problem
+    try:
+        record = store.get_run(workflow_id)
+        if record is None:
+            return None
+        check(record, token)
+        note_takeover(store, record, token)
+        if record.recoveries > max_recoveries:
+            _park(store, record, token, clock)
+            return parked(record)
+        take_over(store, record, token, clock, was=was)
+        return resume(record, token)
+    except LeaseLost:
+        return None  # another process took it meanwhile: it is theirs
+    # FlowChanged, an unreadable row (StoreError), records that contradict each other
+    # (InvalidTransition from a tampered status, say): this instance only.
+    except (CoordinationError, ValidationError) as error:
+        try:
+            store.release_run(workflow_id, token, now=clock.now())
+        except StoreError:
+            pass  # its lease runs out: recovery tries again later
+        report(workflow_id, error)
+        return None
 
 
 def _park(store: Store, record: RunRecord, token: int, clock: Clock) -> None:

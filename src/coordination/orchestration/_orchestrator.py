@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random as _random
+import threading
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic
@@ -37,6 +38,7 @@ from coordination.engine import (
     process_owner,
     recover,
     reopen,
+    resume_claimed,
     retry_target,
     same_start,
     take_over,
@@ -50,9 +52,10 @@ from coordination.errors import (
 )
 from coordination.orchestration._drivers import Driver
 from coordination.orchestration._run import WorkflowRun
+from coordination.orchestration._worker import serve, wait_for_result
 from coordination.stores._memory import MemoryStore
 from coordination.stores._records import RunRecord
-from coordination.stores._store import Store
+from coordination.stores._store import Store, WorkQueue
 
 __all__ = ["Orchestrator"]
 
@@ -207,7 +210,8 @@ class Orchestrator(Generic[StartT, OutputT]):
     def _saga(self, record: RunRecord, token: int) -> Saga:
         return Saga(self.plan, record, token, self.store, self.clock, observers=self._observers)
 
-    def _begin(self, message: Message, workflow_id: str | None) -> Saga | WorkflowRun[OutputT]:
+    def _start(self, message: Message, workflow_id: str | None) -> tuple[RunRecord, int | None]:
+        """Check what a run starts with, and start it (or find it): `store.start_run`."""
         plan = self.plan
         if not isinstance(message, plan.start_type):
             raise UsageError(
@@ -217,10 +221,15 @@ class Orchestrator(Generic[StartT, OutputT]):
             workflow_id = new_id()
         elif not isinstance(workflow_id, str) or not workflow_id:
             raise UsageError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
-        now = self.clock.now()
-        record, token = self.store.start_run(
-            workflow_id, plan.name, message, owner=self._owner, now=now, shape=plan.shape
-        )
+        return self.store.start_run(
+            workflow_id, plan.name, message, owner=self._owner, now=self.clock.now(),
+            shape=plan.shape,
+        )  # fmt: skip
+
+    def _begin(self, message: Message, workflow_id: str | None) -> Saga | WorkflowRun[OutputT]:
+        plan = self.plan
+        record, token = self._start(message, workflow_id)
+        workflow_id, now = record.workflow_id, self.clock.now()
         if token is not None:
             return self._saga(record, token)
         same_start(record, plan.name, message)
@@ -352,6 +361,71 @@ class Orchestrator(Generic[StartT, OutputT]):
             check=self._check_shape,
             on_problem=on_problem,
         )
+
+    # -- workers --------------------------------------------------------------------------
+
+    def submit(self, message: StartT, *, workflow_id: str | None = None) -> str:
+        """Enqueue a run for whichever worker claims it first (`serve()`, in any process
+        sharing the store); its workflow_id. Idempotent by `workflow_id`, like `run()`."""
+        record, token = self._start(message, workflow_id)
+        if token is None:
+            same_start(record, self.plan.name, message)
+            return record.workflow_id
+        # Nobody's from now on, like a run whose owner let go: the first worker takes it.
+        self.store.release_run(record.workflow_id, token, now=self.clock.now())
+        if isinstance(self.store, WorkQueue):
+            self.store.announce(self.plan.name)
+        return record.workflow_id
+
+    def serve(
+        self,
+        *,
+        workers: int = 1,
+        poll: float = 1.0,
+        stop: threading.Event | None = None,
+        max_recoveries: int = 5,
+        on_problem: Problem | None = None,
+    ) -> None:
+        """Run this flow's submitted runs, and take over those of dead processes, until
+        `stop` is set: `workers` loops, this thread and `workers - 1` more (the
+        participants are then called from several threads).
+
+        On a store that can (PostgreSQL), a loop claims the oldest free run with `FOR
+        UPDATE SKIP LOCKED` and, with nothing to do, sleeps until a notification or `poll`
+        seconds; on others it polls `recover()` every `poll` seconds.
+        """
+        self._check_sync_allowed("serve")
+        serve(
+            self, workers=workers, poll=poll, stop=stop, max_recoveries=max_recoveries,
+            on_problem=on_problem,
+        )  # fmt: skip
+
+    def result(self, workflow_id: str, *, timeout: float | None = None) -> WorkflowRun[OutputT]:
+        """Wait (in real time) until run `workflow_id` finished or parked, wherever it runs.
+
+        `WorkflowNotFound` for an unknown id; `WorkflowBusy` if it is still going after
+        `timeout` seconds (None: wait as long as it takes).
+        """
+        return WorkflowRun(wait_for_result(self, workflow_id, timeout))
+
+    def _serve_next(
+        self, queue: WorkQueue, max_recoveries: int, on_problem: Problem | None
+    ) -> bool:
+        """Claim the next free run of this flow and drive it; False if there was none."""
+        claimed = queue.claim_next(self.plan.name, self._owner, now=self.clock.now())
+        if claimed is None:
+            return False
+        workflow_id, token, previous = claimed
+
+        def resume(record: RunRecord, token: int) -> None:
+            self._drive(self._saga(record, token))
+
+        resume_claimed(
+            self.store, workflow_id, token, self.clock, was=previous,
+            max_recoveries=max_recoveries, resume=resume, parked=lambda record: None,
+            check=self._check_shape, on_problem=on_problem,
+        )  # fmt: skip
+        return True
 
     # -- operators ------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Where flow instances are kept: the `Store` and `EventLog` protocols and their backends."""
 
 from coordination.stores._memory import MemoryStore
+from coordination.stores._postgres import PostgresStore
 from coordination.stores._records import (
     DeadLetter,
     Finish,
@@ -19,6 +20,7 @@ __all__ = [
     "Finish",
     "MemoryStore",
     "OwedRun",
+    "PostgresStore",
     "RunRecord",
     "SQLiteStore",
     "StepOutcome",

@@ -31,7 +31,7 @@ from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
 from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
 
-__all__ = ["EventLog", "Store"]
+__all__ = ["EventLog", "Store", "WorkQueue"]
 
 
 @runtime_checkable
@@ -166,4 +166,33 @@ class EventLog(Protocol):
 
     def dead_letters(self) -> list[DeadLetter]:
         """Every delivery set aside, oldest first."""
+        ...
+
+
+@runtime_checkable
+class WorkQueue(Protocol):
+    """What workers need beyond `Store` to share runs without queueing behind each other.
+
+    A capability some stores have (PostgreSQL); `serve()` uses it when the store has it,
+    and falls back to polling `recover()` otherwise. A submitted run is an unowned run that
+    owes work, so every store can hold one; this adds the fast claim and the wake-up.
+    """
+
+    def claim_next(
+        self, flow: str, owner: str, *, now: float
+    ) -> tuple[str, int, str | None] | None:
+        """Claim the oldest run of `flow` that owes work and that nobody holds (or whose
+        lease expired), skipping runs another worker is claiming: `(workflow_id, token,
+        previous owner)`.
+
+        Atomic like `claim_run`: of two workers, at most one gets a given run.
+        """
+        ...
+
+    def announce(self, flow: str) -> None:
+        """Tell waiting workers (of every process) that `flow` has work."""
+        ...
+
+    def wait_for_work(self, flow: str, timeout: float) -> bool:
+        """Wait until work of `flow` is announced (True) or `timeout` seconds passed."""
         ...

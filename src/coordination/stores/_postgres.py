@@ -1,0 +1,459 @@
+"""PostgresStore: flow instances in a PostgreSQL schema, shared by processes on many machines.
+
+It says what to write; the `PostgresDatabase` it composes says how (the pool,
+transactions, heartbeat, the one place errors are mapped), `PostgresReads` reads runs
+back, `PostgresEvents` keeps the event log, `PostgresQueue` serves workers, and the
+`Codec` turns values into JSON text and back. The fence is the run's row lock: every
+write for a run starts by locking its row under the token it was made with (`UPDATE ...
+WHERE token = ...`, or `SELECT ... FOR UPDATE`), so a claim and a write of one run are
+ordered one after the other, and a write whose token was superseded changes nothing.
+Everything a write stores is encoded before its transaction opens: a value that cannot be
+stored is refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from coordination._messages import Envelope, Message
+from coordination._status import WorkflowStatus
+from coordination.errors import LeaseLost, StoreError
+from coordination.stores._codec import Codec
+from coordination.stores._postgres_database import Duplicate, PostgresDatabase
+from coordination.stores._postgres_events import PostgresEvents
+from coordination.stores._postgres_queue import PostgresQueue
+from coordination.stores._postgres_reads import PostgresReads
+from coordination.stores._postgres_schema import check_schema_name
+from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
+
+__all__ = ["PostgresStore"]
+
+_STEP_COLUMNS = "workflow_id, key, outcome, attempts, output, error, journal"
+#: One record and nothing else: one statement, fenced by the row lock it takes.
+_INSERT_FENCED_STEP = (
+    f"INSERT INTO steps ({_STEP_COLUMNS}) SELECT workflow_id, %s, %s, %s, %s, %s, %s "
+    "FROM runs WHERE workflow_id = %s AND token = %s FOR UPDATE"
+)
+_INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+_FENCE = "SELECT 1 FROM runs WHERE workflow_id = %s AND token = %s FOR UPDATE"
+#: A run with its shape's text and its steps in order, read in one statement (one snapshot).
+_FORGETTABLE = [
+    s.value
+    for s in (WorkflowStatus.COMPLETED, WorkflowStatus.COMPENSATED, WorkflowStatus.CANCELLED)
+]
+
+
+class _Encoded(NamedTuple):
+    """A `Write` as the statements it needs, every value already encoded."""
+
+    write: Write
+    update: tuple[str, tuple[Any, ...]] | None
+    steps: list[tuple[Any, ...]]
+    events: list[tuple[Any, ...]]
+
+
+class PostgresStore:
+    """Runs and a choreography's event log in a PostgreSQL schema; safe for threads, processes
+    and machines sharing it.
+
+    `dsn` is a libpq connection string or URL. The store keeps its tables in `schema`
+    (created with them when absent), so it can share a database with other tables; a schema
+    that holds something else, or another schema version, raises `StoreError` and is left
+    untouched. Up to `max_connections` pooled connections serve this process's threads; one
+    broken by a server restart is replaced when next used. `busy_timeout` bounds the wait for
+    a row another process holds locked; `connect_timeout` the wait for a connection.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "coordination",
+        lease: float = 30.0,
+        busy_timeout: float = 30.0,
+        connect_timeout: float = 30.0,
+        max_connections: int = 10,
+    ) -> None:
+        if not isinstance(dsn, str):
+            raise StoreError(f"PostgresStore(dsn=...) must be a str, got {type(dsn).__name__}")
+        check_schema_name(schema)
+        if not lease > 0:
+            raise StoreError(f"PostgresStore(lease={lease!r}) must be > 0 seconds")
+        for name, value in (("busy_timeout", busy_timeout), ("connect_timeout", connect_timeout)):
+            if not value > 0:
+                raise StoreError(f"PostgresStore({name}={value!r}) must be > 0 seconds")
+        if isinstance(max_connections, bool) or not (
+            isinstance(max_connections, int) and max_connections >= 1
+        ):
+            raise StoreError(f"PostgresStore(max_connections={max_connections!r}) must be >= 1")
+        self.schema = schema
+        self.lease = lease
+        self._codec = Codec()
+        self._shapes: dict[str, str] = {}  # id -> text, both ways known to be stored
+        self._db = PostgresDatabase(
+            dsn,
+            schema=schema,
+            lease=lease,
+            busy_timeout=busy_timeout,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+        )
+        self._events = PostgresEvents(self._db, self._codec)
+        self._reads = PostgresReads(self._db, self._codec)
+        # A channel name is an identifier of at most 63 bytes.
+        channel = f"coordination:{schema}"
+        if len(channel) > 63:
+            channel = f"coordination:{hashlib.sha256(schema.encode()).hexdigest()[:32]}"
+        self._queue = PostgresQueue(self._db, channel)
+
+    def close(self) -> None:
+        """Stop the heartbeat and the listener, and close the connections (the data stays)."""
+        self._queue.close()
+        self._db.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def register_types(self, types: Iterable[type[Message]]) -> None:
+        """Learn the message types runs of a flow store; `StoreError` for an unreadable one."""
+        self._codec.register(types)
+
+    # -- starting and claiming ------------------------------------------------------------
+
+    def start_run(
+        self,
+        workflow_id: str,
+        flow: str,
+        start: Message,
+        *,
+        owner: str,
+        now: float,
+        shape: str | None = None,
+        events: Sequence[Envelope[Message]] = (),
+    ) -> tuple[RunRecord, int | None]:
+        encoded = self._codec.message(start, f"the start message of {workflow_id!r}")
+        event_rows = self._events.encode(workflow_id, events)
+        shape_id = None if shape is None else hashlib.sha256(shape.encode()).hexdigest()[:32]
+        lease_expires = now + self.lease
+
+        def body(connection: Any) -> bool:
+            if shape_id is not None and shape_id not in self._shapes:
+                connection.execute(
+                    "INSERT INTO shapes (id, shape) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (shape_id, shape),
+                )
+            created: bool = connection.execute(
+                "INSERT INTO runs (workflow_id, flow, start, status, owner, token, "
+                "lease_expires, owed, created_at, updated_at, shape) "
+                "VALUES (%s, %s, %s, %s, %s, 1, %s, true, %s, %s, %s) "
+                "ON CONFLICT (workflow_id) DO NOTHING",
+                (workflow_id, flow, encoded, WorkflowStatus.RUNNING.value, owner,
+                 lease_expires, now, now, shape_id),
+            ).rowcount == 1  # fmt: skip
+            if created and event_rows:
+                self._events.insert(connection, event_rows)
+            return created
+
+        created = self._db.run(f"starting run {workflow_id!r}", body)
+        if shape_id is not None and shape is not None:
+            self._shapes[shape_id] = shape
+        if not created:
+            existing = self.get_run(workflow_id)
+            if existing is None:  # forgotten between the two statements
+                raise StoreError(f"run {workflow_id!r} vanished while starting; start it again")
+            return existing, None
+        self._db.heartbeat.hold(workflow_id, 1)
+        record = RunRecord(
+            workflow_id=workflow_id,
+            flow=flow,
+            start=start,
+            status=WorkflowStatus.RUNNING,
+            owner=owner,
+            created_at=now,
+            updated_at=now,
+            token=1,
+            lease_expires=lease_expires,
+            shape=shape,
+        )
+        return record, 1
+
+    def claim_run(
+        self,
+        workflow_id: str,
+        owner: str,
+        *,
+        now: float,
+        replacing: str | None = None,
+        reopen: tuple[WorkflowStatus, WorkflowStatus] | None = None,
+    ) -> int | None:
+        lease_expires = now + self.lease
+        doing = f"claiming run {workflow_id!r}"
+        # One conditional UPDATE: of two claims at once, the second waits for the first's
+        # row lock, then finds the run owned and changes nothing.
+        if reopen is None:
+            rows = self._db.fetch(
+                "UPDATE runs SET owner = %s, token = token + 1, lease_expires = %s, "
+                "updated_at = %s WHERE workflow_id = %s AND owed AND (owner IS NULL "
+                "OR lease_expires IS NULL OR lease_expires < %s OR owner = %s) RETURNING token",
+                (owner, lease_expires, now, workflow_id, now, replacing),
+                doing,
+            )
+        else:
+            expected, status = reopen
+            rows = self._db.fetch(
+                "UPDATE runs SET owner = %s, token = token + 1, lease_expires = %s, "
+                "updated_at = %s, status = %s, owed = true, finished_at = NULL, recoveries = 0, "
+                "recovery_step = NULL, parked_reason = NULL WHERE workflow_id = %s AND "
+                "status = %s AND (owner IS NULL OR owner = %s OR owner = %s) RETURNING token",
+                (owner, lease_expires, now, status.value, workflow_id, expected.value,
+                 owner, replacing),
+                doing,
+            )  # fmt: skip
+        if not rows:
+            return None
+        token = int(rows[0][0])
+        self._db.heartbeat.hold(workflow_id, token)
+        return token
+
+    def release_run(self, workflow_id: str, token: int, *, now: float) -> None:
+        self._db.heartbeat.let_go(workflow_id)
+        self._db.execute(
+            "UPDATE runs SET owner = NULL, lease_expires = NULL, updated_at = %s "
+            "WHERE workflow_id = %s AND token = %s",
+            (now, workflow_id, token),
+            f"releasing run {workflow_id!r}",
+        )
+
+    def note_recovery(self, workflow_id: str, token: int, position: str) -> int:
+        def body(connection: Any) -> int:
+            row = connection.execute(
+                "UPDATE runs SET recoveries = CASE WHEN recovery_step = %s "
+                "THEN recoveries + 1 ELSE 1 END, recovery_step = %s "
+                "WHERE workflow_id = %s AND token = %s RETURNING recoveries",
+                (position, position, workflow_id, token),
+            ).fetchone()
+            if row is None:
+                raise self._refusal(connection, workflow_id, token)
+            return int(row[0])
+
+        return self._db.run(f"counting a recovery of {workflow_id!r}", body)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _encode(self, write: Write) -> _Encoded:
+        workflow_id = write.workflow_id
+        codec = self._codec
+        steps = [
+            (workflow_id, step.key, step.outcome.value, step.attempts,
+             codec.output(step.output, workflow_id, f"the output of {step.key}"),
+             step.error, codec.rows(step.rows))
+            for step in write.records
+        ]  # fmt: skip
+        events = self._events.encode(workflow_id, write.events)
+        return _Encoded(write, self._run_update(write), steps, events)
+
+    def _run_update(self, write: Write) -> tuple[str, tuple[Any, ...]] | None:
+        """The fenced UPDATE of the run's row this write needs, if any."""
+        finish = write.finish
+        codec = self._codec
+        if finish is not None:
+            finished = finish.status.finished
+            return (
+                "UPDATE runs SET status = %s, output = %s, error = %s, compensation_error = %s, "
+                "parked_reason = %s, updated_at = %s, finished_at = CASE WHEN %s THEN %s ELSE "
+                "finished_at END, owner = NULL, lease_expires = NULL, owed = %s "
+                "WHERE workflow_id = %s AND token = %s",
+                (finish.status.value,
+                 codec.output(finish.output, write.workflow_id, "its output"),
+                 codec.error(finish.error), codec.error(finish.compensation_error),
+                 finish.parked_reason, write.now, finished, write.now,
+                 bool(write.owes or not finished), write.workflow_id, write.token),
+            )  # fmt: skip
+        sets: list[str] = []
+        values: list[Any] = []
+        if write.status is not None:
+            sets.append("status = %s")
+            values.append(write.status.value)
+        if write.owes is not None:
+            sets.append("owed = (%s OR finished_at IS NULL)")
+            values.append(bool(write.owes))
+        if write.release:
+            sets.append("owner = NULL, lease_expires = NULL")
+        if not sets:
+            return None
+        sql = (
+            f"UPDATE runs SET {', '.join(sets)}, updated_at = %s "
+            f"WHERE workflow_id = %s AND token = %s"
+        )
+        return sql, (*values, write.now, write.workflow_id, write.token)
+
+    @staticmethod
+    def _refusal(connection: Any, workflow_id: str, token: int) -> StoreError | LeaseLost:
+        """Why a fenced statement changed nothing: the run is gone, or claimed by another."""
+        row = connection.execute(
+            "SELECT owner, token FROM runs WHERE workflow_id = %s", (workflow_id,)
+        ).fetchone()
+        if row is None:
+            return StoreError(f"no run {workflow_id!r} in this store")
+        owner, current = row
+        return LeaseLost(
+            f"run {workflow_id!r} was claimed by {owner!r} (token {current}, this owner holds "
+            f"{token}): this owner stops",
+            workflow_id=workflow_id,
+        )
+
+    def _apply(self, connection: Any, encoded: _Encoded) -> None:
+        """Apply one write inside an open transaction; raise (to roll back) if fenced out."""
+        write = encoded.write
+        # The fence first: it takes the run's row lock, so nothing below races a claim.
+        if encoded.update is not None:
+            changed = connection.execute(*encoded.update).rowcount
+        else:
+            changed = len(connection.execute(_FENCE, (write.workflow_id, write.token)).fetchall())
+        if changed != 1:
+            raise self._refusal(connection, write.workflow_id, write.token)
+        if encoded.steps:
+            connection.cursor().executemany(_INSERT_STEP, encoded.steps)
+        if encoded.events:
+            self._events.insert(connection, encoded.events)
+        if write.handled:
+            self._events.mark(connection, write.workflow_id, write.handled)
+
+    def write(self, write: Write) -> None:
+        doing = f"writing run {write.workflow_id!r}"
+        encoded = self._encode(write)
+        try:
+            if (
+                len(encoded.steps) == 1
+                and encoded.update is None
+                and not (encoded.events or write.handled)
+            ):
+                # One record and nothing else: one fenced statement, committed on its own.
+                values = (*encoded.steps[0][1:], write.workflow_id, write.token)
+                if self._db.execute(_INSERT_FENCED_STEP, values, doing) != 1:
+                    raise self._db.run(
+                        doing,
+                        lambda connection: self._refusal(
+                            connection, write.workflow_id, write.token
+                        ),
+                    )
+            else:
+                self._db.run(doing, lambda connection: self._apply(connection, encoded))
+        except Duplicate as error:
+            keys = [step.key for step in write.records]
+            raise StoreError(
+                f"run {write.workflow_id!r} already has a record for one of {keys}; a step is "
+                f"recorded once"
+            ) from error
+        except (LeaseLost, StoreError):
+            self._db.heartbeat.let_go(write.workflow_id)  # no heartbeat for a lost run
+            raise
+        if write.finish is not None or write.release:
+            self._db.heartbeat.let_go(write.workflow_id)
+
+    def write_many(self, writes: Sequence[Write]) -> list[str]:
+        batch = [self._encode(write) for write in writes]
+
+        def body(connection: Any) -> list[str]:
+            refused: list[str] = []
+            for encoded in batch:
+                try:
+                    with connection.transaction():  # a savepoint: one write rolls back alone
+                        self._apply(connection, encoded)
+                except LeaseLost:
+                    refused.append(encoded.write.workflow_id)
+            return refused
+
+        refused = self._db.run(f"writing {len(writes)} runs", body)
+        for write in writes:
+            if write.workflow_id in refused or write.finish is not None or write.release:
+                self._db.heartbeat.let_go(write.workflow_id)
+        return refused
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get_run(self, workflow_id: str) -> RunRecord | None:
+        return self._reads.get_run(workflow_id)
+
+    def list_runs(
+        self, *, flow: str | None = None, status: WorkflowStatus | None = None
+    ) -> list[RunRecord]:
+        return self._reads.list_runs(flow=flow, status=status)
+
+    def owed_runs(self, flow: str) -> list[OwedRun]:
+        return self._reads.owed_runs(flow)
+
+    def forget_finished(self, before: float) -> int:
+        def body(connection: Any) -> int:
+            ids = [
+                workflow_id
+                for (workflow_id,) in connection.execute(
+                    "DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < %s AND "
+                    "NOT owed AND status = ANY(%s) RETURNING workflow_id",
+                    (before, _FORGETTABLE),
+                )
+            ]
+            if ids:
+                connection.execute("DELETE FROM steps WHERE workflow_id = ANY(%s)", (ids,))
+                self._events.forget(connection, ids)
+            return len(ids)
+
+        return self._db.run("forgetting finished runs", body)
+
+    # -- the event log --------------------------------------------------------------------
+
+    def events_of(self, workflow_id: str) -> list[Envelope[Message]]:
+        return self._events.events_of(workflow_id)
+
+    def handled_of(self, workflow_id: str) -> set[tuple[str, str]]:
+        return self._events.handled_of(workflow_id)
+
+    def count_delivery(self, workflow_id: str, token: int, message_id: str, subscriber: str) -> int:
+        def body(connection: Any) -> int:
+            self._fence(connection, workflow_id, token)
+            return self._events.count_delivery(connection, workflow_id, message_id, subscriber)
+
+        return self._db.run(f"counting a delivery of {message_id!r}", body)
+
+    def dead_letter(
+        self, workflow_id: str, token: int, message_id: str, subscriber: str, reason: str
+    ) -> None:
+        def body(connection: Any) -> None:
+            self._fence(connection, workflow_id, token)
+            self._events.dead_letter(connection, workflow_id, message_id, subscriber, reason)
+
+        self._db.run(f"setting {message_id!r} aside", body)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        return self._events.dead_letters()
+
+    def _fence(self, connection: Any, workflow_id: str, token: int) -> None:
+        if not connection.execute(_FENCE, (workflow_id, token)).fetchall():
+            raise self._refusal(connection, workflow_id, token)
+
+    # -- the queue of workers -------------------------------------------------------------
+
+    def claim_next(
+        self, flow: str, owner: str, *, now: float
+    ) -> tuple[str, int, str | None] | None:
+        """Claim the oldest free run of `flow` that owes work (`FOR UPDATE SKIP LOCKED`)."""
+        claimed = self._queue.claim_next(flow, owner, now=now, lease=self.lease)
+        if claimed is not None:
+            self._db.heartbeat.hold(claimed[0], claimed[1])
+        return claimed
+
+    def announce(self, flow: str) -> None:
+        """NOTIFY every process listening on this schema that `flow` has work."""
+        self._queue.announce(flow)
+
+    def wait_for_work(self, flow: str, timeout: float) -> bool:
+        """Wait for an announcement of work of `flow` (LISTEN), at most `timeout` seconds."""
+        return self._queue.wait_for_work(flow, timeout)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore(<{self._db.where}>)"
