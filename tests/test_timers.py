@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
+import time
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any
@@ -273,3 +275,50 @@ def test_sleeps_are_numbered_and_part_of_the_shape() -> None:
     assert [w.key for w in GracePeriod.plan.waits] == ["sleep.1"]
     assert GracePeriod.plan.waits[0].due_in == DAYS_30
     assert "sleep" in GracePeriod.plan.shape
+
+
+# -- workers -------------------------------------------------------------------------------
+
+
+def _serving(orchestrator: Any, until: Any, then: Any = None) -> None:
+    """Run `orchestrator.serve()` on a thread until `until()` holds (10 s at most); `then()`
+    once the worker went idle (its first recovery done)."""
+    stop = threading.Event()
+    worker = threading.Thread(target=lambda: orchestrator.serve(poll=0.01, stop=stop))
+    worker.start()
+    try:
+        if then is not None:
+            stop.wait(0.3)  # past the worker's first recover(): what comes now, it claims
+            then()
+        deadline = time.monotonic() + 10
+        while not until() and time.monotonic() < deadline:
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        worker.join(10)
+
+
+def test_a_worker_fires_the_timers_that_came_due(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "orders.db") as store:
+        clock = VirtualClock()
+        orders = GracePeriod(*grace_services(), clock=clock, store=store)
+        orders.run(ORDER, workflow_id="wf")
+        clock.advance(DAYS_30)
+        _serving(orders, lambda: orders.get("wf").status is S.COMPLETED)
+        assert orders.get("wf").status is S.COMPLETED
+
+
+def test_a_waiting_run_is_no_free_run_for_postgresql_workers(postgres: Any) -> None:
+    store = postgres.store()
+    orders = GracePeriod(*grace_services(), clock=VirtualClock(), store=store)
+    orders.run(ORDER, workflow_id="older")  # sleeping: WAITING, let go
+
+    # The oldest free run is the one submitted later, never the sleeping one (which a
+    # claim would only suspend again, over and over).
+    _serving(
+        orders,
+        lambda: orders.get("newer").status is S.WAITING,
+        then=lambda: orders.submit(OrderPlaced(order_id="o-2", cents=100), workflow_id="newer"),
+    )
+    assert orders.get("newer").status is S.WAITING
+    assert orders.get("older").status is S.WAITING
