@@ -205,12 +205,22 @@ def postgres_backend(postgres: PostgresServer) -> Backend:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def durable_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Backend:
+def durable_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Backend]:
     """The same test on a SQLite file and on a PostgreSQL schema (skipped, as every
     PostgreSQL test is, without a test server)."""
     from coordination.stores import SQLiteStore
 
     if request.param == "sqlite":
         path = tmp_path / "s.db"
-        return Backend("sqlite", lambda **options: SQLiteStore(path, **options), str(path))
-    return postgres_backend_of(request.getfixturevalue("postgres"))
+        opened: list[SQLiteStore] = []
+
+        def open_sqlite(**options: Any) -> SQLiteStore:
+            store = SQLiteStore(path, **options)
+            opened.append(store)  # closed when the test ends, as the PostgreSQL ones are
+            return store
+
+        yield Backend("sqlite", open_sqlite, str(path))
+        for store in opened:
+            store.close()
+        return
+    yield postgres_backend_of(request.getfixturevalue("postgres"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -227,18 +228,22 @@ def reap() -> Iterator[list[subprocess.Popen[bytes]]]:
 # -- defect 2: fencing --------------------------------------------------------------------------
 
 
-def test_an_owner_stopped_past_its_lease_is_fenced_out_by_another_host(
-    tmp_path: Path, durable_backend: Backend, reap: list[subprocess.Popen[bytes]]
+@pytest.mark.parametrize("host", ["another host", "the same host"])
+def test_an_owner_stopped_past_its_lease_is_fenced_out_by_another_process(
+    tmp_path: Path, durable_backend: Backend, reap: list[subprocess.Popen[bytes]], host: str
 ) -> None:
-    """A (lease 0.5 s) is SIGSTOPped inside `ship`; host B recovers the run, and its `ship`
-    applies the effect. A wakes while B's attempt is in flight: its provider refuses the key
-    ("in flight"), and A's record of that failure is refused (`LeaseLost`): A records
-    nothing and undoes nothing. B then records `ship`: COMPLETED, each effect applied once,
-    none undone. Meanwhile A's get() and runs() show the stored run, B's takeover included,
-    not A's own copy (defect 12)."""
-    prefix = other_host_prefix()
-    if prefix is None:
-        pytest.skip("cannot run a process under another host name (unshare -u)")
+    """A (lease 0.5 s) is SIGSTOPped inside `ship`; process B (on another host, or on A's:
+    a live owner whose lease expired is taken over all the same) recovers the run, and its
+    `ship` applies the effect. A wakes while B's attempt is in flight: its provider refuses
+    the key ("in flight"), and A's record of that failure is refused (`LeaseLost`): A
+    records nothing and undoes nothing. B then records `ship`: COMPLETED, each effect
+    applied once, none undone. Meanwhile A's get() and runs() show the stored run, B's
+    takeover included, not A's own copy (defect 12)."""
+    prefix: list[str] | None = []
+    if host == "another host":
+        prefix = other_host_prefix()
+        if prefix is None:
+            pytest.skip("cannot run a process under another host name (unshare -u)")
     path = durable_backend
     owner = start(
         command("hold", tmp_path, "--ids", "f-1", "--block", "ship", "--refuse-seen",
@@ -253,22 +258,10 @@ def test_an_owner_stopped_past_its_lease_is_fenced_out_by_another_host(
         return expires is not None and expires < time.time() - 0.05
 
     wait_for(lease_expired, "A's lease to run out")
-    other = start(
-        as_other_host(
-            prefix,
-            command(
-                "recover",
-                tmp_path,
-                "--after",
-                "ship",
-                "--go",
-                "go-b",
-                "--lease",
-                "0.5",
-                store=path,
-            ),
-        )
+    recovering = command(
+        "recover", tmp_path, "--after", "ship", "--go", "go-b", "--lease", "0.5", store=path
     )
+    other = start(as_other_host(prefix, recovering) if prefix else recovering)
     reap.append(other)
     wait_for((tmp_path / "applied-ship-f-1").exists, "B to apply ship", other)
     before = facts(path)
@@ -284,7 +277,8 @@ def test_an_owner_stopped_past_its_lease_is_fenced_out_by_another_host(
     assert seen == {"get": {"f-1": "RUNNING"}, "takeovers": {"f-1": 1}, "runs": {"f-1": "RUNNING"}}
 
     (tmp_path / "go-b").touch()
-    assert finish(other) == {"host": OTHER_HOST, "recovered": {"f-1": "COMPLETED"}}
+    expected_host = OTHER_HOST if prefix else socket.gethostname()
+    assert finish(other) == {"host": expected_host, "recovered": {"f-1": "COMPLETED"}}
     assert status_of(path, "f-1") == "COMPLETED"
     effects, executions = ledger(tmp_path / "effects.db")
     assert effects == {"f-1": APPLIED}

@@ -127,9 +127,9 @@ def test_a_worker_stopped_past_its_lease_is_fenced_out_when_it_wakes(
     and finishes it. A wakes: its writes are refused (the store is as B left it), it
     applies no effect twice, and it goes on serving.
 
-    PostgreSQL only: its workers claim by lease. Without the queue, workers take runs over
-    through `recover()`, which never takes a run from a live process of its own host,
-    lease or not (tests/durability/test_processes.py fences one from another host)."""
+    PostgreSQL only: its workers claim from the queue. Without one, workers take runs over
+    through `recover()`, whose takeover of a stopped owner (on this host or another) is
+    tested in tests/durability/test_processes.py."""
     durable_backend = postgres_backend
     from tests.durability.test_processes import column, facts, stop_outside_a_transaction
 

@@ -91,9 +91,13 @@ def test_cancel_of_a_run_held_by_a_live_owner_is_busy() -> None:
     parent = os.getppid()  # a live process on this host that is not this one
     live = f"{socket.gethostname()}:{parent}:{_kernel_start(parent)}"
     assert owner_alive(live) is True
-    assert h.store.claim_run("wf", live, now=1.0) is not None
+    assert h.store.claim_run("wf", live, now=h.clock.now()) is not None
     with pytest.raises(WorkflowBusy):
         h.orchestrator.cancel("wf")
+    # Its lease runs out (it stopped or hangs; a live owner's heartbeat would renew it):
+    # then the run is taken over and cancelled, and the stopped owner is fenced out.
+    h.clock.sleep(h.store.lease + 1)
+    assert h.orchestrator.cancel("wf").status is WorkflowStatus.CANCELLED
 
 
 def test_a_completed_run_cannot_be_cancelled() -> None:

@@ -83,6 +83,15 @@ class Active:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
 
+    def hold(self, workflow_id: str) -> bool:
+        """Enter `workflow_id` unless it is in here already (this process drives it, or
+        another thread of it is claiming it): a claim and the drive after it, one at a time."""
+        with self._lock:
+            if workflow_id in self._counts:
+                return False
+            self._counts[workflow_id] = 1
+            return True
+
     def enter(self, workflow_id: str) -> None:
         with self._lock:
             self._counts[workflow_id] = self._counts.get(workflow_id, 0) + 1
@@ -112,15 +121,20 @@ class Takeover(Enum):
     BUSY = "busy"  #: a live owner is driving it: leave it
 
 
-def takeover(owner: str | None, me: str, workflow_id: str) -> Takeover:
-    """Whether `me` may claim an instance owned by `owner`."""
+def takeover(owner: str | None, me: str, workflow_id: str, *, held: bool = False) -> Takeover:
+    """Whether `me` may claim an instance owned by `owner`.
+
+    `held`: the caller holds it in ACTIVE (`ACTIVE.hold`), so nothing else in this process
+    drives it.
+    """
+    busy_here = not held and workflow_id in ACTIVE
     if owner is None:  # let go, or finished: busy while an abandoned attempt here runs on
-        return Takeover.BUSY if workflow_id in ACTIVE else Takeover.CLAIM
+        return Takeover.BUSY if busy_here else Takeover.CLAIM
     if owner == me:
-        return Takeover.BUSY if workflow_id in ACTIVE else Takeover.REPLACE
-    alive = owner_alive(owner)
-    if alive is True:
-        return Takeover.BUSY  # a live process on this host holds it, lease or not
-    if alive is False:
-        return Takeover.REPLACE
-    return Takeover.CLAIM  # another host: the store's claim checks the lease
+        return Takeover.BUSY if busy_here else Takeover.REPLACE
+    if owner_alive(owner) is False:
+        return Takeover.REPLACE  # its process is gone from this host: at once
+    # Another process, live on this host or anywhere else: the store's claim checks the
+    # lease. A live owner renews it from a heartbeat thread, so an expired lease means a
+    # stopped or hung process, and fencing keeps it from writing once it wakes.
+    return Takeover.CLAIM

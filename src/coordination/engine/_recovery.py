@@ -21,7 +21,7 @@ from coordination._journal import EntryKind, Rows, row
 from coordination._lifecycle import MOVES
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
-from coordination.engine._ownership import Takeover, takeover
+from coordination.engine._ownership import ACTIVE, Takeover, takeover
 from coordination.engine._plan import FlowPlan, shape_difference
 from coordination.errors import (
     CompensationFailed,
@@ -34,7 +34,7 @@ from coordination.errors import (
     WorkflowBusy,
     WorkflowConflict,
 )
-from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord, Write
+from coordination.stores._records import Finish, OwedRun, RunRecord, StepOutcome, StepRecord, Write
 from coordination.stores._store import Store
 
 __all__ = [
@@ -102,9 +102,11 @@ def check_shape(store: Store, record: RunRecord, token: int, plan: FlowPlan, now
     )
 
 
-def claim(store: Store, workflow_id: str, owner: str | None, me: str, now: float) -> int | None:
+def claim(
+    store: Store, workflow_id: str, owner: str | None, me: str, now: float, *, held: bool = False
+) -> int | None:
     """Claim an instance `owner` holds, if `me` may take it; its new token, or None."""
-    decision = takeover(owner, me, workflow_id)
+    decision = takeover(owner, me, workflow_id, held=held)
     if decision is Takeover.BUSY:
         return None
     replacing = owner if decision is Takeover.REPLACE else None
@@ -198,21 +200,46 @@ def recover(
     for owed in store.owed_runs(flow):
         if owed.status is WorkflowStatus.WAITING and owed.owner is None:
             continue  # suspended for an outside message: nothing to do until it comes
+        # Held from the claim to the end of the drive: another thread of this process (a
+        # second worker) that read the same owed run must not take it over meanwhile.
+        if not ACTIVE.hold(owed.workflow_id):
+            continue  # this process drives it, or another of its threads claims it now
         try:
-            token = claim(store, owed.workflow_id, owed.owner, me, clock.now())
-        except StoreError as error:  # a damaged row (the claim rolled back), a failing disk
-            report(owed.workflow_id, error)
-            continue
-        if token is None:
-            continue  # a live owner holds it, or another recoverer claimed it first
-        result = resume_claimed(
-            store, owed.workflow_id, token, clock, was=owed.owner,
-            max_recoveries=max_recoveries, resume=resume, parked=parked, check=check,
-            on_problem=report,
-        )  # fmt: skip
+            result = _claim_and_resume(
+                store, owed, me, clock, max_recoveries=max_recoveries, resume=resume,
+                parked=parked, check=check, report=report,
+            )  # fmt: skip
+        finally:
+            ACTIVE.leave(owed.workflow_id)
         if result is not None:
             results.append(result)
     return results
+
+
+def _claim_and_resume(
+    store: Store,
+    owed: OwedRun,
+    me: str,
+    clock: Clock,
+    *,
+    max_recoveries: int,
+    resume: Callable[[RunRecord, int], T],
+    parked: Callable[[RunRecord], T],
+    check: Callable[[RunRecord, int], None],
+    report: Problem,
+) -> T | None:
+    try:
+        token = claim(store, owed.workflow_id, owed.owner, me, clock.now(), held=True)
+    except StoreError as error:  # a damaged row (the claim rolled back), a failing disk
+        report(owed.workflow_id, error)
+        return None
+    if token is None:
+        return None  # a live owner holds it, or another recoverer claimed it first
+    return resume_claimed(
+        store, owed.workflow_id, token, clock, was=owed.owner,
+        max_recoveries=max_recoveries, resume=resume, parked=parked, check=check,
+        on_problem=report,
+    )  # fmt: skip
 
 
 def resume_claimed(
