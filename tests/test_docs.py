@@ -23,6 +23,7 @@ PAGES_WITH_EXAMPLES = [
     "orchestration.md",
     "choreography.md",
     "durability.md",
+    "flow-shapes.md",
     "observability.md",
 ]
 MARKER = "<!-- runnable -->"
@@ -74,6 +75,8 @@ def test_runnable_examples_run(page: str) -> None:
         assert len(runnable) >= 12, "the choreography guide lost its runnable examples"
     if page == "durability.md":
         assert len(runnable) >= 2, "the durability guide lost its runnable examples"
+    if page == "flow-shapes.md":
+        assert len(runnable) >= 9, "the flow shapes guide lost its runnable examples"
     if page == "observability.md":
         assert len(runnable) >= 5, "the observability guide lost its runnable examples"
     if not runnable:

@@ -6,8 +6,9 @@ identical participants; `assert_equivalent()` checks the same status, the same e
 of the same shape. The fault plans are the default `fault_plans()`: forward faults
 (transient, injected timeouts, refusals, late results) and compensation faults, on the
 e-commerce flow and on shapes with joins, tuple outputs, input-typed undos, a three-branch
-group and async participants. Nothing is excused: where the entry points differ, it is a
-bug (DESIGN.md, "One engine, one rule").
+group, async participants, business outcomes, a pivot, outside messages (sent in any
+order, twice), durable timers and wait timeouts. Nothing is excused: where the entry
+points differ, it is a bug (DESIGN.md, "One engine, one rule").
 
 The tests after the properties are the divergences found before the engine was one, each
 a regression test now.
@@ -57,6 +58,7 @@ from examples.ecommerce import (
     OrderPlaced,
     PlaceOrder,
 )
+from tests.branching import Checkout, CheckoutStarted, checkout_services
 from tests.equivalence_flows import BookTrip, TripRequested, travel_services
 from tests.equivalence_shapes import (
     AsyncThreeFlow,
@@ -69,6 +71,16 @@ from tests.equivalence_shapes import (
     split_services,
     three_services,
 )
+from tests.pivot_flow import Checkout as PivotCheckout
+from tests.pivot_flow import Purchase, pivot_services
+from tests.test_timers import DAYS_30, GracePeriod, Impatient, grace_services, impatient_services
+from tests.waiting_flow import OrderPlaced as WebhookOrder
+from tests.waiting_flow import PaymentFailed, PaymentSettled, WebhookCheckout, webhook_services
+
+#: Nothing happens after the start.
+NOTHING_AFTER: st.SearchStrategy[tuple[Any, ...]] = st.just(())
+SETTLED = PaymentSettled(order_id="o-1")
+FAILED = PaymentFailed(order_id="o-1", reason="refused")
 
 COMPLETED = WorkflowStatus.COMPLETED
 COMPENSATED = WorkflowStatus.COMPENSATED
@@ -95,6 +107,13 @@ class Case:
     flow: type[Orchestrator[Any, Any]]
     services: Callable[[], Sequence[Participant]]
     starts: st.SearchStrategy[Any]
+    #: Whether `predict()` can tell its outcome from the fault plan alone (not when the
+    #: participants pick a business outcome: which branch runs is theirs to say).
+    predictable: bool = True
+    #: What happens after the start (`run_both(then=...)`): outside messages, time passing.
+    thens: st.SearchStrategy[tuple[Any, ...]] = NOTHING_AFTER
+    #: The same without faults, ending COMPLETED.
+    then: tuple[Any, ...] = ()
 
 
 CASES = [
@@ -128,6 +147,41 @@ CASES = [
     Case("three", ThreeFlow, three_services, st.builds(Go, n=st.integers(-2, 5))),
     Case("three-async", AsyncThreeFlow, async_three_services, st.builds(Go, n=st.integers(-2, 5))),
     Case("mixed", MixedFlow, mixed_services, st.builds(Go, n=st.integers(-2, 5))),
+    Case("pivot", PivotCheckout, pivot_services, st.builds(Purchase, n=st.integers(1, 5))),
+    Case(
+        "checkout-branches",
+        Checkout,
+        checkout_services,
+        st.builds(CheckoutStarted, order_id=st.just("o-1"), amount=st.integers(1, 200)),
+        predictable=False,
+    ),
+    Case(
+        "webhook-wait",
+        WebhookCheckout,
+        webhook_services,
+        st.builds(WebhookOrder, order_id=st.just("o-1"), cents=st.integers(1, 900)),
+        predictable=False,
+        thens=st.sampled_from([(SETTLED,), (FAILED,), (SETTLED, SETTLED), (FAILED, SETTLED)]),
+        then=(SETTLED,),
+    ),
+    Case(
+        "grace-period-sleep",
+        GracePeriod,
+        grace_services,
+        st.builds(WebhookOrder, order_id=st.just("o-1"), cents=st.integers(1, 900)),
+        predictable=False,
+        thens=st.sampled_from([(DAYS_30,), (DAYS_30 / 2, DAYS_30 / 2), (1.0,)]),
+        then=(DAYS_30,),
+    ),
+    Case(
+        "wait-timeout",
+        Impatient,
+        impatient_services,
+        st.builds(WebhookOrder, order_id=st.just("o-1"), cents=st.integers(1, 900)),
+        predictable=False,
+        thens=st.sampled_from([(SETTLED,), (61.0,), (30.0, SETTLED), (30.0, 31.0, SETTLED)]),
+        then=(30.0, SETTLED),
+    ),
 ]
 
 
@@ -139,9 +193,10 @@ def test_every_fault_plan_gives_the_same_outcome_under_all_four_entry_points(
 ) -> None:
     plan = data.draw(fault_plans(case.flow), label="plan")
     start = data.draw(case.starts, label="start")
-    both = run_both(case.flow, case.services, start, plan, correlation_id="wf")
+    then = data.draw(case.thens, label="then")
+    both = run_both(case.flow, case.services, start, plan, correlation_id="wf", then=then)
     assert_equivalent(both)
-    if start_refused(start):
+    if start_refused(start) or not case.predictable:
         return  # a refusal by the participant itself, not by the plan: predict() cannot see it
     expected = predict(case.flow, plan)
     assert both["run"].status is expected.status, both["run"].journal.render()
@@ -159,7 +214,7 @@ def start_refused(start: Any) -> bool:
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_without_faults_every_entry_point_completes_with_the_same_state(case: Case) -> None:
     start = _start_of(case)
-    both = run_both(case.flow, case.services, start, correlation_id="wf")
+    both = run_both(case.flow, case.services, start, correlation_id="wf", then=case.then)
     assert_equivalent(both)
     assert {outcome.status for outcome in both.outcomes} == {COMPLETED}
 
@@ -170,6 +225,12 @@ def _start_of(case: Case) -> Message:
             order_id="o-1", customer_id="c1", email="a@b.c", sku="sku-1", quantity=1,
             amount_cents=100, address="1 Road",
         )  # fmt: skip
+    if case.flow is Checkout:
+        return CheckoutStarted(order_id="o-1", amount=10)
+    if case.flow is PivotCheckout:
+        return Purchase(n=1)
+    if case.flow in (WebhookCheckout, GracePeriod, Impatient):
+        return WebhookOrder(order_id="o-1", cents=100)
     if case.flow is BookTrip:
         return TripRequested(
             trip_id="t-1", traveller_id="t1", flight="XY123", seats=1, hotel="Grand",

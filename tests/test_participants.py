@@ -427,14 +427,36 @@ def test_missing_return_annotation() -> None:
     assert "no return annotation" in str(caught.value)
 
 
-def test_union_return() -> None:
+def test_union_return_is_a_business_outcome() -> None:
+    class Charging(Participant):
+        @action
+        def charge(self, order: OrderPlaced) -> PaymentCaptured | PaymentRefunded: ...
+
+    signature = Charging.charge.signature
+    assert signature.returns_one_of
+    assert signature.outputs == (PaymentCaptured, PaymentRefunded)
+    assert signature.output == PaymentCaptured | PaymentRefunded
+
+
+def test_union_of_related_messages_is_refused() -> None:
+    class SpecialCapture(PaymentCaptured):
+        pass
+
     with pytest.raises(DefinitionError, match=_named("Broken", "charge")) as caught:
 
         class Broken(Participant):
             @action
-            def charge(self, order: OrderPlaced) -> PaymentCaptured | PaymentRefunded: ...
+            def charge(self, order: OrderPlaced) -> PaymentCaptured | SpecialCapture: ...
 
-    assert "a union" in str(caught.value)
+    assert "cannot be told apart" in str(caught.value)
+
+
+def test_union_with_a_non_message_is_refused() -> None:
+    with pytest.raises(DefinitionError, match="each member of a union output"):
+
+        class Broken(Participant):
+            @action
+            def charge(self, order: OrderPlaced) -> PaymentCaptured | int: ...
 
 
 def test_optional_return_is_a_union() -> None:

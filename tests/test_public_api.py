@@ -64,7 +64,9 @@ EXPORTS: dict[str, list[str]] = {
         "WorkflowRun",
         "lifecycle_mermaid",
         "parallel",
+        "sleep",
         "step",
+        "wait",
     ],
     "coordination.stores": [
         "DeadLetter",
@@ -87,6 +89,7 @@ EXPORTS: dict[str, list[str]] = {
         "HandlerFailed",
         "ProcessMonitor",
         "ProcessView",
+        "wait",
     ],
     "coordination.testing": [
         "ENTRY_POINTS",

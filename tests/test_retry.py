@@ -79,7 +79,7 @@ def test_attempts_below_one(attempts: int) -> None:
         Retry(attempts=attempts)
 
 
-@pytest.mark.parametrize("attempts", [True, False, 2.0, "3", None])
+@pytest.mark.parametrize("attempts", [True, False, 2.0, "3"])
 def test_attempts_must_be_an_int(attempts: Any) -> None:
     with pytest.raises(DefinitionError, match="must be an int"):
         Retry(attempts=attempts)
@@ -273,3 +273,44 @@ def test_delays_from_a_seeded_random_source_are_bounded_and_reproducible() -> No
     for n, delay in enumerate(first, start=1):
         base = min(0.1 * 2 ** (n - 1), 1.0)
         assert 0.9 * base - 1e-12 <= delay <= min(1.1 * base, 1.0) + 1e-12
+
+
+# -- until the deadline, and errors given up on ------------------------------------------------
+
+
+def test_attempts_none_retries_any_number_of_times() -> None:
+    retry = Retry(attempts=None, backoff=0.1)
+    assert retry.retries(Flaky(), 1)
+    assert retry.retries(Flaky(), 10_000)
+    assert not retry.retries(CardDeclined(), 1)  # never retried, whatever the count
+
+
+def test_attempts_none_without_a_backoff_is_refused() -> None:
+    with pytest.raises(DefinitionError, match="tight loop"):
+        Retry(attempts=None)
+    with pytest.raises(DefinitionError, match="tight loop"):
+        Retry(attempts=None, deadline=5.0)
+
+
+@pytest.mark.parametrize("attempts", [0, -1, 1.5, True, "3"])
+def test_attempts_is_a_positive_int_or_none(attempts: Any) -> None:
+    with pytest.raises(DefinitionError, match="attempts"):
+        Retry(attempts=attempts)
+
+
+def test_give_up_on_errors_are_never_retried() -> None:
+    class BankDeclined(Exception):
+        pass
+
+    retry = Retry(attempts=5, give_up_on=(BankDeclined,))
+    assert not retry.retries(BankDeclined(), 1)
+    assert retry.retries(Flaky(), 1)
+    # give_up_on wins over retry_on, subclasses included.
+    narrow = Retry(attempts=5, retry_on=(Flaky,), give_up_on=(Flaky,))
+    assert not narrow.retries(Flaky(), 1)
+
+
+@pytest.mark.parametrize("given", [ValueError, (1,), ("ValueError",), [ValueError]])
+def test_give_up_on_takes_a_tuple_of_exception_classes(given: Any) -> None:
+    with pytest.raises(DefinitionError, match="give_up_on"):
+        Retry(give_up_on=given)

@@ -221,10 +221,11 @@ class Action(_Declared[P, R]):
     """A participant method the runners can call: its inputs, output, retry and timeout.
 
     `retry` and `timeout` are the defaults under both runners (a `step()` may override
-    them), so the same faults give the same outcome either way.
+    them), so the same faults give the same outcome either way. `pivot`: the point of no
+    return (see `action`).
     """
 
-    __slots__ = ("undo",)
+    __slots__ = ("pivot", "undo")
 
     def __init__(
         self,
@@ -232,9 +233,11 @@ class Action(_Declared[P, R]):
         retry: Retry,
         timeout: float | None,
         frame: FrameType | None,
+        pivot: bool = False,
     ) -> None:
         super().__init__(function, retry, timeout, frame)
         self.undo: Compensation[Any, Any] | None = None
+        self.pivot = pivot
 
     @overload
     def compensation(
@@ -276,24 +279,31 @@ class _ActionDecorator(Protocol):
 @overload
 def action(function: Callable[Concatenate[Any, P], R], /) -> Action[P, R]: ...
 @overload
-def action(*, retry: Retry | None = None, timeout: float | None = None) -> _ActionDecorator: ...
+def action(
+    *, retry: Retry | None = None, timeout: float | None = None, pivot: bool = False
+) -> _ActionDecorator: ...
 def action(
     function: Callable[..., Any] | None = None,
     /,
     *,
     retry: Retry | None = None,
     timeout: float | None = None,
+    pivot: bool = False,
 ) -> Any:
     """Mark a participant method as an action the runners can call.
 
     A bare `@action` makes one attempt with no timeout. Its inputs are its message-typed
     parameters (several = a join), its output its return annotation; an optional
-    `ctx: Context` parameter receives the attempt's context.
+    `ctx: Context` parameter receives the attempt's context. `pivot=True` marks the point
+    of no return (an email sent cannot be unsent): once it completed, nothing is undone,
+    and a later step that fails for good parks the run for an operator.
     """
     policy = ONCE if retry is None else retry
+    if not isinstance(pivot, bool):
+        raise DefinitionError(f"@action(pivot=...) takes True or False, got {pivot!r}")
 
     def declare(function: Callable[..., Any]) -> Action[Any, Any]:
-        return Action(function, policy, timeout, _defining_frame())
+        return Action(function, policy, timeout, _defining_frame(), pivot)
 
     if function is not None:
         return declare(function)

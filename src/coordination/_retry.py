@@ -26,41 +26,57 @@ class Retry:
 
     The wait before try n+1 is capped at `max_backoff` and jittered by ±10%. `deadline`
     (seconds) bounds all attempts of one step together: no attempt starts, and no wait ends,
-    past it. Only exceptions matching `retry_on` are retried, and never `NonRetryable`,
+    past it. `attempts=None` tries until the deadline, if any, else until it succeeds (it
+    needs a backoff, so it never spins). Only exceptions matching `retry_on` are
+    retried, never those matching `give_up_on` (a bank's own `CardDeclined`, like
+    Temporal's non-retryable error types), and never `NonRetryable`,
     `pydantic.ValidationError` or `TypeError`.
     """
 
-    attempts: int = 3
+    attempts: int | None = 3
     backoff: float = 0.0
     max_backoff: float = 30.0
     deadline: float | None = None
     retry_on: tuple[type[BaseException], ...] = (Exception,)
+    give_up_on: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
-            raise DefinitionError(f"Retry(attempts=...) must be an int, got {self.attempts!r}")
-        if self.attempts < 1:
-            raise DefinitionError(
-                f"Retry(attempts={self.attempts}) must be at least 1 (it counts the first try)"
-            )
+        attempts = self.attempts
+        if attempts is not None:
+            if isinstance(attempts, bool) or not isinstance(attempts, int):
+                raise DefinitionError(
+                    f"Retry(attempts=...) must be an int or None, got {attempts!r}"
+                )
+            if attempts < 1:
+                raise DefinitionError(
+                    f"Retry(attempts={attempts}) must be at least 1 (it counts the first try)"
+                )
         if self.backoff < 0 or self.max_backoff < 0:
             raise DefinitionError("Retry backoff and max_backoff must be >= 0 seconds")
         if self.deadline is not None and self.deadline <= 0:
             raise DefinitionError(f"Retry(deadline={self.deadline}) must be > 0 seconds or None")
-        retry_on = self.retry_on
-        if not isinstance(retry_on, tuple) or not all(
-            isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
-        ):
+        if attempts is None and self.backoff == 0:
             raise DefinitionError(
-                f"Retry(retry_on=...) must be a tuple of exception classes, got {retry_on!r}"
+                "Retry(attempts=None) tries until the step succeeds or its deadline= passes: "
+                "give it a backoff= (seconds before the second try) so it never spins in a "
+                "tight loop"
             )
+        for name in ("retry_on", "give_up_on"):
+            kinds = getattr(self, name)
+            if not isinstance(kinds, tuple) or not all(
+                isinstance(kind, type) and issubclass(kind, BaseException) for kind in kinds
+            ):
+                raise DefinitionError(
+                    f"Retry({name}=...) must be a tuple of exception classes, got {kinds!r}"
+                )
 
     def retries(self, error: BaseException, attempt: int) -> bool:
         """Whether a failure of try number `attempt` (1-based) with `error` earns another try."""
         return (
-            attempt < self.attempts
+            (self.attempts is None or attempt < self.attempts)
             and not isinstance(error, NEVER_RETRIED)
             and isinstance(error, self.retry_on)
+            and not isinstance(error, self.give_up_on)
         )
 
     def delay(self, attempt: int, random: Callable[[], float]) -> float:

@@ -7,7 +7,9 @@ are enforced once, here, when the class is defined.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -28,7 +30,9 @@ class Signature:
     """The message contract of one action or compensation.
 
     `arguments` says how to call it: for each parameter after `self`, the index of the input
-    message it takes, or `CONTEXT_ARGUMENT` for the `Context`.
+    message it takes, or `CONTEXT_ARGUMENT` for the `Context`. `returns_one_of`: the output
+    is a union (`-> PaymentCaptured | PaymentDeclined`), a business outcome: each call
+    returns exactly one of `outputs`.
     """
 
     inputs: tuple[type[Message], ...]
@@ -36,16 +40,19 @@ class Signature:
     returns_tuple: bool
     arguments: tuple[int, ...]
     is_async: bool
+    returns_one_of: bool = False
 
     @property
     def wants_context(self) -> bool:
         return CONTEXT_ARGUMENT in self.arguments
 
     @property
-    def output(self) -> type[Message] | tuple[type[Message], ...] | None:
-        """The declared output: one message class, a tuple of them, or None (terminal)."""
+    def output(self) -> Any:
+        """The declared output: one message class, a tuple of them, a union, or None."""
         if self.returns_tuple:
             return self.outputs
+        if self.returns_one_of:
+            return functools.reduce(operator.or_, self.outputs)
         return self.outputs[0] if self.outputs else None
 
 
@@ -117,6 +124,7 @@ def read_signature(
         )
     returned = hints["return"]
     returns_tuple = False
+    returns_one_of = False
     outputs: tuple[type[Message], ...]
     if returned is None or returned is type(None):
         outputs = ()
@@ -133,11 +141,14 @@ def read_signature(
             raise DefinitionError(f"{where}: returns the same message type twice in {returned!r}")
         outputs = tuple(members)
         returns_tuple = True
+    elif typing.get_origin(returned) in (types.UnionType, typing.Union):
+        outputs = _alternatives(where, returned)
+        returns_one_of = True
     else:
-        kind = "a union" if isinstance(returned, types.UnionType) else repr(returned)
         raise DefinitionError(
-            f"{where}: returns {kind}; an action returns one message type, a tuple[...] of "
-            f"message types, or None"
+            f"{where}: returns {returned!r}; an action returns one message type, a "
+            f"tuple[...] of message types, a union of message types (a business outcome, "
+            f"like PaymentCaptured | PaymentDeclined), or None"
         )
     return Signature(
         inputs=tuple(inputs),
@@ -145,4 +156,29 @@ def read_signature(
         returns_tuple=returns_tuple,
         arguments=tuple(arguments),
         is_async=inspect.iscoroutinefunction(function),
+        returns_one_of=returns_one_of,
     )
+
+
+def _alternatives(where: str, returned: Any) -> tuple[type[Message], ...]:
+    """The members of a union output: distinct, unrelated message classes."""
+    members = typing.get_args(returned)
+    if type(None) in members:
+        raise DefinitionError(
+            f"{where}: returns {returned!r}; a union output names each business outcome "
+            f"as a message (PaymentCaptured | PaymentDeclined), never None"
+        )
+    if not all(_is_message_class(m) for m in members):
+        raise DefinitionError(
+            f"{where}: returns {returned!r}; each member of a union output must be a "
+            f"message type (an Event or Command subclass), like PaymentCaptured | "
+            f"PaymentDeclined"
+        )
+    for first in members:
+        for second in members:
+            if first is not second and issubclass(first, second):
+                raise DefinitionError(
+                    f"{where}: returns {returned!r}; {first.__name__} is a {second.__name__}, "
+                    f"so the outcomes cannot be told apart; name unrelated message types"
+                )
+    return tuple(members)

@@ -4,6 +4,7 @@ from coordination.choreography._bus import EventBus
 from coordination.choreography._choreography import Choreography
 from coordination.choreography._events import ActionFailed, HandlerFailed
 from coordination.choreography._monitor import ProcessMonitor, ProcessView
+from coordination.engine import wait
 
 __all__ = [
     "ActionFailed",
@@ -12,4 +13,5 @@ __all__ = [
     "HandlerFailed",
     "ProcessMonitor",
     "ProcessView",
+    "wait",
 ]

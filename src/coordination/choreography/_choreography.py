@@ -23,6 +23,7 @@ from coordination.choreography._bus import EventBus
 from coordination.choreography._events import HandlerFailed
 from coordination.choreography._instances import Binding, Instance, Instances
 from coordination.choreography._monitor import ProcessMonitor, ProcessView
+from coordination.choreography._operators import Operators
 from coordination.choreography._outbox import Outbox
 from coordination.choreography._reactor import Reactor
 from coordination.choreography._recovery import Recovery
@@ -32,6 +33,7 @@ from coordination.engine import (
     Observer,
     Problem,
     Saga,
+    WaitStep,
     bind,
     bind_action,
     check_participants,
@@ -83,6 +85,7 @@ class Choreography:
         max_finished: int = 10_000,
         max_deliveries: int = 5,
         observers: Sequence[Observer] = (),
+        waits: Sequence[WaitStep] = (),
     ) -> None:
         """`flow`: an `Orchestrator` subclass whose declarations (overrides, order) to adopt.
 
@@ -95,7 +98,10 @@ class Choreography:
         instances (default: from the start messages, or the adopted flow's name).
         `observers` are called with each journal entry of every instance as it is recorded.
         `join_timeout`: seconds an action of an open generation may wait for inputs that
-        were produced but never delivered (`check_deadlines()` fails it).
+        were produced but never delivered (`check_deadlines()` fails it). `waits`: the
+        outside messages the flow waits for, as `wait(...)` declarations (without `flow=`;
+        an adopted flow brings its own): each stands before the first generation that
+        consumes its message, and `publish(message, correlation_id=...)` delivers it.
         """
         if not isinstance(bus, EventBus):
             raise UsageError(f"Choreography(bus, ...) takes an EventBus first, got {bus!r}")
@@ -115,6 +121,19 @@ class Choreography:
                 f"or SQLiteStore('orders.db'); got {store!r}"
             )
         check_participants("Choreography", participants)
+        if not isinstance(waits, tuple | list) or not all(
+            isinstance(w, WaitStep) and w.types for w in waits
+        ):
+            raise UsageError(
+                f"waits= takes wait(...) declarations, like waits=(wait(PaymentSettled),); got "
+                f"{waits!r} (a sleep needs a declared flow: flow=)"
+            )
+        if waits and flow is not None:
+            raise UsageError(
+                "waits= is for a choreography derived from its participants; with flow=, the "
+                "flow's own wait(...) steps are adopted"
+            )
+        self._waits = tuple(waits)
         self._observers = checked_observers("Choreography", observers)
         self.bus = bus
         self.clock: Clock = clock if clock is not None else bus.clock
@@ -143,6 +162,18 @@ class Choreography:
             open_instance=self._instance,
             max_deliveries=max_deliveries,
         )
+        self._operators = Operators(
+            bus=bus,
+            store=self.store,
+            instances=self.instances,
+            reactor=self._reactor,
+            recovery=self._recovery,
+            monitor=self.monitor,
+            clock=self.clock,
+            owner=self._owner,
+            name=self.name,
+            has_async=self._has_async,
+        )
         self._subscribe()
 
     def _bindings(
@@ -158,8 +189,9 @@ class Choreography:
                 )
             plan = plan.with_name(name or f"{plan.name}:choreography")
             return {plan.start_type: Binding(plan, bind(plan, participants))}
-        self.graph.check_inputs()
-        starts = sorted(self.graph.starts(), key=lambda t: t.__qualname__)
+        outside = frozenset(kind for declared in self._waits for kind in declared.types)
+        self.graph.check_inputs(outside)
+        starts = sorted(self.graph.starts(outside), key=lambda t: t.__qualname__)
         if not starts:
             raise DefinitionError(
                 "no message starts a flow here: every action's input is produced by another "
@@ -169,7 +201,7 @@ class Choreography:
         nodes = {node.key: node for node in self.graph.nodes}
         bindings: dict[type[Message], Binding] = {}
         for start in starts:
-            plan = compile_plan(chosen, derive_groups(self.graph, start), start)
+            plan = compile_plan(chosen, derive_groups(self.graph, start, self._waits), start)
             bound = {p.key: bind_action(p, nodes[p.key].participant) for p in plan.actions}
             bindings[start] = Binding(plan, bound)
         return bindings
@@ -206,7 +238,11 @@ class Choreography:
 
         Idempotent by `correlation_id`, like `Orchestrator.run()`: the same message again
         returns its envelope and runs nothing; a different one raises `WorkflowConflict`.
+        An outside message (one the flow's `wait(...)` steps wait for) goes to the instance
+        `correlation_id` names, like `Orchestrator.send()`: a WAITING one resumes here.
         """
+        if self._operators.waits_for(message):
+            return self._operators.send(message, correlation_id)
         binding = self._check_start(message)
         if self._has_async and loop_running():
             raise UsageError(
@@ -231,6 +267,8 @@ class Choreography:
         self, message: Message, *, correlation_id: str | None = None
     ) -> Envelope[Message]:
         """Like `publish()`, awaiting async participants on the running loop."""
+        if self._operators.waits_for(message):
+            return await self._operators.send_async(message, correlation_id)
         binding = self._check_start(message)
         envelope = self.bus.envelope(message, correlation_id=correlation_id or new_id())
         opened, started = self._open(envelope, binding)
@@ -302,6 +340,26 @@ class Choreography:
         `on_problem(correlation_id, error)`. Returns the instances as they stand after.
         """
         return self._recovery.recover(max_recoveries, on_problem)
+
+    # -- operators ------------------------------------------------------------------------
+
+    def retry(self, correlation_id: str) -> ProcessView:
+        """Go on with an instance a human had to look at, to its end (see
+        `Orchestrator.retry`): a PARKED one resumes where it stopped, a step that failed
+        after the pivot running again under its key; a COMPENSATION_FAILED one tries the
+        failed undo again and goes on undoing."""
+        return self._operators.retry(correlation_id)
+
+    def cancel(self, correlation_id: str) -> ProcessView:
+        """Stop an instance that has not finished (or is parked): undo what it did, end
+        CANCELLED. One this process is driving stops at its next step boundary; past its
+        pivot (the point of no return) nothing can be undone: `UsageError`."""
+        return self._operators.cancel(correlation_id)
+
+    def resume_due(self) -> list[ProcessView]:
+        """Fire the timers that are due on this choreography's clock (see
+        `Orchestrator.resume_due`); return the instances moved, as they stand after."""
+        return self._operators.resume_due()
 
     def check_deadlines(self) -> list[str]:
         """Fail the instances whose produced inputs were not delivered within `join_timeout`."""

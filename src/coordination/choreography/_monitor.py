@@ -33,7 +33,8 @@ class ProcessView:
     start: str  #: the type of the message that started it
     done: tuple[str, ...]  #: actions that completed, in order
     pending: tuple[str, ...]  #: actions of the flow that have not settled (yet)
-    failed: tuple[str, ...]  #: actions that failed after their retries
+    #: actions that failed after their retries (past the pivot: parked, to run again)
+    failed: tuple[str, ...]
     compensated: tuple[str, ...]  #: actions undone, in the order they were undone
     failure: str | None  #: why it did not complete
     started_at: float
@@ -44,6 +45,10 @@ class ProcessView:
     #: Why a PARKED instance waits for a human.
     parked_reason: str | None = None
     steps: tuple[StepRecord, ...] = ()
+    #: Actions skipped: their input was not produced (a business outcome took another branch).
+    skipped: tuple[str, ...] = ()
+    #: The outside message types a WAITING instance waits for (either will do).
+    awaiting: tuple[str, ...] = ()
 
     @property
     def workflow_id(self) -> str:
@@ -63,6 +68,10 @@ class ProcessView:
             f"  failed:      {', '.join(self.failed) or '-'}",
             f"  compensated: {', '.join(self.compensated) or '-'}",
         ]
+        if self.skipped:
+            lines.append(f"  skipped:     {', '.join(self.skipped)}")
+        if self.awaiting:
+            lines.append(f"  awaiting:    {' or '.join(self.awaiting)}")
         for action, missing in self.waiting.items():
             lines.append(f"  waiting:     {action} for {', '.join(missing)}")
         if self.failure:
@@ -74,6 +83,8 @@ class ProcessView:
 def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> ProcessView:
     """The view of one instance: from its record, and its live saga when it has one."""
     done: list[str] = []
+    skipped: list[str] = []
+    parked: list[str] = []  # failed after the pivot, each try; run again by retry()
     failed: list[str] = []
     compensated: list[str] = []
     settled: set[str] = set()
@@ -85,9 +96,20 @@ def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> Proc
                 done.append(step.key)
             elif step.outcome is StepOutcome.FAILED:
                 failed.append(step.key)
+            elif step.outcome is StepOutcome.SKIPPED:
+                skipped.append(step.key)
         elif step.outcome is StepOutcome.COMPENSATED:
             compensated.append(step.key.split(":", 1)[0])
+        elif step.outcome is StepOutcome.NOTED and ":parked" in step.key:
+            parked.append(step.key.split(":", 1)[0])
+    failed.extend(dict.fromkeys(key for key in parked if key not in settled))
     status = record.status
+    awaiting: tuple[str, ...] = ()
+    if status is WorkflowStatus.WAITING and plan is not None:
+        arrived = {step.key for step in record.steps if step.outcome is StepOutcome.COMPLETED}
+        waits = [planned for planned in plan.waits if planned.key not in arrived]
+        if waits:
+            awaiting = tuple(kind.__name__ for kind in waits[0].types)
     pending: tuple[str, ...] = ()
     if plan is not None and not status.finished:
         pending = tuple(a.key for a in plan.actions if a.key not in settled)
@@ -114,6 +136,8 @@ def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> Proc
         waiting=waiting,
         parked_reason=record.parked_reason,
         steps=tuple(s for s in record.steps if s.outcome is not StepOutcome.NOTED),
+        skipped=tuple(skipped),
+        awaiting=awaiting,
     )
 
 

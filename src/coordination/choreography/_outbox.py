@@ -18,7 +18,7 @@ from typing import Any
 from coordination._messages import Envelope, Message, type_name_of
 from coordination.choreography._bus import EventBus
 from coordination.choreography._events import ActionFailed
-from coordination.engine import PlannedAction, Undo
+from coordination.engine import PlannedAction, PlannedWait, Undo
 
 __all__ = ["Outbox", "derived_id"]
 
@@ -86,6 +86,10 @@ class Outbox:
             return ()
         message_id = derived_id(self.correlation_id, undo.key, (self.failure_id,))
         return (Envelope(output, self.correlation_id, self.failure_id, message_id),)
+
+    def arrived(self, planned: PlannedWait, message: Message) -> Envelope[Message]:
+        message_id = derived_id(self.correlation_id, planned.key, ())
+        return Envelope(message, self.correlation_id, None, message_id)
 
     def handled(
         self, action: PlannedAction, causes: tuple[str | None, ...]

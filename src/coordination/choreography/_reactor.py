@@ -17,7 +17,15 @@ from coordination._messages import Envelope, Message
 from coordination.choreography._bus import EventBus
 from coordination.choreography._dispatch import delivering
 from coordination.choreography._instances import Instance, Instances
-from coordination.engine import ActionRun, PlannedAction, Undo, UndoRun, Wait, loop_running
+from coordination.engine import (
+    ActionRun,
+    PlannedAction,
+    Suspend,
+    Undo,
+    UndoRun,
+    Wait,
+    loop_running,
+)
 from coordination.errors import LeaseLost, StoreError
 
 __all__ = ["Reactor"]
@@ -124,6 +132,12 @@ class Reactor:
             self.release(instance)
             return
         if isinstance(decision, Wait):
+            return
+        if isinstance(decision, Suspend):
+            if saga.suspend():
+                self.instances.drop(saga.workflow_id)  # WAITING, let go: no lease held
+            else:
+                self.bus.call_later(0.0, lambda: self.advance(instance))  # it came meanwhile
             return
         if isinstance(decision, Undo):
             run = self.undo_run(instance, decision)

@@ -9,14 +9,33 @@ by `coordination.orchestration`, `coordination.choreography` and `coordination.t
 
 from coordination.engine._attempts import ActionPlan, Attempts, describe
 from coordination.engine._binding import BoundAction, bind, bind_action, check_participants
-from coordination.engine._declarations import Parallel, Step, parallel, step
+from coordination.engine._declarations import (
+    Parallel,
+    Step,
+    WaitStep,
+    parallel,
+    sleep,
+    step,
+    wait,
+)
 from coordination.engine._executor import loop_running
 from coordination.engine._graph import ActionNode, FlowGraph
+from coordination.engine._live import LIVE, LiveSagas
 from coordination.engine._observers import EVERYWHERE, Observer, checked_observers, notify
+from coordination.engine._operators import (
+    cancel_refusal,
+    due_instances,
+    due_timer,
+    outside_wait,
+    past_pivot,
+    reopen,
+    retry_target,
+)
 from coordination.engine._ownership import ACTIVE, owner_alive, process_owner
 from coordination.engine._plan import (
     FlowPlan,
     PlannedAction,
+    PlannedWait,
     compile_plan,
     derive_groups,
     normalise,
@@ -35,12 +54,21 @@ from coordination.engine._recovery import (
     take_over,
 )
 from coordination.engine._runs import ActionRun, UndoRun, finish_async, finish_sync
-from coordination.engine._saga import WAIT, Publishing, Saga, Wait
+from coordination.engine._saga import (
+    SUSPEND,
+    WAIT,
+    Publishing,
+    Saga,
+    Suspend,
+    Wait,
+)
 from coordination.engine._undo import Undo, undo_key
 
 __all__ = [
     "ACTIVE",
     "EVERYWHERE",
+    "LIVE",
+    "SUSPEND",
     "WAIT",
     "ActionNode",
     "ActionPlan",
@@ -49,18 +77,23 @@ __all__ = [
     "BoundAction",
     "FlowGraph",
     "FlowPlan",
+    "LiveSagas",
     "Observer",
     "Parallel",
     "PlannedAction",
+    "PlannedWait",
     "Problem",
     "Publishing",
     "Saga",
     "Step",
+    "Suspend",
     "Undo",
     "UndoRun",
     "Wait",
+    "WaitStep",
     "bind",
     "bind_action",
+    "cancel_refusal",
     "check_participants",
     "check_shape",
     "checked_observers",
@@ -69,6 +102,8 @@ __all__ = [
     "compile_plan",
     "derive_groups",
     "describe",
+    "due_instances",
+    "due_timer",
     "finish_async",
     "finish_sync",
     "loop_running",
@@ -76,14 +111,20 @@ __all__ = [
     "note",
     "note_takeover",
     "notify",
+    "outside_wait",
     "owner_alive",
     "parallel",
+    "past_pivot",
     "process_owner",
     "recover",
+    "reopen",
     "resume_claimed",
+    "retry_target",
     "same_start",
     "shape_difference",
+    "sleep",
     "step",
     "take_over",
     "undo_key",
+    "wait",
 ]

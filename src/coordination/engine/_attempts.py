@@ -260,18 +260,22 @@ class Attempts:
 
 
 def _describe_output(declared: _Declared[Any, Any]) -> str:
-    output = declared.signature.output
-    if output is None:
+    signature = declared.signature
+    if not signature.outputs:
         return "None"
-    if isinstance(output, tuple):
-        return "tuple[" + ", ".join(member.__name__ for member in output) + "]"
-    return output.__name__
+    names = [member.__name__ for member in signature.outputs]
+    if signature.returns_tuple:
+        return "tuple[" + ", ".join(names) + "]"
+    return " | ".join(names)
 
 
 def output_check(signature: Signature) -> Callable[[Any], bool]:
     """A fast predicate: is a value this action's declared output?"""
     if not signature.outputs:
         return _is_none
+    if signature.returns_one_of:
+        alternatives = signature.outputs
+        return lambda value: isinstance(value, alternatives)
     if not signature.returns_tuple:
         expected = signature.outputs[0]
         return lambda value: isinstance(value, expected)
@@ -295,5 +299,7 @@ def undo_check(signature: Signature) -> Callable[[Any], bool]:
         return lambda value: value is None
     if signature.returns_tuple:
         return lambda value: isinstance(value, tuple) and len(value) == len(outputs)
+    if signature.returns_one_of:
+        return lambda value: isinstance(value, outputs)
     expected = outputs[0]
     return lambda value: isinstance(value, expected)

@@ -63,7 +63,7 @@ class FlowGraph:
                 nodes.append(node)
                 del name
         self.nodes: tuple[ActionNode, ...] = tuple(nodes)
-        self._reachable: dict[type[Message], frozenset[str]] = {}
+        self._reachable: dict[tuple[type[Message], tuple[type[Message], ...]], frozenset[str]] = {}
 
     def consumers(self, message_type: type[Message]) -> list[ActionNode]:
         """The actions that take a `message_type` (or a base of it) as an input."""
@@ -81,13 +81,15 @@ class FlowGraph:
             if any(issubclass(made, message_type) for made in node.signature.outputs)
         ]
 
-    def starts(self) -> frozenset[type[Message]]:
-        """Input types no participant produces: the messages that start flow instances."""
+    def starts(self, outside: frozenset[type[Message]] = frozenset()) -> frozenset[type[Message]]:
+        """Input types no participant produces: the messages that start flow instances
+        (an `outside` message, one a wait waits for, starts none)."""
         return frozenset(
             wanted
             for node in self.nodes
             for wanted in node.signature.inputs
             if not self.producers(wanted)
+            and not any(issubclass(wanted, o) or issubclass(o, wanted) for o in outside)
         )
 
     def check_inputs(self, outside: frozenset[type[Message]] = frozenset()) -> None:
@@ -107,7 +109,7 @@ class FlowGraph:
             ]
             if not missing:
                 continue
-            if any(node.key in self.reachable(start) for start in missing):
+            if any(node.key in self.reachable(start, tuple(outside)) for start in missing):
                 continue  # it runs in the flow its start message begins
             others = [w for w in node.signature.inputs if w not in missing]
             names = " and ".join(m.__name__ for m in missing)
@@ -140,16 +142,19 @@ class FlowGraph:
                     f"handled by: {listed}"
                 )
 
-    def reachable(self, start: type[Message]) -> frozenset[str]:
+    def reachable(
+        self, start: type[Message], outside: tuple[type[Message], ...] = ()
+    ) -> frozenset[str]:
         """Keys of every action that will run for a flow started by a `start` message.
 
-        An action is reachable once each of its inputs is the start type or the output of
-        a reachable action (joins need all their inputs).
+        An action is reachable once each of its inputs is the start type, an `outside`
+        message (one a wait waits for) or the output of a reachable action (joins need all
+        their inputs).
         """
-        cached = self._reachable.get(start)
+        cached = self._reachable.get((start, outside))
         if cached is not None:
             return cached
-        available: list[type[Message]] = [start]
+        available: list[type[Message]] = [start, *outside]
         reached: set[str] = set()
         changed = True
         while changed:
@@ -165,7 +170,7 @@ class FlowGraph:
                     available.extend(node.signature.outputs)
                     changed = True
         result = frozenset(reached)
-        self._reachable[start] = result
+        self._reachable[(start, outside)] = result
         return result
 
     def __repr__(self) -> str:

@@ -16,19 +16,22 @@ from __future__ import annotations
 
 import json
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from coordination._messages import Message, type_name_of
 from coordination._participants import Action, Compensation, Participant
 from coordination._signatures import Signature
-from coordination.engine._declarations import Parallel, Step, step
-from coordination.engine._graph import FlowGraph
+from coordination.engine._declarations import Parallel, Step, WaitStep, step
+from coordination.engine._graph import ActionNode, FlowGraph
+from coordination.engine._shapes import check_output, check_pivot, split_waits
 from coordination.errors import DefinitionError
 
 __all__ = [
     "FlowPlan",
     "PlannedAction",
+    "PlannedWait",
     "compile_plan",
     "derive_groups",
     "normalise",
@@ -78,6 +81,68 @@ class PlannedAction:
         assert self.undo_input_slot is not None
         return inputs[self.input_slots.index(self.undo_input_slot)]
 
+    def undoes(self, output: Any) -> bool:
+        """Whether its compensation undoes this output: it has one, and, typed as one
+        outcome of a union, that is the outcome `output` is (a declined payment is never
+        refunded)."""
+        compensation = self.compensation
+        if compensation is None:
+            return False
+        if self.undo_output_member is None or not self.signature.returns_one_of:
+            return True
+        return isinstance(output, self.signature.outputs[self.undo_output_member])
+
+    def produced(self, output: Any) -> tuple[tuple[int, Any], ...]:
+        """The slots `output` fills, with the message each receives: every member of a
+        tuple, the one outcome of a union (the other outcomes' slots stay empty)."""
+        slots = self.output_slots
+        if not slots:
+            return ()
+        signature = self.signature
+        if signature.returns_one_of:
+            for slot, kind in zip(slots, signature.outputs, strict=True):
+                if isinstance(output, kind):
+                    return ((slot, output),)
+            return ()
+        if signature.returns_tuple:
+            return tuple(zip(slots, output, strict=True))
+        return ((slots[0], output),)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PlannedWait:
+    """A wait of a plan: the outside message(s) that must arrive before a generation opens."""
+
+    wait: WaitStep
+    #: `wait.PaymentSettled`: the key its arrival is recorded under.
+    key: str
+    #: The generation that opens once it arrived (the wait sits just before it).
+    before: int
+    #: One slot per message type it waits for (a union: one per member; one is filled).
+    slots: tuple[int, ...]
+
+    @property
+    def types(self) -> tuple[type[Message], ...]:
+        return self.wait.types
+
+    @property
+    def is_sleep(self) -> bool:
+        """A durable timer (`sleep`), not a wait for a message."""
+        return not self.wait.types
+
+    @property
+    def due_in(self) -> float | None:
+        """Seconds from when it is reached until its timer fires (a sleep's end, a wait's
+        timeout), or None: no timer."""
+        return self.wait.delay if self.is_sleep else self.wait.timeout
+
+    def slot_of(self, message: Message) -> int | None:
+        """The slot `message` fills, or None if this wait does not wait for it."""
+        for slot, kind in zip(self.slots, self.types, strict=True):
+            if isinstance(message, kind):
+                return slot
+        return None
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FlowPlan:
@@ -95,6 +160,30 @@ class FlowPlan:
     #: change between versions, actions and their messages may not (`shape_difference`).
     shape: str
     by_key: dict[str, PlannedAction]
+    #: The point of no return (`pivot=True`), if the flow has one: once it completed,
+    #: nothing is undone, and a later step failing for good parks the instance.
+    pivot: PlannedAction | None = None
+    #: Its waits for outside messages, in order.
+    waits: tuple[PlannedWait, ...] = ()
+
+    def wait_before(self, generation: int) -> PlannedWait | None:
+        """The wait that must arrive before `generation` opens, if any."""
+        for planned in self.waits:
+            if planned.before == generation:
+                return planned
+        return None
+
+    def wait_for(self, message: Message) -> PlannedWait | None:
+        """The wait `message` is an outside message of, if any."""
+        for planned in self.waits:
+            if planned.slot_of(message) is not None:
+                return planned
+        return None
+
+    def past_pivot(self, action: PlannedAction) -> bool:
+        """Whether `action` runs after the pivot (so only once the pivot completed)."""
+        pivot = self.pivot
+        return pivot is not None and action.generation > pivot.generation
 
     @property
     def groups(self) -> tuple[tuple[PlannedAction, ...], ...]:
@@ -119,15 +208,17 @@ class FlowPlan:
         """The same plan stored under another name (a choreography adopting a flow)."""
         return FlowPlan(
             name, self.start_type, self.generations, self.actions, self.slot_types,
-            self.interfaces, self.has_async, self.shape, self.by_key,
+            self.interfaces, self.has_async, self.shape, self.by_key, self.pivot, self.waits,
         )  # fmt: skip
 
 
 def _step_shape(compiled: PlannedAction) -> str:
     signature = compiled.signature
     inputs = ", ".join(type_name_of(t) for t in signature.inputs)
-    outputs = ", ".join(type_name_of(t) for t in signature.outputs) or "None"
-    return f"{compiled.key}({inputs}) -> {outputs}"
+    joiner = " | " if signature.returns_one_of else ", "
+    outputs = joiner.join(type_name_of(t) for t in signature.outputs) or "None"
+    pivot = " pivot" if compiled.step.pivot else ""
+    return f"{compiled.key}({inputs}) -> {outputs}{pivot}"
 
 
 def shape_difference(stored: str, current: str) -> str | None:
@@ -151,16 +242,18 @@ def shape_difference(stored: str, current: str) -> str | None:
     return f"steps were added after group {len(old)}: {new[len(old) :]}"
 
 
-def normalise(flow: str, declared: object) -> list[tuple[Step, ...]]:
-    """An orchestrator's `steps` as groups of steps, or `DefinitionError` naming the item."""
+def normalise(flow: str, declared: object) -> list[tuple[Step, ...] | WaitStep]:
+    """An orchestrator's `steps` as groups of steps (and waits), or `DefinitionError`."""
     if not isinstance(declared, tuple | list) or not declared:
         raise DefinitionError(
             f"{flow}: steps must be a non-empty tuple like "
             f"steps = (step(Payments.charge), parallel(step(A.x), step(B.y)), ...)"
         )
-    groups: list[tuple[Step, ...]] = []
+    groups: list[tuple[Step, ...] | WaitStep] = []
     for position, item in enumerate(declared, start=1):
-        if isinstance(item, Parallel):
+        if isinstance(item, WaitStep):
+            groups.append(item)
+        elif isinstance(item, Parallel):
             groups.append(item.steps)
         elif isinstance(item, Step):
             groups.append((item,))
@@ -180,11 +273,12 @@ def _names(types: typing.Iterable[type[Message]]) -> str:
 
 def compile_plan(
     flow: str,
-    groups: list[tuple[Step, ...]],
+    declared: Sequence[tuple[Step, ...] | WaitStep],
     start_type: type[Message] | None = None,
     output_type: Any = None,
 ) -> FlowPlan:
     """Check and compile groups of steps (generations); `DefinitionError` naming the fault."""
+    groups, waits = split_waits(flow, declared)
     seen_keys: set[str] = set()
     for group in groups:
         for member in group:
@@ -207,9 +301,32 @@ def compile_plan(
     slot_types: list[type[Message]] = [start_type]
     slot_producers: list[str | None] = [None]
     compiled_groups: list[tuple[PlannedAction, ...]] = []
+    planned_waits: list[PlannedWait] = []
     previous_slots: set[int] = {0}
     index = 0
     for group_number, group in enumerate(groups):
+        waiting = waits.get(group_number)
+        if waiting is not None and not waiting.types:  # a sleep: nothing arrives
+            key = f"sleep.{1 + sum(1 for w in planned_waits if w.is_sleep)}"
+            planned_waits.append(PlannedWait(waiting, key, group_number + 1, ()))
+        elif waiting is not None:
+            # A wait consumes nothing and passes the group before it on; its message counts
+            # as produced by it.
+            wait_slots: list[int] = []
+            for kind in waiting.types:
+                if any(issubclass(kind, have) or issubclass(have, kind) for have in slot_types):
+                    raise DefinitionError(
+                        f"{flow}: {waiting!r} waits for {kind.__name__}, which the start "
+                        f"message or an earlier step already provides; an outside message is "
+                        f"a type of its own (never the start message, nor a step's output)"
+                    )
+                wait_slots.append(len(slot_types))
+                slot_types.append(kind)
+                slot_producers.append(waiting.key)
+            planned_waits.append(
+                PlannedWait(waiting, waiting.key, group_number + 1, tuple(wait_slots))
+            )
+            previous_slots = previous_slots | set(wait_slots)
         group_slots: set[int] = set()
         compiled_group: list[PlannedAction] = []
         for member in group:
@@ -286,12 +403,18 @@ def compile_plan(
         previous_slots = group_slots
 
     actions = tuple(member for group in compiled_groups for member in group)
-    _check_output(flow, compiled_groups[-1], output_type)
+    pivot = check_pivot(flow, compiled_groups, planned_waits)
+    check_output(flow, compiled_groups, output_type, planned_waits)
     interfaces = tuple(dict.fromkeys(member.interface for member in actions))
-    shape = json.dumps(
-        [[_step_shape(member) for member in group] for group in compiled_groups],
-        separators=(",", ":"),
-    )
+    shaped: list[list[str]] = []
+    for group_number, members in enumerate(compiled_groups):
+        if group_number in waits and not waits[group_number].types:
+            shaped.append(["sleep"])
+        elif group_number in waits:
+            names = " | ".join(type_name_of(kind) for kind in waits[group_number].types)
+            shaped.append([f"wait({names})"])
+        shaped.append([_step_shape(member) for member in members])
+    shape = json.dumps(shaped, separators=(",", ":"))
     return FlowPlan(
         name=flow,
         start_type=start_type,
@@ -302,19 +425,102 @@ def compile_plan(
         has_async=any(member.signature.is_async for member in actions),
         shape=shape,
         by_key={member.key: member for member in actions},
+        pivot=pivot,
+        waits=tuple(planned_waits),
     )
 
 
-def derive_groups(graph: FlowGraph, start: type[Message]) -> list[tuple[Step, ...]]:
+def derive_groups(
+    graph: FlowGraph, start: type[Message], waits: Sequence[WaitStep] = ()
+) -> list[tuple[Step, ...] | WaitStep]:
     """The generations of the actions a `start` message sets off, from their signatures.
 
     An action's generation is one more than the latest generation among the producers of
     its inputs (the start message is generation 0); within a generation, actions keep the
     order of the participants (and of their actions) as given. Each action keeps its own
-    retry and timeout.
+    retry and timeout. A wait for outside messages counts as produced after the latest
+    generation that the other inputs of its consumers come from: it stands just before
+    the generation its consumers run in.
     """
-    reachable = graph.reachable(start)
+    outside = tuple(kind for declared in waits for kind in declared.types)
+    reachable = graph.reachable(start, outside)
     nodes = [node for node in graph.nodes if node.key in reachable]
+
+    def consumes(node: ActionNode, declared: WaitStep) -> bool:
+        return any(
+            issubclass(kind, wanted) for kind in declared.types for wanted in node.signature.inputs
+        )
+
+    # A wait comes after the latest generation the other inputs of its consumers come
+    # from (found with the outside messages counted as there from the start); then its
+    # consumers, and what follows them, are placed after it.
+    first = _levels(nodes, start, waits, {id(declared): 0 for declared in waits})
+    after = {
+        id(declared): max(
+            (
+                _others(first, node, nodes, start, waits)
+                for node in nodes
+                if consumes(node, declared)
+            ),
+            default=0,
+        )
+        for declared in waits
+    }
+    generation = _levels(nodes, start, waits, after)
+    count = max(generation.values(), default=0)
+    before: dict[int, WaitStep] = {}
+    for declared in waits:
+        if not any(consumes(node, declared) for node in nodes):
+            continue
+        level = after[id(declared)] + 1
+        if level in before:
+            raise DefinitionError(
+                f"{before[level]!r} and {declared!r} would stand before the same generation; "
+                f"wait for either with one wait(A | B)"
+            )
+        before[level] = declared
+    groups: list[tuple[Step, ...] | WaitStep] = []
+    for level in range(1, count + 1):
+        if level in before:
+            groups.append(before[level])
+        members = tuple(step(node.declared) for node in nodes if generation[node.key] == level)
+        if not members:
+            raise DefinitionError(
+                f"the waits {', '.join(repr(w) for w in waits)} cannot be placed from the "
+                f"signatures alone (their consumers feed each other); declare the flow with "
+                f"its wait(...) steps as an Orchestrator and pass it as flow="
+            )
+        groups.append(members)
+    return groups
+
+
+def _others(
+    generation: dict[str, int],
+    node: ActionNode,
+    nodes: list[ActionNode],
+    start: type[Message],
+    waits: Sequence[WaitStep],
+) -> int:
+    """The latest generation `node`'s inputs other than outside messages come from."""
+    levels = [0]
+    for wanted in node.signature.inputs:
+        if issubclass(start, wanted) or any(
+            issubclass(kind, wanted) for w in waits for kind in w.types
+        ):
+            continue
+        levels.extend(
+            generation[other.key]
+            for other in nodes
+            if any(issubclass(made, wanted) for made in other.signature.outputs)
+        )
+    return max(levels)
+
+
+def _levels(
+    nodes: list[ActionNode], start: type[Message], waits: Sequence[WaitStep], after: dict[int, int]
+) -> dict[str, int]:
+    """Each action's generation, an outside message counting as produced by its wait after
+    generation `after[id(wait)]`."""
     generation: dict[str, int] = {}
     remaining = list(nodes)
     while remaining:
@@ -324,6 +530,10 @@ def derive_groups(graph: FlowGraph, start: type[Message]) -> list[tuple[Step, ..
             for wanted in node.signature.inputs:
                 if issubclass(start, wanted):
                     levels.append(0)
+                    continue
+                waited = [w for w in waits if any(issubclass(k, wanted) for k in w.types)]
+                if waited:
+                    levels.append(max(after[id(w)] for w in waited))
                     continue
                 producers = [
                     other.key
@@ -344,53 +554,4 @@ def derive_groups(graph: FlowGraph, start: type[Message]) -> list[tuple[Step, ..
                 f"is a chain of generations, never a loop (a process that repeats starts one "
                 f"instance per period)"
             )
-    count = max(generation.values(), default=0)
-    return [
-        tuple(step(node.declared) for node in nodes if generation[node.key] == level)
-        for level in range(1, count + 1)
-    ]
-
-
-def _check_output(flow: str, last: tuple[PlannedAction, ...], declared: Any) -> None:
-    if declared is None or declared is Any or isinstance(declared, typing.TypeVar):
-        return
-    actual: list[Any] = [member.signature.output for member in last]
-    if len(last) == 1:
-        expected: Any = actual[0]
-        matches = _same_output(expected, declared)
-    else:
-        expected = tuple(actual)
-        members = typing.get_args(declared)
-        matches = (
-            typing.get_origin(declared) is tuple
-            and len(members) == len(actual)
-            and all(_same_output(a, d) for a, d in zip(actual, members, strict=True))
-        )
-    if not matches:
-        raise DefinitionError(
-            f"{flow}: declared output {_describe(declared)} but the last group returns "
-            f"{_describe(expected)}"
-        )
-
-
-def _same_output(actual: Any, declared: Any) -> bool:
-    if declared is None or declared is type(None):
-        return actual is None
-    if isinstance(actual, tuple):
-        members = typing.get_args(declared)
-        return (
-            typing.get_origin(declared) is tuple
-            and len(members) == len(actual)
-            and all(_same_output(a, d) for a, d in zip(actual, members, strict=True))
-        )
-    return isinstance(actual, type) and isinstance(declared, type) and issubclass(actual, declared)
-
-
-def _describe(output: Any) -> str:
-    if output is None:
-        return "None"
-    if isinstance(output, tuple):
-        return "tuple[" + ", ".join(_describe(member) for member in output) + "]"
-    if typing.get_origin(output) is tuple:  # a declared tuple[X, Y]
-        return _describe(typing.get_args(output))
-    return getattr(output, "__name__", repr(output))
+    return generation

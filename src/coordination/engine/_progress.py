@@ -14,7 +14,7 @@ from typing import Any
 
 from coordination._clock import Clock
 from coordination._messages import Envelope, Message
-from coordination.engine._plan import FlowPlan, PlannedAction
+from coordination.engine._plan import FlowPlan, PlannedAction, PlannedWait
 from coordination.stores._records import StepOutcome
 
 __all__ = ["Progress"]
@@ -30,12 +30,15 @@ class Progress:
         "delivered",
         "deliveries",
         "failing",
+        "fired",
         "generation",
         "ids",
         "left",
         "opened_at",
         "outcomes",
         "outputs",
+        "parked",
+        "passed",
         "plan",
         "taken",
         "values",
@@ -76,6 +79,13 @@ class Progress:
         self.taken: set[str] = set()
         #: The generation whose failure (or cancel) starts the undo; none opens after it.
         self.failing: int | None = None
+        #: Actions that failed for good after the pivot: they wait for an operator (the
+        #: instance parks once their generation settled), unsettled, to be run again.
+        self.parked: set[str] = set()
+        #: The sleeps whose timers fired.
+        self.fired: set[str] = set()
+        #: Waits skipped: nothing after them could have used their message.
+        self.passed: set[str] = set()
 
     # -- what may run -----------------------------------------------------------------------
 
@@ -121,15 +131,49 @@ class Progress:
         return action
 
     def settled_all(self, generation: int) -> bool:
-        return all(a.key in self.outcomes for a in self.plan.generations[generation - 1])
-
-    def completes_instance(self, action: PlannedAction) -> bool:
-        """Whether `action` completing (nothing failed) completes the whole instance."""
-        return (
-            self.left == 1
-            and self.failing is None
-            and action.generation == self.generation == len(self.plan.generations)
+        """Every action of `generation` settled (or failed past the pivot, held parked)."""
+        outcomes, parked = self.outcomes, self.parked
+        return all(
+            a.key in outcomes or a.key in parked for a in self.plan.generations[generation - 1]
         )
+
+    def park(self, action: PlannedAction) -> None:
+        """`action` failed for good after the pivot: hold it for an operator's retry."""
+        self.parked.add(action.key)
+        self.taken.add(action.key)
+        if self.failing is None:
+            self.failing = action.generation
+
+    def unpark(self) -> None:
+        """An operator retries: the parked actions run again, and the instance goes on."""
+        if not self.parked:
+            return
+        self.taken.difference_update(self.parked)
+        self.parked.clear()
+        self.failing = None
+        self.advance()
+
+    @property
+    def completed(self) -> bool:
+        """Every generation settled with nothing failed: the instance completed."""
+        return self.failing is None and self.generation > len(self.plan.generations)
+
+    def produced_inputs(self, action: PlannedAction) -> bool:
+        """Whether every input of `action` was produced (a business outcome may have taken
+        another branch: then it is skipped)."""
+        values = self.values
+        return all(values[slot] is not None for slot in action.input_slots)
+
+    def missing(self, action: PlannedAction | PlannedWait) -> list[type[Message]]:
+        """The input types of `action` that were not produced (none for a wait)."""
+        if isinstance(action, PlannedWait):
+            return []
+        values = self.values
+        return [
+            kind
+            for kind, slot in zip(action.signature.inputs, action.input_slots, strict=True)
+            if values[slot] is None
+        ]
 
     # -- what settled -----------------------------------------------------------------------
 
@@ -138,12 +182,9 @@ class Progress:
         if outcome is StepOutcome.COMPLETED:
             self.outcomes[key] = True
             self.outputs[key] = output
-            slots = action.output_slots
-            if len(slots) == 1:
-                self.values[slots[0]] = output
-            elif slots:
-                for slot, value in zip(slots, output, strict=True):
-                    self.values[slot] = value
+            values = self.values
+            for slot, value in action.produced(output):
+                values[slot] = value
         elif outcome is StepOutcome.FAILED:
             self.outcomes[key] = False
         elif outcome is StepOutcome.SKIPPED:
@@ -152,22 +193,42 @@ class Progress:
         if action.generation == self.generation:
             self.left -= 1
 
-    def published(self, action: PlannedAction, envelopes: tuple[Envelope[Message], ...]) -> None:
+    def published(
+        self, action: PlannedAction, output: Any, envelopes: tuple[Envelope[Message], ...]
+    ) -> None:
         """Remember the ids of the envelopes `action`'s outputs went out in."""
-        for slot, envelope in zip(action.output_slots, envelopes, strict=False):
+        for (slot, _), envelope in zip(action.produced(output), envelopes, strict=False):
             self.ids[slot] = envelope.message_id
 
-    def open_next(self) -> None:
-        """The open generation settled with nothing failed: open the next one (if any)."""
-        if self.left or self.failing is not None:
-            return
+    def open_next(self) -> list[PlannedAction | PlannedWait]:
+        """The open generation settled with nothing failed: open the next one (if any).
+
+        Actions of an opening generation whose inputs were not produced (a business outcome
+        took another branch) are settled as skipped at once; a generation left with nothing
+        to run opens the next. A wait whose message nothing could use any more is skipped
+        too. Returns what was skipped, to be recorded.
+        """
+        skipped: list[PlannedAction | PlannedWait] = []
         generations = self.plan.generations
-        if self.generation < len(generations):  # nothing of the next one settled yet
+        while not self.left and self.failing is None and self.generation <= len(generations):
+            if self.generation == len(generations):
+                self.generation += 1
+                break
+            planned = self.awaiting()
+            if planned is not None:
+                if not self.pointless(planned):
+                    break  # the next generation opens once the outside message arrived
+                self.passed.add(planned.key)
+                skipped.append(planned)
             self.generation += 1
-            self.left = len(generations[self.generation - 1])
+            members = generations[self.generation - 1]
+            self.left = len(members)
             self.opened_at = self.clock.monotonic()
-        elif self.generation == len(generations):
-            self.generation += 1
+            for member in members:
+                if member.key not in self.outcomes and not self.produced_inputs(member):
+                    self.settle(member, StepOutcome.SKIPPED, None)
+                    skipped.append(member)
+        return skipped
 
     def advance(self) -> None:
         """Open generations while the open one settled and nothing failed (after replay)."""
@@ -176,10 +237,57 @@ class Progress:
         while self.generation <= len(generations):
             left = sum(1 for a in generations[self.generation - 1] if a.key not in outcomes)
             self.left = left
-            if left or self.failing is not None:
+            if left or self.failing is not None or self.awaiting() is not None:
                 return
             self.generation += 1
             self.opened_at = self.clock.monotonic()
+
+    # -- outside messages -------------------------------------------------------------------
+
+    def awaiting(self) -> PlannedWait | None:
+        """The wait the instance stands at: the open generation settled, and the wait
+        before the next one has had no message yet."""
+        planned = self.plan.wait_before(self.generation + 1)
+        if planned is None or self.arrived(planned):
+            return None
+        return planned
+
+    def pointless(self, planned: PlannedWait) -> bool:
+        """Whether no step could use `planned`'s message any more: each step that consumes
+        it also needs a message from before the wait that was not produced (a business
+        outcome took another branch), so it will be skipped whatever arrives."""
+        if planned.is_sleep:
+            return False
+        waited = set(planned.slots)
+        first = planned.slots[0]
+        consumers = [a for a in self.plan.actions if waited.intersection(a.input_slots)]
+        values = self.values
+        return bool(consumers) and all(
+            any(slot < first and values[slot] is None for slot in action.input_slots)
+            for action in consumers
+        )
+
+    def arrived(self, planned: PlannedWait) -> bool:
+        """Its message came (a sleep: its timer fired), or it was skipped."""
+        if planned.key in self.passed:
+            return True
+        if planned.is_sleep:
+            return planned.key in self.fired
+        values = self.values
+        return any(values[slot] is not None for slot in planned.slots)
+
+    def fire(self, planned: PlannedWait) -> list[PlannedAction | PlannedWait]:
+        """A sleep's timer fired: open what follows. Returns the actions skipped."""
+        self.fired.add(planned.key)
+        return self.open_next()
+
+    def arrive(self, planned: PlannedWait, message: Message) -> list[PlannedAction | PlannedWait]:
+        """An outside message arrived for `planned`: keep it (it may be early); if the
+        instance was waiting for it, open what follows. Returns the actions skipped."""
+        slot = planned.slot_of(message)
+        assert slot is not None
+        self.values[slot] = message
+        return self.open_next()  # opens nothing unless the instance stood at this wait
 
     def last_started(self) -> int:
         """The newest generation any action of was handed out (0: none)."""
@@ -204,11 +312,16 @@ class Progress:
         ids = self.ids
         return tuple(ids[slot] for slot in action.input_slots)
 
-    def final_output(self, last: PlannedAction, output: Any) -> Any:
-        members = self.plan.generations[-1]
-        if len(members) == 1:
-            return output
-        return tuple(output if m is last else self.outputs.get(m.key) for m in members)
+    def final_output(self) -> Any:
+        """The run's output: that of the last generation where something completed (the
+        ones skipped left out), a tuple in declared order if several members completed."""
+        for members in reversed(self.plan.generations):
+            done = [m for m in members if self.outcomes.get(m.key) is True]
+            if len(done) == 1:
+                return self.outputs[done[0].key]
+            if done:
+                return tuple(self.outputs[m.key] for m in done)
+        return None
 
     @staticmethod
     def indexes(action: PlannedAction) -> range:
@@ -245,4 +358,4 @@ class Progress:
         outputs: Callable[[PlannedAction, Any, tuple[str | None, ...]], Any],
     ) -> None:
         """Derive again the ids `action`'s outputs went out in (a choreography's replay)."""
-        self.published(action, outputs(action, output, self.causes(action)))
+        self.published(action, output, outputs(action, output, self.causes(action)))

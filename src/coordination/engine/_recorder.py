@@ -18,7 +18,7 @@ from coordination._lifecycle import check_move
 from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
 from coordination.engine._observers import EVERYWHERE, Observer, notify
-from coordination.engine._plan import PlannedAction
+from coordination.engine._plan import PlannedAction, PlannedWait
 from coordination.errors import LeaseLost, StoreError
 from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord, Write
 from coordination.stores._store import Store
@@ -30,6 +30,7 @@ __all__ = ["Recorder"]
 _new_write = functools.partial(tuple.__new__, Write)
 _PUBLISHED = EntryKind.PUBLISHED
 _LATE = EntryKind.LATE_RESULT
+_SKIPPED = EntryKind.SKIPPED
 
 
 class Recorder:
@@ -64,6 +65,7 @@ class Recorder:
         owes: bool | None = None,
         events: tuple[Envelope[Message], ...] = (),
         handled: tuple[tuple[str, str], ...] = (),
+        release: bool = False,
     ) -> None:
         """One fenced write; once the store took it, applied to this instance's record."""
         record = self.record
@@ -73,7 +75,7 @@ class Recorder:
             check_move(record.status, status)
         write = _new_write(
             (self.workflow_id, self.token, self.clock.now(), records, status, finish, owes,
-             events, handled, False)
+             events, handled, release)
         )  # fmt: skip
         try:
             self.store.write(write)
@@ -123,6 +125,76 @@ class Recorder:
         )
         return StepRecord(
             f"{action.key}:late{attempt}", StepOutcome.LATE, attempt, output, error, entry
+        )
+
+    def skipped(
+        self, action: PlannedAction | PlannedWait, missing: list[type[Message]]
+    ) -> StepRecord:
+        """The record of an action skipped: its inputs were not produced (a business
+        outcome took another branch); or of a wait whose message nothing could use."""
+        if isinstance(action, PlannedWait):
+            participant, _, name = action.key.partition(".")
+            entry = row(
+                _SKIPPED,
+                participant,
+                name,
+                self.workflow_id,
+                at=self.clock.now(),
+                detail="skipped: no step after it could use its message any more",
+            )
+            return StepRecord(action.key, StepOutcome.SKIPPED, 0, None, None, entry)
+        names = ", ".join(kind.__name__ for kind in missing)
+        entry = row(
+            _SKIPPED,
+            action.step.action.participant,
+            action.step.action.name,
+            self.workflow_id,
+            at=self.clock.now(),
+            detail=f"skipped: no {names} was produced (another outcome was)",
+        )
+        return StepRecord(action.key, StepOutcome.SKIPPED, 0, None, None, entry)
+
+    def waiting(self, planned: PlannedWait) -> Rows:
+        """The row of an instance suspended at a wait: its `duration` is how long until its
+        timer fires (a sleep's end, a wait's timeout), so the timer is durable with it."""
+        names = " or ".join(kind.__name__ for kind in planned.types)
+        due_in = planned.due_in
+        what = f"sleeping {due_in:g}s" if planned.is_sleep else f"waiting for {names}"
+        if due_in is not None and not planned.is_sleep:
+            what += f" (timeout {due_in:g}s)"
+        participant, _, name = planned.key.partition(".")
+        return row(
+            EntryKind.WAITING,
+            participant,
+            name,
+            self.workflow_id,
+            at=self.clock.now(),
+            duration=due_in,
+            detail=f"{what}; no thread, no lease held",
+        )
+
+    def timer(self, planned: PlannedWait, error: str | None = None) -> Rows:
+        """The row of a timer that fired: a sleep that ended, or a wait that timed out."""
+        participant, _, name = planned.key.partition(".")
+        return row(
+            EntryKind.FAILED if error else EntryKind.COMPLETED,
+            participant,
+            name,
+            self.workflow_id,
+            at=self.clock.now(),
+            error=error,
+            detail="timed out" if error else "the timer fired",
+        )
+
+    def arrival(self, planned: PlannedWait, message: Message) -> Rows:
+        """The row of an outside message that arrived for a wait (what it produced)."""
+        return row(
+            EntryKind.COMPLETED,
+            "wait",
+            planned.key.removeprefix("wait."),
+            self.workflow_id,
+            at=self.clock.now(),
+            detail=f"{type(message).__name__} arrived",
         )
 
     def refusal(self, action: PlannedAction, error: str, detail: str) -> Rows:

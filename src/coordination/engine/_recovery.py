@@ -70,7 +70,14 @@ def position_of(record: RunRecord) -> str:
 
 
 def note_takeover(store: Store, record: RunRecord, token: int) -> None:
-    """Count a takeover at the instance's position (attempt numbers continue from it)."""
+    """Count a takeover at the instance's position (attempt numbers continue from it).
+
+    A WAITING instance was let go with nothing in flight: taking it back (an outside
+    message came, an operator cancels it) is no recovery, and is not counted as one.
+    """
+    if record.status is WorkflowStatus.WAITING:
+        record.token = token
+        return
     position = position_of(record)
     record.recoveries = store.note_recovery(record.workflow_id, token, position)
     record.recovery_step, record.token = position, token
@@ -139,6 +146,8 @@ def take_over(
     store: Store, record: RunRecord, token: int, clock: Clock, *, was: str | None
 ) -> None:
     """Journal that this process took `record` over from `was` (fenced by `token`)."""
+    if record.status is WorkflowStatus.WAITING:
+        return  # resumed from a wait: its arrival is journaled instead
     now = clock.now()
     entry = row(
         EntryKind.RECOVERED,
@@ -189,6 +198,8 @@ def recover(
     report = on_problem or _log_problem
     results: list[T] = []
     for owed in store.owed_runs(flow):
+        if owed.status is WorkflowStatus.WAITING and owed.owner is None:
+            continue  # suspended for an outside message: nothing to do until it comes
         # Held from the claim to the end of the drive: another thread of this process (a
         # second worker) that read the same owed run must not take it over meanwhile.
         if not ACTIVE.hold(owed.workflow_id):

@@ -29,7 +29,7 @@ from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
 from coordination.engine._attempts import Attempts, describe
 from coordination.engine._observers import Observer
-from coordination.engine._plan import FlowPlan, PlannedAction
+from coordination.engine._plan import FlowPlan, PlannedAction, PlannedWait
 from coordination.engine._progress import Progress
 from coordination.engine._recorder import Recorder
 from coordination.engine._undo import Undo, UndoBook, undo_progress
@@ -37,7 +37,7 @@ from coordination.errors import CompensationFailed, StepFailed
 from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord
 from coordination.stores._store import Store
 
-__all__ = ["WAIT", "Publishing", "Saga", "Wait"]
+__all__ = ["SUSPEND", "WAIT", "Publishing", "Saga", "Suspend", "Wait"]
 
 _RUNNING = WorkflowStatus.RUNNING
 _COMPENSATING = WorkflowStatus.COMPENSATING
@@ -48,6 +48,8 @@ _NOTHING_TO_UNDO = "nothing declared to undo it"
 _LEFT_ALONE = "left alone (the action succeeded)"
 _UNDONE = "undone (the action failed)"
 _UNSETTLED: Any = object()
+#: The key of an action's failure after the pivot: `Interface.action:parked<n>`.
+_PARKED = ":parked"
 # NamedTuple's generated __new__ is a Python function; the tuple constructor is not, and a
 # step record is made for every step of every instance.
 _new_step = functools.partial(tuple.__new__, StepRecord)
@@ -63,6 +65,19 @@ class Wait:
 
 
 WAIT = Wait()
+
+
+class Suspend:
+    """`next()`'s answer when the instance stands at a wait for an outside message: the
+    runner suspends it (`Saga.suspend`), holding no thread and no lease."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SUSPEND"
+
+
+SUSPEND = Suspend()
 
 
 class Publishing(Protocol):
@@ -83,6 +98,10 @@ class Publishing(Protocol):
     ) -> tuple[Envelope[Message], ...]: ...
 
     def undone(self, undo: Undo, output: Any) -> tuple[Envelope[Message], ...]: ...
+
+    def arrived(self, planned: PlannedWait, message: Message) -> Envelope[Message]:
+        """The envelope an outside message goes out in (its id derived: idempotent)."""
+        ...
 
     def handled(
         self, action: PlannedAction, causes: tuple[str | None, ...]
@@ -196,9 +215,25 @@ class Saga:
         """
         progress = self.progress
         by_key = self.plan.by_key
+        waits = {planned.key: planned for planned in self.plan.waits}
         for step in self.record.steps:
             action = by_key.get(step.key)
             if action is None:
+                arrived = waits.get(step.key)
+                if arrived is None:
+                    continue
+                if step.outcome is StepOutcome.SKIPPED:
+                    progress.passed.add(arrived.key)
+                elif step.outcome is StepOutcome.FAILED:  # timed out
+                    if self.failure is None:
+                        self.failure = StepFailed(
+                            f"{arrived.wait!r} failed: {step.error}", step=step.key, attempts=0
+                        )
+                    progress.failing = arrived.before - 1
+                elif arrived.is_sleep:
+                    progress.fired.add(arrived.key)
+                elif step.outcome is StepOutcome.COMPLETED:
+                    self._keep(arrived, step.output)
                 continue
             progress.settle(action, step.outcome, step.output)
             if step.outcome is StepOutcome.COMPLETED and self.publishing is not None:
@@ -211,6 +246,12 @@ class Saga:
         for action, attempt, output in late:
             if progress.outcomes.get(action.key) is False:
                 self.undos.owe(action, attempt, output)
+        parked = self._parked_notes()
+        for action, error in parked:
+            progress.parked.add(action.key)
+            if self.failure is None:
+                self.failure = _step_failed(action, 0, error)
+            progress.failing = action.generation
         progress.advance()
         self.resumed = progress.generation
         if progress.deliveries:
@@ -218,7 +259,20 @@ class Saga:
         if self.record.status is _COMPENSATING and self.failure is None:
             self.cancelling = True  # undoing with no failure: an operator cancelled it
             progress.failing = progress.last_started()
-        progress.taken = set(progress.outcomes)
+        progress.taken = set(progress.outcomes) | progress.parked
+
+    def _parked_notes(self) -> list[tuple[PlannedAction, str]]:
+        """Actions that failed for good after the pivot and never settled since (an
+        operator's retry runs them again): each with the error of its latest failure."""
+        latest: dict[str, tuple[PlannedAction, str]] = {}
+        outcomes = self.progress.outcomes
+        for step in self.record.steps:
+            if step.outcome is not StepOutcome.NOTED or _PARKED not in step.key:
+                continue
+            action = self.plan.by_key.get(step.key.rpartition(_PARKED)[0])
+            if action is not None and action.key not in outcomes:
+                latest[action.key] = (action, step.error or "")
+        return list(latest.values())
 
     def first_attempt(self, action: PlannedAction | None) -> int:
         """The number of the next attempt of `action` (of the current undo when None).
@@ -236,19 +290,29 @@ class Saga:
 
     # -- deciding -------------------------------------------------------------------------
 
-    def next(self) -> tuple[PlannedAction, ...] | Undo | Wait | None:
-        """What to run now: actions (taken: run each to its end), an undo, WAIT, or None."""
+    def next(self) -> tuple[PlannedAction, ...] | Undo | Wait | Suspend | None:
+        """What to run now: actions (taken: run each to its end), an undo, WAIT (something
+        is in flight), SUSPEND (stand at a wait for an outside message), or None (done)."""
         with self.lock:
             if self.recorder.lost or self.record.status in _FINISHED:
                 return None
             progress = self.progress
             failing = progress.failing
             if failing is None:
-                return progress.take_ready() or WAIT
+                ready = progress.take_ready()
+                if ready:
+                    return ready
+                if not progress.left and progress.awaiting() is not None:
+                    return SUSPEND
+                return WAIT
             if failing and not progress.settled_all(failing):
                 # The failing generation runs to its end first (after a crash, what had no
                 # record runs again under its key).
                 return progress.take_ready(failing) or WAIT
+            if progress.parked:
+                # Past the point of no return nothing is undone: a human decides.
+                self.park(_past_pivot(self.plan, sorted(progress.parked), self.failure))
+                return None
             undos = self.undos
             if undos.current is not None:
                 return WAIT
@@ -267,10 +331,109 @@ class Saga:
                 return None
             return self.progress.deliver(key, index, message_id)
 
+    # -- outside messages -------------------------------------------------------------------
+
+    def suspend(self) -> bool:
+        """Suspend at the wait the instance stands at: WAITING, its lease let go (no thread
+        and no lease are held while it waits). False if there is nothing to wait for any
+        more (its message came meanwhile): go on driving it."""
+        with self.lock:
+            planned = self.progress.awaiting()
+            if planned is None or self.progress.left or self.recorder.lost:
+                return False
+            if self.record.status is WorkflowStatus.WAITING:
+                # Claimed while waiting (its message never came: a crash between claim and
+                # arrival): let go of it again.
+                self.recorder.write(release=True)
+                return True
+            key = f"{planned.key}:waiting"
+            records: tuple[StepRecord, ...] = ()
+            if not self.record.has_step(key):  # suspended again after a crash: once
+                entry = self.recorder.waiting(planned)  # with its timer, if it has one
+                records = (StepRecord(key, StepOutcome.NOTED, 0, None, None, entry),)
+            self.recorder.write(records, status=WorkflowStatus.WAITING, release=True)
+            return True
+
+    def arrive(self, planned: PlannedWait, message: Message) -> bool:
+        """An outside message for `planned` arrived: record it (the instance wakes if it was
+        waiting for it; a message that comes early is kept for its wait). False if an equal
+        message was received already (a duplicate: nothing happens)."""
+        publishing = self.publishing
+        events: tuple[Envelope[Message], ...] = ()
+        with self.lock:
+            progress = self.progress
+            if progress.arrived(planned):
+                return False
+            rows = self.recorder.arrival(planned, message)
+            if publishing is not None:
+                events = (publishing.arrived(planned, message),)
+                rows = self.recorder.published(rows, events, "wait")
+                slot = planned.slot_of(message)
+                assert slot is not None
+                progress.ids[slot] = events[0].message_id
+            skipped = progress.arrive(planned, message)
+            records = (
+                StepRecord(planned.key, StepOutcome.COMPLETED, 0, message, None, rows),
+                *(self.recorder.skipped(a, progress.missing(a)) for a in skipped),
+            )
+            waking = self.record.status is WorkflowStatus.WAITING
+            self.recorder.write(records, status=_RUNNING if waking else None, events=events)
+        if events:
+            assert publishing is not None
+            publishing.committed(events)
+        return True
+
+    def fire(self, planned: PlannedWait) -> bool:
+        """`planned`'s timer came due: a sleep ends (the instance goes on), a wait times
+        out (it fails like a step: what was done is undone). False if there is nothing to
+        fire any more (its message came, or it fired already)."""
+        with self.lock:
+            progress = self.progress
+            if self.recorder.lost or progress.arrived(planned) or self.record.has_step(planned.key):
+                return False
+            waking = self.record.status is WorkflowStatus.WAITING
+            if planned.is_sleep:
+                skipped = progress.fire(planned)
+                records = (
+                    StepRecord(
+                        planned.key, StepOutcome.COMPLETED, 0, None, None,
+                        self.recorder.timer(planned),
+                    ),
+                    *(self.recorder.skipped(a, progress.missing(a)) for a in skipped),
+                )  # fmt: skip
+                self.recorder.write(records, status=_RUNNING if waking else None)
+                return True
+            names = " or ".join(kind.__name__ for kind in planned.types)
+            text = f"WaitTimeout: no {names} came within {planned.due_in:g}s"
+            record = StepRecord(
+                planned.key, StepOutcome.FAILED, 0, None, text, self.recorder.timer(planned, text)
+            )
+            self.recorder.write((record,), status=_COMPENSATING)
+            if self.failure is None:
+                self.failure = StepFailed(
+                    f"{planned.wait!r} failed: {text}", step=planned.key, attempts=0
+                )
+            if progress.failing is None:
+                progress.failing = planned.before - 1
+            return True
+
+    def _keep(self, planned: PlannedWait, message: Message) -> None:
+        """Replaying: an outside message that arrived (its id derived again)."""
+        slot = planned.slot_of(message)
+        if slot is None:
+            return
+        self.progress.values[slot] = message
+        if self.publishing is not None:
+            self.progress.ids[slot] = self.publishing.arrived(planned, message).message_id
+
     # -- forward facts ----------------------------------------------------------------------
 
     def completed(self, action: PlannedAction, output: Any, attempts: Attempts) -> None:
-        """Record a completed action; its outputs become inputs of later generations."""
+        """Record a completed action; its outputs become inputs of later generations.
+
+        Actions it leaves without an input (a business outcome took another branch) are
+        recorded as skipped in the same commit, and if nothing is left to run, the end.
+        """
         publishing = self.publishing
         events: tuple[Envelope[Message], ...] = ()
         with self.lock:
@@ -289,15 +452,19 @@ class Saga:
             if held:
                 late = self.recorder.late
                 records += tuple(late(action, n, out, _LEFT_ALONE) for n, out in held)
+            # Settled before the write: what it leaves skipped is written with it (a lost
+            # write loses this copy of the instance altogether, so nothing reads it after).
+            if events:
+                progress.published(action, output, events)
+            progress.settle(action, StepOutcome.COMPLETED, output)
+            skipped = progress.open_next()
+            if skipped:
+                records += tuple(self.recorder.skipped(a, progress.missing(a)) for a in skipped)
             finish = None
-            if progress.completes_instance(action):
-                finish = Finish(_COMPLETED, progress.final_output(action, output))
+            if progress.completed:
+                finish = Finish(_COMPLETED, progress.final_output())
             owes = self._still_owing() if finish is not None else None
             self.recorder.write(records, finish=finish, owes=owes, events=events, handled=handled)
-            if events:
-                progress.published(action, events)
-            progress.settle(action, StepOutcome.COMPLETED, output)
-            progress.open_next()
         if events:
             assert publishing is not None
             publishing.committed(events)
@@ -305,6 +472,9 @@ class Saga:
     def failed(self, action: PlannedAction, error: BaseException, attempts: Attempts) -> None:
         """Record an action that failed after its attempts; the instance will compensate."""
         text = describe(error)
+        if self.plan.past_pivot(action) and self.past_point_of_no_return:
+            self._failed_past_pivot(action, error, text, attempts)
+            return
         publishing = self.publishing
         events: tuple[Envelope[Message], ...] = ()
         with self.lock:
@@ -316,18 +486,62 @@ class Saga:
                 handled = publishing.handled(action, causes)
                 rows = self.recorder.published(rows, events, action.step.action.participant)
             held = self._late_held.pop(action.key, []) if self._late_held else []
-            detail = _UNDONE if action.compensation else _NOTHING_TO_UNDO
+            late = self.recorder.late
             records = (
                 StepRecord(action.key, StepOutcome.FAILED, attempts.attempt, None, text, rows),
-                *(self.recorder.late(action, n, out, detail) for n, out in held),
+                *(
+                    late(action, n, out, _UNDONE if action.undoes(out) else _NOTHING_TO_UNDO)
+                    for n, out in held
+                ),
             )
             self._fail(action, records, error, text, events, handled)
-            if action.compensation is not None:
-                for attempt, output in held:
-                    self.undos.owe(action, attempt, output)
+            for attempt, output in held:
+                self.undos.owe(action, attempt, output)
         if events:
             assert publishing is not None
             publishing.committed(events)
+
+    def _failed_past_pivot(
+        self, action: PlannedAction, error: BaseException, text: str, attempts: Attempts
+    ) -> None:
+        """Record an action that failed for good after the pivot: it is never undone (nor is
+        anything before it), so it stays unsettled, to run again when an operator retries;
+        its failure is journaled, and the instance parks once its generation settled."""
+        with self.lock:
+            tries = sum(1 for s in self.record.steps if s.key.startswith(action.key + _PARKED))
+            held = self._late_held.pop(action.key, []) if self._late_held else []
+            late = self.recorder.late
+            records = (
+                StepRecord(
+                    f"{action.key}{_PARKED}{tries + 1}",
+                    StepOutcome.NOTED,
+                    attempts.attempt,
+                    None,
+                    text,
+                    tuple(attempts.rows),
+                ),
+                *(late(action, n, out, _NOTHING_TO_UNDO) for n, out in held),
+            )
+            self.recorder.write(records)
+            self.progress.park(action)
+            if self.failure is None:
+                failure = _step_failed(action, attempts.attempt, text)
+                failure.__cause__ = error
+                self.failure = failure
+
+    def retry_forward(self) -> None:
+        """An operator retries a run parked after the pivot: its failed actions run again
+        under their keys (a run parked for another reason goes on as it was)."""
+        with self.lock:
+            if self.progress.parked:
+                self.progress.unpark()
+                self.failure = None
+
+    @property
+    def past_point_of_no_return(self) -> bool:
+        """The pivot completed: nothing of this instance can be undone any more."""
+        pivot = self.plan.pivot
+        return pivot is not None and self.progress.outcomes.get(pivot.key) is True
 
     def refuse(self, action: PlannedAction, error: BaseException, detail: str) -> bool:
         """Fail an action that never started (a join whose inputs never came); False if it
@@ -508,10 +722,11 @@ class Saga:
                 record = recorder.late(action, attempt, None, "nothing to undo", error)
                 recorder.write((record,), owes=self._settled_owing())
                 return None
-            if outcome is _UNSETTLED:
+            if outcome is _UNSETTLED and action.key not in self.progress.parked:
                 self._late_held.setdefault(action.key, []).append((attempt, value))
                 return None
-            if outcome is True or action.compensation is None:
+            # Failed past the pivot (parked, unsettled): nothing after the pivot is undone.
+            if outcome is True or not action.undoes(value):
                 detail = _LEFT_ALONE if outcome is True else _NOTHING_TO_UNDO
                 recorder.write(
                     (recorder.late(action, attempt, value, detail),), owes=self._settled_owing()
@@ -554,6 +769,21 @@ class Saga:
                 )
             )
 
+    def request_cancel(self) -> bool:
+        """An operator cancels this instance while it runs: stop at the next step boundary
+        and undo. False if it cannot be cancelled now (it ended, it is undoing already, or
+        its pivot completed)."""
+        with self.lock:
+            if (
+                self.recorder.lost
+                or self.record.status is not _RUNNING
+                or self.cancelling
+                or self.past_point_of_no_return
+            ):
+                return False
+            self.cancel()
+            return True
+
     def cancel(self) -> None:
         """Stop at the next boundary and undo what was done; the instance ends CANCELLED."""
         with self.lock:
@@ -577,6 +807,16 @@ class Saga:
     def __repr__(self) -> str:
         generation = self.progress.generation
         return f"<Saga {self.workflow_id} {self.record.status.name} generation {generation}>"
+
+
+def _past_pivot(plan: FlowPlan, parked: list[str], failure: StepFailed | None) -> str:
+    pivot = plan.pivot
+    assert pivot is not None
+    why = f": {failure}" if failure is not None else ""
+    return (
+        f"{', '.join(parked)} failed after the pivot {pivot.key} (the point of no return: "
+        f"nothing is undone){why}; fix the cause and retry() the run to go on"
+    )
 
 
 def _step_failed(action: PlannedAction, attempts: int, text: str) -> StepFailed:

@@ -74,7 +74,7 @@ def plan_undos(
                 for attempt, output in late.get(action.key, ()):
                     queue.append(Undo(action, action.undo_message(output, inputs(action)), attempt))
             if action.undoes_output:
-                if outcome is True:
+                if outcome is True and action.undoes(outputs[action.key]):
                     queue.append(Undo(action, action.undo_message(outputs[action.key], [])))
             else:
                 queue.append(Undo(action, action.undo_message(None, inputs(action))))
@@ -157,8 +157,8 @@ class UndoBook:
         return list(dict.fromkeys(keys))
 
     def owe(self, action: PlannedAction, attempt: int, output: Any) -> None:
-        """A late result of failed `action` owes its undo (if it has a compensation)."""
-        if action.compensation is not None:
+        """A late result of failed `action` owes its undo (if its compensation undoes it)."""
+        if action.undoes(output):
             self.owed.setdefault(action.key, []).append((attempt, output))
 
     def insert(self, undo: Undo) -> None:

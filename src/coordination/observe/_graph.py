@@ -75,9 +75,15 @@ class FlowDiagram:
 
     def _details(self, node: Node) -> list[str]:
         details = []
+        if node.pivot:
+            details.append("pivot: no undo after it")
+        if node.one_of:
+            details.append(f"one of {len(node.outputs)} outcomes")
         if node.is_join:
             details.append(f"join of {len(node.inputs)}")
-        if node.attempts != 1:
+        if node.attempts is None:
+            details.append("attempts until its deadline")
+        elif node.attempts != 1:
             details.append(f"{node.attempts} attempts")
         if node.timeout is not None:
             details.append(f"timeout {node.timeout:g}s")

@@ -80,14 +80,16 @@ class _Wiring:
 
     def _reach(self, start: type[Message]) -> set[str]:
         """Keys of the actions a `start` message leads to (a join needs all its inputs)."""
-        available: set[type[Message]] = {start}
+        outside = self.model.outside
+        available: set[type[Message]] = {start, *outside}
         reached: set[str] = set()
         waiting: dict[str, set[type[Message]]] = {n.key: set(n.inputs) for n in self.model.nodes}
         by_key = {n.key: n for n in self.model.nodes}
-        frontier = [start]
+        frontier = [start, *outside]  # a wait's message comes from outside, in the flow
         while frontier:
             made = frontier.pop()
-            for node in self.model.consumers(made) if made is start else self.consumers[made]:
+            given = made is start or made in outside
+            for node in self.model.consumers(made) if given else self.consumers[made]:
                 if node.key in reached:
                     continue
                 missing = waiting[node.key]
@@ -176,7 +178,11 @@ def _check_inputs(wiring: _Wiring, on_cycles: set[str], findings: list[Finding])
     for node in model.nodes:
         if node.key in on_cycles or any(node.key in reach for reach in wiring.reach.values()):
             continue
-        missing = [w for w in node.inputs if not model.producers(w)]
+        missing = [
+            w
+            for w in node.inputs
+            if not model.producers(w) and not any(issubclass(o, w) for o in model.outside)
+        ]
         if missing:
             others = [w for w in node.inputs if w not in missing]
             why = (
@@ -244,8 +250,12 @@ def _check_unconsumed(wiring: _Wiring, findings: list[Finding]) -> None:
         last = max(by_key[k].generation or 0 for k in reach)
         for key in sorted(reach, key=lambda k: by_key[k].index):
             node = by_key[key]
-            if (node.generation or 0) >= last:
-                continue  # the flow's result
+            if (node.generation or 0) >= last or all(
+                model.exclusive(node, by_key[k])
+                for k in reach
+                if (by_key[k].generation or 0) > (node.generation or 0)
+            ):
+                continue  # the flow's result (on its branch: a business outcome)
             for made in node.outputs:
                 if not issubclass(made, Event) or wiring.consumers[made]:
                     continue
@@ -268,9 +278,14 @@ def _check_irreversible(wiring: _Wiring, findings: list[Finding]) -> None:
     for reach in wiring.reach.values():
         nodes = sorted((by_key[k] for k in reach), key=lambda n: n.index)
         for node in nodes:
-            if node.undo is not None or node.generation is None:
-                continue
-            later = [n.key for n in nodes if (n.generation or 0) > node.generation]
+            if node.undo is not None or node.generation is None or node.pivot:
+                continue  # a pivot is meant to be the point of no return
+            later = [
+                n.key
+                for n in nodes
+                if (n.generation or 0) > node.generation
+                and not wiring.model.exclusive(node, n)  # on another branch: never both
+            ]
             if not later or (node.key, *later) in seen:
                 continue
             seen.add((node.key, *later))

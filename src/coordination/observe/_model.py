@@ -30,10 +30,15 @@ class Node:
     outputs: tuple[type[Message], ...]
     undo: str | None  #: `Participant.compensation`, if it has one
     undo_outputs: tuple[type[Message], ...]
-    attempts: int
+    #: How many attempts it makes at most (None: until its deadline, `Retry(attempts=None)`).
+    attempts: int | None
     timeout: float | None
     #: From 1; None when no start message leads to it (or it is part of a cycle).
     generation: int | None = None
+    #: The flow's point of no return.
+    pivot: bool = False
+    #: Its output is a union: each call returns one of `outputs` (a business outcome).
+    one_of: bool = False
 
     @property
     def is_join(self) -> bool:
@@ -57,7 +62,35 @@ class FlowModel:
     #: Messages no action produces: what starts instances (a flow has exactly one).
     starts: list[type[Message]]
     subscribers: list[Subscriber] = field(default_factory=list)
+    #: Messages from outside the flow that its waits wait for (a webhook, an approval).
+    outside: list[type[Message]] = field(default_factory=list)
     _producers: dict[type[Message], list[Node]] = field(default_factory=dict)
+
+    def outcomes(self, node: Node) -> set[tuple[str, type[Message]]]:
+        """The business outcomes `node` needs: `(action, outcome)` pairs of the union
+        outputs its inputs come from, itself or upstream (empty: it needs none)."""
+        needed: set[tuple[str, type[Message]]] = set()
+        seen: set[str] = set()
+        todo = [node]
+        while todo:
+            current = todo.pop()
+            if current.key in seen:
+                continue
+            seen.add(current.key)
+            for wanted in current.inputs:
+                for producer in self.producers(wanted):
+                    if producer.one_of:
+                        made = next(o for o in producer.outputs if issubclass(o, wanted))
+                        needed.add((producer.key, made))
+                    todo.append(producer)
+        return needed
+
+    def exclusive(self, one: Node, other: Node) -> bool:
+        """Whether `one` and `other` never both run: they need different outcomes of one
+        action (a captured payment and a declined one)."""
+        mine = self.outcomes(one)
+        theirs = self.outcomes(other)
+        return any(key == k and made is not m for key, made in mine for k, m in theirs)
 
     def producers(self, wanted: type[Message]) -> list[Node]:
         """The actions whose outputs include `wanted` (or a subclass of it)."""
@@ -85,10 +118,14 @@ class FlowModel:
         return list(found)
 
 
-def _node(index: int, declared: Action[Any, Any], attempts: int, timeout: float | None) -> Node:
+def _node(
+    index: int, declared: Action[Any, Any], attempts: int | None, timeout: float | None
+) -> Node:
     signature = declared.signature
     undo = declared.undo
     return Node(
+        pivot=declared.pivot,
+        one_of=signature.returns_one_of,
         index=index,
         key=declared.qualname,
         participant=declared.owner.__name__ if declared.owner is not None else "?",
@@ -107,8 +144,10 @@ def _from_plan(plan: FlowPlan, name: str) -> FlowModel:
         step = planned.step
         node = _node(planned.index, step.action, step.retry.attempts, step.timeout)
         node.generation = planned.generation
+        node.pivot = step.pivot
         nodes.append(node)
-    return FlowModel(name, nodes, [plan.start_type])
+    outside = [kind for planned in plan.waits for kind in planned.types]
+    return FlowModel(name, nodes, [plan.start_type], outside=outside)
 
 
 def _participant_types(participants: Iterable[object]) -> list[type[Participant]]:
@@ -202,12 +241,15 @@ def model_of(target: object) -> FlowModel:
         # action it runs with the retries and timeouts it runs them with.
         nodes: dict[str, Node] = {}
         starts: list[type[Message]] = []
+        outside: list[type[Message]] = []
         for binding in target.instances.bindings.values():
             starts.append(binding.plan.start_type)
-            for node in _from_plan(binding.plan, target.name).nodes:
+            adopted = _from_plan(binding.plan, target.name)
+            outside.extend(kind for kind in adopted.outside if kind not in outside)
+            for node in adopted.nodes:
                 node.index = nodes[node.key].index if node.key in nodes else len(nodes)
                 nodes.setdefault(node.key, node)
-        model = FlowModel(target.name, list(nodes.values()), starts)
+        model = FlowModel(target.name, list(nodes.values()), starts, outside=outside)
         model.subscribers = _subscribers(target.bus, model.messages())
         return model
     if isinstance(target, Participant) or (

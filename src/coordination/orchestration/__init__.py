@@ -1,7 +1,7 @@
 """Orchestration: one central `Orchestrator` runs a flow's steps and undoes them on failure."""
 
 from coordination._lifecycle import LIFECYCLE, lifecycle_mermaid
-from coordination.engine import FlowPlan, Parallel, Step, parallel, step
+from coordination.engine import FlowPlan, Parallel, Step, parallel, sleep, step, wait
 from coordination.orchestration._orchestrator import Orchestrator
 from coordination.orchestration._run import WorkflowRun
 
@@ -14,5 +14,7 @@ __all__ = [
     "WorkflowRun",
     "lifecycle_mermaid",
     "parallel",
+    "sleep",
     "step",
+    "wait",
 ]

@@ -22,6 +22,7 @@ from coordination.engine import (
     FlowPlan,
     PlannedAction,
     Saga,
+    Suspend,
     Undo,
     UndoRun,
     Wait,
@@ -70,6 +71,10 @@ class Driver:
                 decision = saga.next()
                 if decision is None or isinstance(decision, Wait):
                     return
+                if isinstance(decision, Suspend):
+                    if saga.suspend():
+                        return  # WAITING: send() carries it on
+                    continue  # its message came meanwhile
                 if isinstance(decision, Undo):
                     finish_sync(self._undo(saga, decision), self.clock, runner)
                 elif len(decision) == 1:
@@ -140,6 +145,10 @@ class Driver:
             decision = saga.next()
             if decision is None or isinstance(decision, Wait):
                 return
+            if isinstance(decision, Suspend):
+                if saga.suspend():
+                    return
+                continue
             if isinstance(decision, Undo):
                 await finish_async(self._undo(saga, decision), self.clock)
                 continue

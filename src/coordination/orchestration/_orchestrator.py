@@ -17,22 +17,29 @@ from coordination._participants import Action, Participant
 from coordination._status import WorkflowStatus
 from coordination.engine import (
     ACTIVE,
+    LIVE,
     FlowPlan,
     Observer,
     Parallel,
     Problem,
     Saga,
     Step,
+    WaitStep,
     bind,
+    cancel_refusal,
     check_shape,
     checked_observers,
     claim_or_busy,
     compile_plan,
+    due_instances,
     normalise,
     note_takeover,
+    outside_wait,
     process_owner,
     recover,
+    reopen,
     resume_claimed,
+    retry_target,
     same_start,
     take_over,
 )
@@ -84,7 +91,7 @@ class Orchestrator(Generic[StartT, OutputT]):
     (default `module:QualName`, not inherited by subclasses).
     """
 
-    steps: ClassVar[tuple[Step | Parallel | Action[Any, Any], ...]] = ()
+    steps: ClassVar[tuple[Step | Parallel | WaitStep | Action[Any, Any], ...]] = ()
     #: The compiled plan, set on every concrete subclass (a choreography can adopt it).
     plan: ClassVar[FlowPlan]
 
@@ -164,18 +171,21 @@ class Orchestrator(Generic[StartT, OutputT]):
         if isinstance(begun, WorkflowRun):
             return begun
         ACTIVE.enter(begun.workflow_id)
+        LIVE.add(begun)
         try:
             await self._driver.run_async(begun)
         except BaseException:  # cancelled, interrupted: the run can be resumed
             self._release(begun)
             raise
         finally:
+            LIVE.discard(begun)
             ACTIVE.leave(begun.workflow_id)
         return WorkflowRun(begun.record)
 
     def _drive(self, saga: Saga) -> None:
         """Drive `saga` on this thread, letting go of it if that is interrupted."""
         ACTIVE.enter(saga.workflow_id)
+        LIVE.add(saga)
         try:
             self._driver.run(saga)
             if saga.finished:
@@ -185,6 +195,7 @@ class Orchestrator(Generic[StartT, OutputT]):
             self._release(saga)
             raise
         finally:
+            LIVE.discard(saga)
             ACTIVE.leave(saga.workflow_id)
 
     def _release(self, saga: Saga) -> None:
@@ -240,6 +251,82 @@ class Orchestrator(Generic[StartT, OutputT]):
 
     def _check_shape(self, record: RunRecord, token: int) -> None:
         check_shape(self.store, record, token, self.plan, self.clock.now())
+
+    # -- outside messages -------------------------------------------------------------------
+
+    def send(self, workflow_id: str, message: Message) -> WorkflowRun[OutputT]:
+        """Hand a run the outside message one of its `wait(...)` steps waits for.
+
+        A WAITING run resumes on this thread, to its next suspension or its end. A run still
+        on its way to the wait keeps the message for it (durably): one this process drives
+        takes it at once; an interrupted one is resumed here. A duplicate of a message it
+        received already changes nothing. `WorkflowNotFound` for an unknown run;
+        `UsageError` for a type it does not wait for, or a run that finished without it.
+        """
+        saga = self._sent(workflow_id, message)
+        if isinstance(saga, WorkflowRun):
+            return saga
+        self._check_sync_allowed("send")
+        self._drive(saga)
+        return WorkflowRun(saga.record)
+
+    async def send_async(self, workflow_id: str, message: Message) -> WorkflowRun[OutputT]:
+        """Like `send()`, resuming the run without blocking the loop."""
+        saga = self._sent(workflow_id, message)
+        if isinstance(saga, WorkflowRun):
+            return saga
+        ACTIVE.enter(saga.workflow_id)
+        LIVE.add(saga)
+        try:
+            await self._driver.run_async(saga)
+        except BaseException:
+            self._release(saga)
+            raise
+        finally:
+            LIVE.discard(saga)
+            ACTIVE.leave(saga.workflow_id)
+        return WorkflowRun(saga.record)
+
+    def _sent(self, workflow_id: str, message: Message) -> Saga | WorkflowRun[OutputT]:
+        """Record `message`'s arrival: the saga to drive on, or the run as it stands."""
+        if not isinstance(message, Message):
+            raise UsageError(f"send() takes a message, got {type(message).__name__}")
+        record = self._record(workflow_id)
+        planned = outside_wait(record, self.plan, message)
+        if planned is None:
+            return WorkflowRun(record)
+        live = LIVE.get(workflow_id)
+        if live is not None and live.plan is self.plan and live.store is self.store:
+            with live.lock:
+                if live.status is WorkflowStatus.RUNNING and not live.lost:
+                    live.arrive(planned, message)  # kept for its wait; its driver goes on
+                    return WorkflowRun(live.record)
+        now = self.clock.now()
+        token = claim_or_busy(self.store, record, self._owner, now, "send it once it stopped")
+        saga = self._resumed(workflow_id, token, was=record.owner)
+        saga.arrive(planned, message)
+        return saga
+
+    def resume_due(self) -> list[WorkflowRun[OutputT]]:
+        """Fire the timers that are due on this orchestrator's clock; return the runs moved.
+
+        A `sleep(...)` that ended carries its run on (here, to its next suspension or end);
+        a `wait(..., timeout=...)` past its timeout fails like a step, and what was done is
+        undone. Each timer fires once: firing claims the run, and a run another process
+        fires (or holds) is left to it.
+        """
+        self._check_sync_allowed("resume_due")
+        moved: list[WorkflowRun[OutputT]] = []
+        for record, planned in due_instances(self.store, self.plan, self.clock.now()):
+            try:
+                token = claim_or_busy(self.store, record, self._owner, self.clock.now(), "")
+            except WorkflowBusy:
+                continue  # someone else fires it (or its message came meanwhile)
+            saga = self._resumed(record.workflow_id, token, was=record.owner)
+            saga.fire(planned)
+            self._drive(saga)
+            moved.append(WorkflowRun(saga.record))
+        return moved
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -345,44 +432,36 @@ class Orchestrator(Generic[StartT, OutputT]):
     def retry(self, workflow_id: str) -> WorkflowRun[OutputT]:
         """Go on with a run a human had to look at, to its end.
 
-        A `PARKED` run resumes where it stopped; a `COMPENSATION_FAILED` run tries the
-        failed undo again (as a new record) and goes on undoing, newest first.
+        A `PARKED` run resumes where it stopped (a step that failed after the pivot runs
+        again under its key); a `COMPENSATION_FAILED` run tries the failed undo again (as a
+        new record) and goes on undoing, newest first.
         """
         self._check_sync_allowed("retry")
         record = self._record(workflow_id)
-        if record.status is WorkflowStatus.PARKED:
-            target = WorkflowStatus.RUNNING
-        elif record.status is WorkflowStatus.COMPENSATION_FAILED:
-            target = WorkflowStatus.COMPENSATING
-        else:
-            raise UsageError(
-                f"workflow {workflow_id!r} is {record.status.name}; retry() takes a PARKED or "
-                f"COMPENSATION_FAILED run"
-            )
-        saga = self._reopened(record, target)
+        saga = self._reopened(record, retry_target(record))
+        saga.retry_forward()
         self._drive(saga)
         return WorkflowRun(saga.record)
 
     def cancel(self, workflow_id: str) -> WorkflowRun[OutputT]:
-        """Stop a run that has not finished (or is parked): undo what it did, end CANCELLED."""
-        self._check_sync_allowed("cancel")
+        """Stop a run that has not finished (or is parked): undo what it did, end CANCELLED.
+
+        A run this process is driving right now stops at its next step boundary: `cancel()`
+        returns it COMPENSATING, and its driver undoes it. Past the pivot (the point of no
+        return) nothing can be undone: `UsageError`.
+        """
         record = self._record(workflow_id)
-        status = record.status
-        if status is WorkflowStatus.COMPENSATION_FAILED:
-            raise UsageError(
-                f"workflow {workflow_id!r} is COMPENSATION_FAILED: an undo failed and effects "
-                f"are still applied; retry() it to finish undoing"
-            )
-        if status.finished and status is not WorkflowStatus.PARKED:
-            raise UsageError(
-                f"workflow {workflow_id!r} already finished {status.name}; there is nothing to "
-                f"cancel"
-            )
-        if status is WorkflowStatus.COMPENSATING:
-            raise UsageError(
-                f"workflow {workflow_id!r} is already COMPENSATING: it is being undone"
-            )
-        if status is WorkflowStatus.PARKED:
+        refusal = cancel_refusal(record, self.plan)
+        if refusal is not None:
+            raise refusal
+        live = LIVE.get(workflow_id)
+        if live is not None and live.plan is self.plan and live.store is self.store:
+            if live.request_cancel():
+                return WorkflowRun(live.record)
+            refusal = cancel_refusal(live.record, self.plan)
+            raise refusal or UsageError(f"workflow {workflow_id!r} cannot be cancelled now")
+        self._check_sync_allowed("cancel")
+        if record.status is WorkflowStatus.PARKED:
             saga = self._reopened(record, WorkflowStatus.COMPENSATING)
         else:
             now = self.clock.now()
@@ -393,19 +472,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         return WorkflowRun(saga.record)
 
     def _reopened(self, record: RunRecord, status: WorkflowStatus) -> Saga:
-        token = self.store.claim_run(
-            record.workflow_id,
-            self._owner,
-            now=self.clock.now(),
-            reopen=(record.status, status),
-            replacing=record.owner,
-        )
-        if token is None:
-            raise WorkflowBusy(
-                f"workflow {record.workflow_id!r} changed or is owned by someone else; look "
-                f"at it again",
-                workflow_id=record.workflow_id,
-            )
+        token = reopen(self.store, record, self._owner, self.clock.now(), status)
         return self._resumed(record.workflow_id, token, was=record.owner)
 
     def _record(self, workflow_id: str) -> RunRecord:

@@ -5,8 +5,9 @@ worker — or its `recover()` — takes it; `serve()` is that worker's loop, and
 waits for a run to finish wherever it runs. On a store with the `WorkQueue` capability
 (PostgreSQL) a worker claims the oldest free run with one `FOR UPDATE SKIP LOCKED`
 statement and sleeps until a notification (LISTEN/NOTIFY) or its poll interval; on any
-other store it polls `recover()`. Every claim is fenced like any other: a worker stopped
-past its lease is fenced out when it wakes.
+other store it polls `recover()`. Between claims, when idle, it fires the timers that came
+due (`resume_due()`). Every claim is fenced like any other: a worker stopped past its
+lease is fenced out when it wakes.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ class _Loop:
                     self._queue, self._max_recoveries, self._on_problem
                 ):
                     continue  # there may be more: claim again before waiting
+                # Idle: fire the timers that came due (sleeps, wait timeouts).
+                orchestrator.resume_due()
             except StoreError as error:  # the server is down: wait, then try again
                 _log.warning("serve(): %s", error)
                 self._stop.wait(self._poll)

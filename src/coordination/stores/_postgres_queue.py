@@ -22,9 +22,12 @@ __all__ = ["PostgresQueue"]
 #: The oldest run of a flow that owes work, is held by nobody (or its lease ran out) and is
 #: not being claimed by another worker right now; rechecked after the lock, as two workers
 #: may have read it free at once.
+# A run suspended WAITING (let go, for an outside message or a timer) is no free run: a
+# message (`send()`) or a due timer (`resume_due()`) takes it back, not the next claim.
 _CLAIM_NEXT = (
     "WITH free AS (SELECT workflow_id, owner FROM runs WHERE flow = %s AND owed AND "
     "(owner IS NULL OR lease_expires IS NULL OR lease_expires < %s) "
+    "AND NOT (status = 'waiting' AND owner IS NULL) "
     "ORDER BY created_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
     "UPDATE runs AS r SET owner = %s, token = r.token + 1, lease_expires = %s, updated_at = %s "
     "FROM free WHERE r.workflow_id = free.workflow_id AND r.owed AND (r.owner IS NULL OR "

@@ -26,6 +26,7 @@ from coordination.choreography._bus import EventBus
 from coordination.choreography._choreography import Choreography
 from coordination.engine._timed import ATTEMPT_THREAD
 from coordination.orchestration._orchestrator import Orchestrator
+from coordination.stores._store import Store
 from coordination.testing._clock import VirtualClock
 from coordination.testing._faults import FaultPlan
 from coordination.testing._invariants import effect_problems, journal_problems
@@ -105,12 +106,21 @@ def run_both(
     *,
     correlation_id: str | None = None,
     entry_points: Sequence[str] = ENTRY_POINTS,
+    stores: Callable[[], Store] | None = None,
+    then: Sequence[Message | float] = (),
 ) -> BothRuns:
     """Run `message` through `flow` under each entry point, on fresh participants each.
 
     `participants()` must build fresh participants each call. The fault plan (a fresh copy
     per run) fires at the same attempts under all of them; they share one correlation id,
-    so idempotency keys match too.
+    so idempotency keys match too. `stores()`, if given, makes each entry point's store (a
+    fresh `SQLiteStore` file each, to check durable runs agree too); else each gets a
+    `MemoryStore`.
+
+    `then`: what happens after the start, in order, while the instance has not finished:
+    a message is an outside message for it (`send()`, or `publish(message,
+    correlation_id=...)`, sync or async like its entry point), a number is seconds to let
+    pass on the virtual clock, then `resume_due()` (durable timers, wait timeouts).
     """
     unknown = set(entry_points) - set(ENTRY_POINTS)
     if unknown:
@@ -123,24 +133,46 @@ def run_both(
         side = tuple(participants())
         FaultPlan(faults).install(*side)
         clock = VirtualClock()
+        store = stores() if stores is not None else None
         result: Any
         if entry_point in ("run", "run_async"):
-            orchestrator = flow(*side, clock=clock, random=lambda: 0.5)
+            orchestrator = flow(*side, clock=clock, random=lambda: 0.5, store=store)
             if entry_point == "run":
                 result = orchestrator.run(message, workflow_id=correlation_id)
             else:
                 result = asyncio.run(orchestrator.run_async(message, workflow_id=correlation_id))
+            for step in then:
+                if orchestrator.get(correlation_id).status.finished:
+                    break
+                if not isinstance(step, Message):
+                    clock.advance(step)
+                    orchestrator.resume_due()
+                elif entry_point == "run":
+                    orchestrator.send(correlation_id, step)
+                else:
+                    asyncio.run(orchestrator.send_async(correlation_id, step))
             settle_late_results()
             result = orchestrator.get(correlation_id)
             output = result.output
         else:
             choreography = Choreography(
-                EventBus(clock=clock), *side, flow=flow, clock=clock, random=lambda: 0.5
-            )
+                EventBus(clock=clock), *side, flow=flow, clock=clock, random=lambda: 0.5,
+                store=store,
+            )  # fmt: skip
             if entry_point == "publish":
                 choreography.publish(message, correlation_id=correlation_id)
             else:
                 asyncio.run(choreography.publish_async(message, correlation_id=correlation_id))
+            for step in then:
+                if choreography.monitor.get(correlation_id).status.finished:
+                    break
+                if not isinstance(step, Message):
+                    clock.advance(step)
+                    choreography.resume_due()
+                elif entry_point == "publish":
+                    choreography.publish(step, correlation_id=correlation_id)
+                else:
+                    asyncio.run(choreography.publish_async(step, correlation_id=correlation_id))
             settle_late_results()
             result = choreography.monitor.get(correlation_id)
             output = None

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 import threading
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -300,6 +302,8 @@ def _describe(output: Any) -> str:
         return "None"
     if isinstance(output, tuple):
         return f"a tuple ({', '.join(t.__name__ for t in output)})"
+    if isinstance(output, types.UnionType):
+        return f"one of {', '.join(t.__name__ for t in typing.get_args(output))}"
     return f"a {output.__name__}"
 
 

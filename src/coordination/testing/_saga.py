@@ -44,7 +44,10 @@ def _outcome(target: str, retry: Retry, plan: FaultPlan) -> tuple[bool, int, lis
     """(succeeds?, attempts made, attempts whose result came back late) for one target."""
     late: list[int] = []
     landed = False
-    for attempt in range(1, retry.attempts + 1):
+    limit = retry.attempts
+    if limit is None:  # until it succeeds: the plan's faults are finite
+        limit = 1 + max((f.attempt for f in plan if f.target == target), default=0)
+    for attempt in range(1, limit + 1):
         fault = plan.fault_for(target, attempt)
         if fault is not None and fault.kind is FaultKind.REFUSAL and landed:
             fault = None  # an applied key is answered, never refused (see FaultPlan)
@@ -55,7 +58,7 @@ def _outcome(target: str, retry: Retry, plan: FaultPlan) -> tuple[bool, int, lis
             late.append(attempt)
         if fault.kind is FaultKind.REFUSAL:
             return False, attempt, late
-    return False, retry.attempts, late
+    return False, limit, late
 
 
 def predict(flow: type[Orchestrator[Any, Any]] | FlowPlan, plan: FaultPlan) -> Prediction:
@@ -64,8 +67,9 @@ def predict(flow: type[Orchestrator[Any, Any]] | FlowPlan, plan: FaultPlan) -> P
     Every action of a generation runs to its end; after a failure no later generation
     starts; undo runs newest generation first, siblings in reverse declared order (a failed
     action's late results first, each undone on its own), and stops at the first
-    compensation that fails. Assumes faults other than LATE fire before the effect
-    (`after_effect=False`) and no retry deadline.
+    compensation that fails; a failure after the pivot undoes nothing and parks. Assumes
+    faults other than LATE fire before the effect (`after_effect=False`), no retry
+    deadline, and no business outcome (which branch runs is the participants' to say).
     """
     definition = _flow_of(flow)
     attempts: dict[str, int] = {}
@@ -85,6 +89,8 @@ def predict(flow: type[Orchestrator[Any, Any]] | FlowPlan, plan: FaultPlan) -> P
             break
     if failed is None:
         return Prediction(WorkflowStatus.COMPLETED, tuple(completed), None, (), None, attempts)
+    if definition.past_pivot(definition.by_key[failed]):
+        return Prediction(WorkflowStatus.PARKED, tuple(completed), failed, (), None, attempts)
     undone: list[str] = []
     made_undos: dict[str, int] = {}
     for planned, ok, late in reversed(settled):
@@ -139,8 +145,12 @@ def saga_problems(
 
     if run.status is WorkflowStatus.COMPLETED:
         done = [r.key for r in forward if r.outcome is StepOutcome.COMPLETED]
-        if sorted(done) != sorted(by_key):
-            problems.append(f"COMPLETED but steps completed were {done}, not {sorted(by_key)}")
+        skipped = [r.key for r in forward if r.outcome is StepOutcome.SKIPPED]
+        if sorted(done + skipped) != sorted(by_key):
+            problems.append(
+                f"COMPLETED but steps completed were {done} (skipped: {skipped}), not "
+                f"{sorted(by_key)}"
+            )
         if undos:
             problems.append(f"COMPLETED but compensations ran: {[r.key for r in undos]}")
         if run.output is None and definition.generations[-1][0].signature.outputs:

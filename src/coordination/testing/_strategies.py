@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from coordination._messages import Message
+from coordination._retry import Retry
 from coordination.engine import FlowPlan
 from coordination.orchestration._orchestrator import Orchestrator
 from coordination.testing._faults import Crash, Fault, FaultKind, FaultPlan
@@ -22,6 +23,15 @@ __all__ = ["fault_plans", "invalid_payloads", "messages"]
 
 _FORWARD_KINDS = (FaultKind.ERROR, FaultKind.TIMEOUT, FaultKind.REFUSAL, FaultKind.LATE)
 _UNDO_KINDS = (FaultKind.ERROR, FaultKind.TIMEOUT)
+
+
+#: How many attempts of a step retried until it succeeds (`Retry(attempts=None)`) a plan
+#: may fail: enough to retry several times, and the step still ends.
+UNBOUNDED_FAULTS = 4
+
+
+def _faultable(retry: Retry) -> int:
+    return UNBOUNDED_FAULTS if retry.attempts is None else retry.attempts
 
 
 def fault_plans(
@@ -45,10 +55,12 @@ def fault_plans(
     definition = flow if isinstance(flow, FlowPlan) else flow.plan
     targets: list[tuple[str, int, Sequence[FaultKind]]] = []
     for compiled in definition.steps:
-        targets.append((compiled.key, compiled.step.retry.attempts, kinds))
+        targets.append((compiled.key, _faultable(compiled.step.retry), kinds))
         if compensations and compiled.compensation is not None:
             compensation = compiled.compensation
-            targets.append((compensation.qualname, compensation.retry.attempts, compensation_kinds))
+            targets.append(
+                (compensation.qualname, _faultable(compensation.retry), compensation_kinds)
+            )
 
     def for_target(target: str, attempts: int, allowed: Sequence[FaultKind]) -> Any:
         return st.dictionaries(

@@ -44,6 +44,9 @@ def derive_output(output: Any, inputs: tuple[Message, ...], seed: str, where: st
     """An instance of `output` (a message class, a tuple of them, or None)."""
     if output is None:
         return None
+    if typing.get_origin(output) in (types.UnionType, typing.Union):
+        # A business outcome: the first one named (can another: results={...}).
+        return derive_message(typing.get_args(output)[0], inputs, seed, where)
     if isinstance(output, tuple):
         return tuple(
             derive_message(kind, inputs, f"{seed}#{index}", where)
