@@ -11,13 +11,11 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from coordination.engine._declarations import Step, WaitStep
+from coordination.engine._planned import PlannedAction, PlannedWait
 from coordination.errors import DefinitionError
-
-if TYPE_CHECKING:
-    from coordination.engine._plan import PlannedAction, PlannedWait
 
 __all__ = ["check_output", "check_pivot", "possible_outputs", "split_waits"]
 

@@ -44,6 +44,8 @@ class Served(Protocol):
 
     def _record(self, workflow_id: str) -> RunRecord: ...
 
+    def resume_due(self) -> Any: ...
+
 
 def _checked(workers: int, poll: float) -> None:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
