@@ -2,10 +2,12 @@
 
 Subclass it with your flow and a factory of participants; hypothesis then explores
 sequences of rules — start an instance (under a fault plan drawn once per run), start one
-whose process crashes at a store write, recover, advance the virtual clock — and checks the
-invariants after every rule: every finished instance has a well-formed journal and its
-effects agree with how it ended. At the end of each sequence everything still owed is
-recovered and every instance must have ended.
+whose process crashes at a store write, deliver an outside message to an instance (with
+`outside`, for flows that `wait(...)`), recover, advance the virtual clock (firing due
+timers) — and checks the invariants after every rule: every finished instance has a
+well-formed journal and its effects agree with how it ended. At the end of each sequence
+everything still owed is recovered, every timer fired, and every instance must have ended
+(or wait, with no timeout, for an outside message).
 
     class ShopMachine(FlowMachine):
         flow = PlaceOrder
@@ -33,6 +35,7 @@ from coordination._participants import Participant
 from coordination._status import WorkflowStatus
 from coordination.choreography._bus import EventBus
 from coordination.choreography._choreography import Choreography
+from coordination.errors import UsageError, WorkflowNotFound
 from coordination.orchestration._orchestrator import Orchestrator
 from coordination.stores._memory import MemoryStore
 from coordination.testing._clock import VirtualClock
@@ -44,6 +47,9 @@ from coordination.testing._strategies import fault_plans
 
 __all__ = ["FlowMachine"]
 
+#: How far the clock jumps at the end of a sequence, so that every timer has fired (ten years).
+_EVERY_TIMER = 10 * 365 * 24 * 3600.0
+
 
 class FlowMachine(RuleBasedStateMachine):
     """Start, crash, recover and wait, with the invariants checked after every step.
@@ -51,13 +57,16 @@ class FlowMachine(RuleBasedStateMachine):
     Set `flow` (an Orchestrator subclass) and `starts` (a strategy of start messages), and
     override `participants()`. `runner` is `"orchestration"` or `"choreography"` (a
     `Choreography` adopting `flow`'s declarations); `faults` the strategy of the fault plan
-    drawn once per sequence (default: `fault_plans(flow)`; `st.just(FaultPlan())` for none).
+    drawn once per sequence (default: `fault_plans(flow)`; `st.just(FaultPlan())` for none);
+    `outside` a strategy of the outside messages the flow's waits take (delivered to a
+    drawn instance, early, on time, late or twice: a refusal must be a typed error).
     """
 
     flow: ClassVar[type[Orchestrator[Any, Any]]]
     starts: ClassVar[st.SearchStrategy[Message]]
     runner: ClassVar[str] = "orchestration"
     faults: ClassVar[st.SearchStrategy[FaultPlan] | None] = None
+    outside: ClassVar[st.SearchStrategy[Message] | None] = None
     #: The highest store write a crash may hit (a write beyond the run's last never crashes).
     max_crash_write: ClassVar[int] = 12
 
@@ -79,9 +88,11 @@ class FlowMachine(RuleBasedStateMachine):
     @initialize(data=st.data())
     def _begin(self, data: st.DataObject) -> None:
         plans = self.faults if self.faults is not None else fault_plans(self.flow)
-        plan = data.draw(plans, label="faults")
+        self._begin_with(data.draw(plans, label="faults"))
+
+    def _begin_with(self, plan: FaultPlan) -> None:
         self.world = list(self.participants())
-        FaultPlan(plan.faults).install(*self.world)
+        plan.fresh().install(*self.world)
 
     @rule(data=st.data())
     def start(self, data: st.DataObject) -> None:
@@ -104,6 +115,23 @@ class FlowMachine(RuleBasedStateMachine):
         except SimulatedCrash:
             pass
 
+    @precondition(lambda self: self.outside is not None and bool(self.started))
+    @rule(data=st.data())
+    def deliver(self, data: st.DataObject) -> None:
+        """An outside message arrives for one of the instances (whatever it is doing)."""
+        assert self.outside is not None
+        workflow_id = data.draw(st.sampled_from(self.started), label="instance")
+        message = data.draw(self.outside, label="outside")
+        runner = self._runner(self.store)
+        try:
+            if isinstance(runner, Choreography):
+                runner.publish(message, correlation_id=workflow_id)
+            else:
+                runner.send(workflow_id, message)
+        except (WorkflowNotFound, UsageError):
+            pass  # never started (it crashed first), or finished without it: told so
+        settle_late_results()
+
     @precondition(lambda self: bool(self.started))
     @rule()
     def recover(self) -> None:
@@ -113,12 +141,13 @@ class FlowMachine(RuleBasedStateMachine):
 
     @rule(seconds=st.floats(min_value=0, max_value=600, allow_nan=False))
     def wait(self, seconds: float) -> None:
-        """Time passes (leases run out, deadlines come)."""
+        """Time passes (leases run out, deadlines come, due timers fire)."""
         self.clock.advance(seconds)
-        if self.runner == "choreography":
-            runner = self._runner(self.store)
-            assert isinstance(runner, Choreography)
+        runner = self._runner(self.store)
+        if isinstance(runner, Choreography):
             runner.check_deadlines()
+        runner.resume_due()
+        settle_late_results()
 
     # -- invariants -------------------------------------------------------------------------
 
@@ -136,13 +165,18 @@ class FlowMachine(RuleBasedStateMachine):
         """Recover everything: every instance started must then have ended."""
         if not self.started:
             return
-        self._runner(self.store).recover()
+        runner = self._runner(self.store)
+        runner.recover()
+        self.clock.advance(_EVERY_TIMER)
+        runner.resume_due()
         settle_late_results()
         problems: list[str] = []
         for workflow_id in self.started:
             record = self.store.get_run(workflow_id)
             if record is None:
                 continue  # crashed before its start was written: nothing ran
+            if record.status is WorkflowStatus.WAITING:
+                continue  # for an outside message, with no timeout: the world's turn
             if not record.status.finished or record.status is WorkflowStatus.PARKED:
                 problems.append(f"{workflow_id} is still {record.status.name} after recover()")
             else:
