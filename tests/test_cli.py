@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from coordination import NonRetryable, WorkflowStatus
+from coordination.choreography import Choreography, EventBus
 from coordination.cli import app
 from coordination.stores import SQLiteStore
 from coordination.testing import VirtualClock
@@ -211,11 +212,31 @@ def test_recover_retry_and_cancel_give_the_factory_the_store(tmp_path: Path) -> 
     assert code == 1
     assert "UsageError" in one_line_error(err)
     code, _, err = invoke("runs", "retry", f"{FACTORY}_choreography", "order-11", "--db", db)
-    assert code == 1
-    assert "retry is for orchestrations" in one_line_error(err)
+    assert code == 1  # a run of the orchestration: not an instance of the choreography's flow
+    assert "WorkflowNotFound" in one_line_error(err)
     code, _, err = invoke("runs", "recover", "tests.test_cli:IN_MEMORY", "--db", db)
     assert code == 2
     assert "name a factory taking store=" in one_line_error(err)
+
+
+def test_retry_and_cancel_work_on_a_choreography_too(tmp_path: Path) -> None:
+    db = tmp_path / "orders.db"
+    payments, sellers, logistics, notifications = _shop()
+    sellers.fail("reserve_stock", NonRetryable("out of stock"))
+    payments.fail("refund", *(RuntimeError("bank offline") for _ in range(5)))
+    with SQLiteStore(db) as store:
+        flow = Choreography(
+            EventBus(clock=VirtualClock()), payments, sellers, logistics, notifications,
+            flow=PlaceOrder, store=store, clock=VirtualClock(),
+        )  # fmt: skip
+        flow.publish(GOOD_ORDER, correlation_id="order-12")
+        assert flow.monitor.get("order-12").status is WorkflowStatus.COMPENSATION_FAILED
+    factory = f"{FACTORY}_choreography"
+    code, out, _ = invoke("runs", "retry", factory, "order-12", "--db", str(db))
+    assert (code, out) == (0, "order-12: compensated\n")
+    code, _, err = invoke("runs", "cancel", factory, "order-12", "--db", str(db))
+    assert code == 1
+    assert "UsageError" in one_line_error(err)
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,6 @@ from typer.core import TyperGroup
 
 from coordination._status import WorkflowStatus
 from coordination.choreography import Choreography
-from coordination.errors import UsageError
 from coordination.observe import graph as flow_graph
 from coordination.observe import lint as flow_lint
 from coordination.observe import timeline
@@ -432,10 +431,8 @@ def runs_recover(
 
 def _operate(target: str, db: Path, action: str, workflow_id: str, as_json: bool) -> None:
     with _runner(target, _existing(db)) as runner:
-        method = getattr(runner, action, None) if isinstance(runner, Orchestrator) else None
-        if method is None:
-            raise UsageError(f"{action} is for orchestrations; {target} is a choreography")
-        _report([method(workflow_id)], as_json)
+        # Both runners have the operator's retry and cancel (the engine's rules).
+        _report([getattr(runner, action)(workflow_id)], as_json)
 
 
 @runs_app.command("retry")
