@@ -42,6 +42,18 @@ def derived_id(correlation_id: str, producer: str, causes: Iterable[str | None])
     return digest.hex()
 
 
+#: `Participant.action>type name` by (action key, output type): made once per pair.
+_PRODUCERS: dict[tuple[str, type[Message]], str] = {}
+
+
+def _producer(key: str, output: type[Message]) -> str:
+    """What an output's id is derived from, besides its correlation and causes."""
+    producer = _PRODUCERS.get((key, output))
+    if producer is None:
+        producer = _PRODUCERS[(key, output)] = f"{key}>{type_name_of(output)}"
+    return producer
+
+
 class Outbox:
     """The envelopes one flow instance publishes."""
 
@@ -58,14 +70,13 @@ class Outbox:
     ) -> tuple[Envelope[Message], ...]:
         members = output if isinstance(output, tuple) else () if output is None else (output,)
         cause = causes[action.input_slots.index(action.trigger_slot)]
+        correlation_id = self.correlation_id
         return tuple(
             Envelope(
                 member,
-                self.correlation_id,
+                correlation_id,
                 cause,
-                derived_id(
-                    self.correlation_id, f"{action.key}>{type_name_of(type(member))}", causes
-                ),
+                derived_id(correlation_id, _producer(action.key, type(member)), causes),
             )
             for member in members
         )
