@@ -80,15 +80,12 @@ class MemoryStore:
             existing = self._runs.get(workflow_id)
             if existing is not None:
                 return existing.copy(), None
-            record = self._runs[workflow_id] = RunRecord(
-                workflow_id=workflow_id,
-                flow=flow,
-                start=start,
-                status=WorkflowStatus.RUNNING,
+            record = self._runs[workflow_id] = RunRecord.started(
+                workflow_id,
+                flow,
+                start,
                 owner=owner,
-                created_at=now,
-                updated_at=now,
-                token=1,
+                now=now,
                 lease_expires=now + self.lease,
                 shape=shape,
             )

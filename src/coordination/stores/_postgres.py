@@ -168,15 +168,12 @@ class PostgresStore:
                 raise StoreError(f"run {workflow_id!r} vanished while starting; start it again")
             return existing, None
         self._db.heartbeat.hold(workflow_id, 1)
-        record = RunRecord(
-            workflow_id=workflow_id,
-            flow=flow,
-            start=start,
-            status=WorkflowStatus.RUNNING,
+        record = RunRecord.started(
+            workflow_id,
+            flow,
+            start,
             owner=owner,
-            created_at=now,
-            updated_at=now,
-            token=1,
+            now=now,
             lease_expires=lease_expires,
             shape=shape,
         )

@@ -204,6 +204,32 @@ class RunRecord:
             )
         return chunks
 
+    @classmethod
+    def started(
+        cls,
+        workflow_id: str,
+        flow: str,
+        start: Message,
+        *,
+        owner: str,
+        now: float,
+        lease_expires: float,
+        shape: str | None,
+    ) -> RunRecord:
+        """A run as its store has just created it: RUNNING, first claimed (token 1)."""
+        return cls(
+            workflow_id=workflow_id,
+            flow=flow,
+            start=start,
+            status=WorkflowStatus.RUNNING,
+            owner=owner,
+            created_at=now,
+            updated_at=now,
+            token=1,
+            lease_expires=lease_expires,
+            shape=shape,
+        )
+
     def copy(self) -> RunRecord:
         """An independent copy (the steps list is not shared)."""
         return RunRecord(

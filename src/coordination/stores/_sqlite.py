@@ -165,16 +165,13 @@ class SQLiteStore:
             if existing is None:  # forgotten between the two statements
                 raise StoreError(f"run {workflow_id!r} vanished while starting; start it again")
             return existing, None
-        self._db.hold(workflow_id, 1)
-        record = RunRecord(
-            workflow_id=workflow_id,
-            flow=flow,
-            start=start,
-            status=WorkflowStatus.RUNNING,
+        self._db.heartbeat.hold(workflow_id, 1)
+        record = RunRecord.started(
+            workflow_id,
+            flow,
+            start,
             owner=owner,
-            created_at=now,
-            updated_at=now,
-            token=1,
+            now=now,
             lease_expires=lease_expires,
             shape=shape,
         )
@@ -219,11 +216,11 @@ class SQLiteStore:
             # A damaged token (text, a float, one past 64 bits) would fence nothing: refused,
             # and the claim rolled back.
             column(token, INTEGER, workflow_id, "token")
-        self._db.hold(workflow_id, token)
+        self._db.heartbeat.hold(workflow_id, token)
         return int(token)
 
     def release_run(self, workflow_id: str, token: int, *, now: float) -> None:
-        self._db.let_go(workflow_id)
+        self._db.heartbeat.let_go(workflow_id)
         self._db.execute(
             "UPDATE runs SET owner = NULL, lease_expires = NULL, updated_at = ? "
             "WHERE workflow_id = ? AND token = ?",
@@ -354,10 +351,10 @@ class SQLiteStore:
                 f"recorded once"
             ) from error
         except (LeaseLost, StoreError):
-            self._db.let_go(write.workflow_id)  # no heartbeat for a run this owner lost
+            self._db.heartbeat.let_go(write.workflow_id)  # no heartbeat for a run this owner lost
             raise
         if write.finish is not None or write.release:
-            self._db.let_go(write.workflow_id)
+            self._db.heartbeat.let_go(write.workflow_id)
 
     def write_many(self, writes: Sequence[Write]) -> list[str]:
         refused: list[str] = []
@@ -372,7 +369,7 @@ class SQLiteStore:
                 cursor.execute("RELEASE one_write")
         for write in writes:
             if write.workflow_id in refused or write.finish is not None or write.release:
-                self._db.let_go(write.workflow_id)
+                self._db.heartbeat.let_go(write.workflow_id)
         return refused
 
     # -- reading --------------------------------------------------------------------------

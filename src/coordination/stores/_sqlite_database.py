@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from coordination.errors import StoreError
+from coordination.stores._leases import Heartbeat
 from coordination.stores._sqlite_schema import APPLICATION, SCHEMA, SCHEMA_VERSION
 
 __all__ = ["CHECKPOINT_BYTES", "SQLiteDatabase"]
@@ -69,9 +70,8 @@ class SQLiteDatabase:
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._closed = threading.Event()
-        #: Claims this process holds, renewed by the heartbeat: workflow_id -> token.
-        self._claims: dict[str, int] = {}
-        self._heartbeat: threading.Thread | None = None
+        #: Claims this process holds, their leases renewed by one fenced statement a beat.
+        self.heartbeat = Heartbeat(lease, self._renew, name="coordination:lease-heartbeat")
         self._checkpointer: threading.Thread | None = None
         self._background_checkpoints = synchronous == "NORMAL"
         _create_private(path)
@@ -249,44 +249,13 @@ class SQLiteDatabase:
 
     # -- leases -------------------------------------------------------------------------------
 
-    def hold(self, workflow_id: str, token: int) -> None:
-        """Renew this claim's lease every third of a lease until `let_go`."""
-        with self._lock:
-            self._claims[workflow_id] = token
-            if self._heartbeat is None and not self._closed.is_set():
-                self._heartbeat = threading.Thread(
-                    target=self._beat, name="coordination:lease-heartbeat", daemon=True
-                )
-                self._heartbeat.start()
-
-    def let_go(self, workflow_id: str) -> None:
-        """Stop renewing the lease of `workflow_id` (finished, released, or failed to write)."""
-        with self._lock:
-            self._claims.pop(workflow_id, None)
-
-    def held(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._claims)
-
-    def _beat(self) -> None:
-        while not self._closed.wait(self.lease / 3):
-            claims = self.held()
-            if not claims:
-                continue
-            now = time.time()
-            try:
-                with self.transaction("renewing leases") as cursor:
-                    cursor.executemany(
-                        "UPDATE runs SET lease_expires = ? WHERE workflow_id = ? AND token = ? "
-                        "AND owner IS NOT NULL",
-                        [
-                            (now + self.lease, workflow_id, token)
-                            for workflow_id, token in claims.items()
-                        ],
-                    )
-            except StoreError:
-                if self._closed.is_set():
-                    return  # closing: the next opener recovers
+    def _renew(self, claims: dict[str, int], expires: float) -> None:
+        with self.transaction("renewing leases") as cursor:
+            cursor.executemany(
+                "UPDATE runs SET lease_expires = ? WHERE workflow_id = ? AND token = ? "
+                "AND owner IS NOT NULL",
+                [(expires, workflow_id, token) for workflow_id, token in claims.items()],
+            )
 
     def _checkpoint_loop(self) -> None:
         """Copy the WAL back into the database whenever it grew past ~4 MB (PASSIVE: never
@@ -313,9 +282,10 @@ class SQLiteDatabase:
         if self._closed.is_set():
             return
         self._closed.set()
-        for thread in (self._checkpointer, self._heartbeat):
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(timeout=5)
+        self.heartbeat.close()
+        checkpointer = self._checkpointer
+        if checkpointer is not None and checkpointer is not threading.current_thread():
+            checkpointer.join(timeout=5)
         with self._lock:
             with contextlib.suppress(*FAILURES):
                 self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
