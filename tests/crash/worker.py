@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--die-in", default=None, help="an action that kills its own process")
     parser.add_argument(
-        "--mode", choices=("orchestration", "choreography"), default="orchestration"
+        "--mode", choices=("orchestration", "batched", "choreography"), default="orchestration"
     )
     args = parser.parse_args(argv)
     effects = Effects(args.effects, pause=args.pause, seed=args.seed, die_in=args.die_in)
@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.mode == "choreography":
             return react(store, effects, args.count)
-        return orchestrate(store, effects, args.count)
+        return orchestrate(store, effects, args.count, batch=8 if args.mode == "batched" else 1)
     finally:
         store.close()
 
 
-def orchestrate(store: Store, effects: Effects, count: int) -> int:
+def orchestrate(store: Store, effects: Effects, count: int, batch: int = 1) -> int:
+    """The orders one by one (`run()`), or `batch` at a time in lockstep (`run_many()`)."""
     orders = PlaceOrder(
         DurablePayments(effects),
         DurableSellers(effects),
@@ -55,8 +56,16 @@ def orchestrate(store: Store, effects: Effects, count: int) -> int:
         store=store,
     )
     orders.recover()
-    for index in range(count):
-        orders.run(order_for(index), workflow_id=f"order-{index}")
+    if batch == 1:
+        for index in range(count):
+            orders.run(order_for(index), workflow_id=f"order-{index}")
+    else:
+        for first in range(0, count, batch):
+            indexes = range(first, min(first + batch, count))
+            orders.run_many(
+                [order_for(index) for index in indexes],
+                workflow_ids=[f"order-{index}" for index in indexes],
+            )
     print("done", flush=True)
     return 0
 

@@ -8,6 +8,7 @@ by `coordination.orchestration`, `coordination.choreography` and `coordination.t
 """
 
 from coordination.engine._attempts import ActionPlan, Attempts, describe
+from coordination.engine._batch import WriteBatch
 from coordination.engine._binding import BoundAction, bind, bind_action, check_participants
 from coordination.engine._declarations import (
     Parallel,
@@ -91,6 +92,7 @@ __all__ = [
     "UndoRun",
     "Wait",
     "WaitStep",
+    "WriteBatch",
     "bind",
     "bind_action",
     "cancel_refusal",

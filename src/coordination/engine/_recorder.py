@@ -17,6 +17,7 @@ from coordination._journal import EntryKind, Rows, row
 from coordination._lifecycle import check_move
 from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
+from coordination.engine._batch import WriteBatch
 from coordination.engine._observers import EVERYWHERE, Observer, notify
 from coordination.engine._plan import PlannedAction, PlannedWait
 from coordination.errors import LeaseLost, StoreError
@@ -36,7 +37,7 @@ _SKIPPED = EntryKind.SKIPPED
 class Recorder:
     """Writes one instance's facts through its store, under the claim `token`."""
 
-    __slots__ = ("clock", "lost", "observers", "record", "store", "token", "workflow_id")
+    __slots__ = ("batch", "clock", "lost", "observers", "record", "store", "token", "workflow_id")
 
     def __init__(
         self,
@@ -55,6 +56,8 @@ class Recorder:
         #: Set once a write was refused or failed: this copy can no longer be trusted, and
         #: the instance is resumed from the store (by its new owner, or by recovery).
         self.lost = False
+        #: Set while the instance runs in a batch (`run_many`): writes wait for its flush.
+        self.batch: WriteBatch | None = None
 
     def write(
         self,
@@ -77,17 +80,41 @@ class Recorder:
             (self.workflow_id, self.token, self.clock.now(), records, status, finish, owes,
              events, handled, release)
         )  # fmt: skip
+        batch = self.batch
+        if batch is not None:
+            # Applied now, committed at the batch's flush (before this instance's next
+            # generation starts); a fenced-out write loses this copy, so nothing reads it.
+            record.apply(write)
+            chunks = self._chunks(records, finish)
+            if batch.add(self, write, chunks):
+                return
+            self.batch = None  # the batch closed meanwhile (a late result): written alone
+            try:
+                self.store.write(write)
+            except (LeaseLost, StoreError):
+                self.lost = True
+                raise
+            if chunks is not None:
+                notify(self.observers, chunks)
+            return
         try:
             self.store.write(write)
         except (LeaseLost, StoreError):
             self.lost = True  # another owner took over, or the store failed: stop here
             raise
         record.apply(write)
-        if self.observers or EVERYWHERE:
-            chunks = [step.rows for step in records]
-            if finish is not None and record.finished_at is not None:
-                chunks.append(record.journal[-1])  # workflow_finished, as the journal shows it
+        chunks = self._chunks(records, finish)
+        if chunks is not None:
             notify(self.observers, chunks)
+
+    def _chunks(self, records: tuple[StepRecord, ...], finish: Finish | None) -> list[Rows] | None:
+        """The journal rows observers get for a write (None when nobody observes)."""
+        if not (self.observers or EVERYWHERE):
+            return None
+        chunks = [step.rows for step in records]
+        if finish is not None and self.record.finished_at is not None:
+            chunks.append(self.record.journal[-1])  # workflow_finished, as the journal shows
+        return chunks
 
     def published(self, rows: Rows, envelopes: tuple[Envelope[Message], ...], who: str) -> Rows:
         """`rows` plus one `published` row per envelope (a choreography's journal)."""

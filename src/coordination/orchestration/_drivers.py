@@ -13,7 +13,8 @@ import asyncio
 import heapq
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from coordination._clock import Clock
 from coordination.engine import (
@@ -26,6 +27,7 @@ from coordination.engine import (
     Undo,
     UndoRun,
     Wait,
+    WriteBatch,
     finish_async,
     finish_sync,
 )
@@ -110,9 +112,14 @@ class Driver:
                 heapq.heappush(due, (now + retry, next(order), now, retry, run))
 
     def _on_threads(self, saga: Saga, generation: tuple[PlannedAction, ...]) -> None:
+        self._branches([(saga, planned) for planned in generation])
+
+    def _branches(self, branches: list[tuple[Saga, PlannedAction]]) -> None:
+        """Run each action on a thread of its own (a generation with a timeout), all at
+        once, each to its end."""
         escaped: list[BaseException] = []
 
-        def branch(planned: PlannedAction) -> None:
+        def branch(saga: Saga, planned: PlannedAction) -> None:
             try:
                 if planned.signature.is_async:
                     with asyncio.Runner() as runner:
@@ -123,8 +130,10 @@ class Driver:
                 escaped.append(error)
 
         threads = [
-            threading.Thread(target=branch, args=(p,), name=f"coordination:{p.key}", daemon=True)
-            for p in generation
+            threading.Thread(
+                target=branch, args=(saga, p), name=f"coordination:{p.key}", daemon=True
+            )
+            for saga, p in branches
         ]
         for thread in threads:
             thread.start()
@@ -132,6 +141,69 @@ class Driver:
             thread.join()
         if escaped:
             raise escaped[0]
+
+    def run_batch(self, sagas: list[Saga], batch: WriteBatch) -> None:
+        """Drive `sagas` in lockstep on the calling thread: each round every instance
+        carries out its next decision (a generation, or one undo), then one commit records
+        what all of them did. Retries interleave across the whole batch by due time."""
+        runner = asyncio.Runner() if self.plan.has_async else None
+        live = sagas
+        try:
+            while live:
+                going: list[Saga] = []
+                interleaved: list[ActionRun] = []
+                threaded: list[tuple[Saga, PlannedAction]] = []
+                for saga in live:
+                    decision = saga.next()
+                    if decision is None or isinstance(decision, Wait):
+                        continue
+                    going.append(saga)
+                    if isinstance(decision, Suspend):
+                        if saga.suspend():
+                            going.pop()  # WAITING: send() carries it on
+                    elif isinstance(decision, Undo):
+                        finish_sync(self._undo(saga, decision), self.clock, runner)
+                    elif len(decision) > 1 and self.threaded[decision[0].generation - 1]:
+                        threaded.extend((saga, planned) for planned in decision)
+                    else:
+                        interleaved.extend(self._action(saga, p) for p in decision)
+                if threaded:
+                    self._branches(threaded)
+                if interleaved:
+                    self._interleaved(interleaved, runner)
+                batch.flush()
+                live = [saga for saga in going if not saga.lost]
+        finally:
+            if runner is not None:
+                runner.close()
+
+    async def run_batch_async(self, sagas: list[Saga], batch: WriteBatch) -> None:
+        """Like `run_batch()` without blocking the loop: a round's actions of every instance
+        run concurrently, then one commit records them."""
+        live = sagas
+        while live:
+            going: list[Saga] = []
+            pending: list[Coroutine[Any, Any, None]] = []
+            for saga in live:
+                decision = saga.next()
+                if decision is None or isinstance(decision, Wait):
+                    continue
+                going.append(saga)
+                if isinstance(decision, Suspend):
+                    if saga.suspend():
+                        going.pop()
+                elif isinstance(decision, Undo):
+                    pending.append(finish_async(self._undo(saga, decision), self.clock))
+                else:
+                    pending.extend(
+                        finish_async(self._action(saga, p), self.clock) for p in decision
+                    )
+            outcomes = await asyncio.gather(*pending, return_exceptions=True)
+            batch.flush()
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            live = [saga for saga in going if not saga.lost]
 
     def run_owed(self, saga: Saga, undo: Undo) -> None:
         """Run an undo a finished instance still owes (a late result's), to its end."""

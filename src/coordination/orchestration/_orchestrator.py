@@ -6,7 +6,7 @@ import asyncio
 import random as _random
 import threading
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Generic
 
 from typing_extensions import TypeVar
@@ -51,6 +51,7 @@ from coordination.errors import (
     WorkflowNotFound,
 )
 from coordination.orchestration._drivers import Driver
+from coordination.orchestration._many import Batch
 from coordination.orchestration._run import WorkflowRun
 from coordination.orchestration._worker import serve, wait_for_result
 from coordination.stores._memory import MemoryStore
@@ -181,6 +182,33 @@ class Orchestrator(Generic[StartT, OutputT]):
             LIVE.discard(begun)
             ACTIVE.leave(begun.workflow_id)
         return WorkflowRun(begun.record)
+
+    def run_many(
+        self, messages: Iterable[StartT], *, workflow_ids: Sequence[str] | None = None
+    ) -> list[WorkflowRun[OutputT]]:
+        """Run the flow for each message, all in lockstep on this thread: one commit per
+        round for the whole batch instead of one per step of every run.
+
+        Each run keeps every guarantee of `run()`: idempotent by its id (`workflow_ids`, one
+        per message), fenced, its own outcome (one run's failure compensates that run only),
+        resumable from its records after a crash. The runs come back in the messages' order.
+        A run another process is driving (`WorkflowBusy`) is raised after the others ran.
+        """
+        self._check_sync_allowed("run_many")
+        batch = Batch(self)
+        batch.begin(messages, workflow_ids)
+        batch.drive(self._driver.run_batch)
+        return [WorkflowRun(record) for record in batch.records()]
+
+    async def run_many_async(
+        self, messages: Iterable[StartT], *, workflow_ids: Sequence[str] | None = None
+    ) -> list[WorkflowRun[OutputT]]:
+        """Like `run_many()`, without blocking the loop: a round's steps of every run run
+        concurrently, then one commit records them."""
+        batch = Batch(self)
+        batch.begin(messages, workflow_ids)
+        await batch.drive_async(self._driver.run_batch_async)
+        return [WorkflowRun(record) for record in batch.records()]
 
     def _drive(self, saga: Saga) -> None:
         """Drive `saga` on this thread, letting go of it if that is interrupted."""

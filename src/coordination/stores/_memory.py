@@ -93,6 +93,21 @@ class MemoryStore:
                 self._append_events(workflow_id, events)
             return record.copy(), 1
 
+    def start_many(
+        self,
+        flow: str,
+        starts: Sequence[tuple[str, Message]],
+        *,
+        owner: str,
+        now: float,
+        shape: str | None = None,
+    ) -> list[tuple[RunRecord, int | None]]:
+        # Nothing to commit in memory: each start is atomic on its own, as `start_run`.
+        return [
+            self.start_run(workflow_id, flow, start, owner=owner, now=now, shape=shape)
+            for workflow_id, start in starts
+        ]
+
     def claim_run(
         self,
         workflow_id: str,

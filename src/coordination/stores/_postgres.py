@@ -30,6 +30,13 @@ from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
 
 __all__ = ["PostgresStore"]
 
+#: A run is created once: a second start of the same id changes nothing (and is told so).
+_INSERT_RUN = (
+    "INSERT INTO runs (workflow_id, flow, start, status, owner, token, lease_expires, owed, "
+    "created_at, updated_at, shape) VALUES (%s, %s, %s, %s, %s, 1, %s, true, %s, %s, %s) "
+    "ON CONFLICT (workflow_id) DO NOTHING"
+)
+
 _STEP_COLUMNS = "workflow_id, key, outcome, attempts, output, error, journal"
 #: One record and nothing else: one statement, fenced by the row lock it takes.
 _INSERT_FENCED_STEP = (
@@ -148,10 +155,7 @@ class PostgresStore:
                     (shape_id, shape),
                 )
             created: bool = connection.execute(
-                "INSERT INTO runs (workflow_id, flow, start, status, owner, token, "
-                "lease_expires, owed, created_at, updated_at, shape) "
-                "VALUES (%s, %s, %s, %s, %s, 1, %s, true, %s, %s, %s) "
-                "ON CONFLICT (workflow_id) DO NOTHING",
+                _INSERT_RUN,
                 (workflow_id, flow, encoded, WorkflowStatus.RUNNING.value, owner,
                  lease_expires, now, now, shape_id),
             ).rowcount == 1  # fmt: skip
@@ -178,6 +182,55 @@ class PostgresStore:
             shape=shape,
         )
         return record, 1
+
+    def start_many(
+        self,
+        flow: str,
+        starts: Sequence[tuple[str, Message]],
+        *,
+        owner: str,
+        now: float,
+        shape: str | None = None,
+    ) -> list[tuple[RunRecord, int | None]]:
+        encoded = [
+            self._codec.message(start, f"the start message of {workflow_id!r}")
+            for workflow_id, start in starts
+        ]  # every message encodes before anything is written
+        shape_id = None if shape is None else hashlib.sha256(shape.encode()).hexdigest()[:32]
+        lease_expires = now + self.lease
+
+        def body(connection: Any) -> list[bool]:
+            if shape_id is not None and shape_id not in self._shapes:
+                connection.execute(
+                    "INSERT INTO shapes (id, shape) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (shape_id, shape),
+                )
+            created: list[bool] = []
+            running = WorkflowStatus.RUNNING.value
+            for (workflow_id, _), text in zip(starts, encoded, strict=True):
+                values = (workflow_id, flow, text, running, owner, lease_expires, now, now)
+                cursor = connection.execute(_INSERT_RUN, (*values, shape_id))
+                created.append(cursor.rowcount == 1)
+            return created
+
+        created = self._db.run(f"starting {len(starts)} runs of {flow!r}", body)
+        if shape_id is not None and shape is not None:
+            self._shapes[shape_id] = shape
+        started: list[tuple[RunRecord, int | None]] = []
+        for (workflow_id, start), new in zip(starts, created, strict=True):
+            if new:
+                self._db.heartbeat.hold(workflow_id, 1)
+                record = RunRecord.started(
+                    workflow_id, flow, start, owner=owner, now=now,
+                    lease_expires=lease_expires, shape=shape,
+                )  # fmt: skip
+                started.append((record, 1))
+                continue
+            existing = self.get_run(workflow_id)
+            if existing is None:  # forgotten between the two statements
+                raise StoreError(f"run {workflow_id!r} vanished while starting; start it again")
+            started.append((existing, None))
+        return started
 
     def claim_run(
         self,

@@ -177,6 +177,48 @@ class SQLiteStore:
         )
         return record, 1
 
+    def start_many(
+        self,
+        flow: str,
+        starts: Sequence[tuple[str, Message]],
+        *,
+        owner: str,
+        now: float,
+        shape: str | None = None,
+    ) -> list[tuple[RunRecord, int | None]]:
+        encoded = [
+            self._codec.message(start, f"the start message of {workflow_id!r}")
+            for workflow_id, start in starts
+        ]  # every message encodes before anything is written
+        lease_expires = now + self.lease
+        created: list[bool] = []
+        with self._db.transaction(f"starting {len(starts)} runs of {flow!r}") as cursor:
+            shape_id = self._shape_id(cursor, shape) if shape is not None else None
+            for (workflow_id, _), text in zip(starts, encoded, strict=True):
+                cursor.execute(
+                    _INSERT_RUN, (workflow_id, flow, text, _RUNNING, owner, lease_expires, now,
+                                  now, shape_id),
+                )  # fmt: skip
+                created.append(cursor.rowcount == 1)
+        if shape is not None and shape_id is not None:
+            self._shape_ids[shape] = shape_id  # committed: known to be stored
+            self._shapes[shape_id] = shape
+        started: list[tuple[RunRecord, int | None]] = []
+        for (workflow_id, start), new in zip(starts, created, strict=True):
+            if new:
+                self._db.heartbeat.hold(workflow_id, 1)
+                record = RunRecord.started(
+                    workflow_id, flow, start, owner=owner, now=now,
+                    lease_expires=lease_expires, shape=shape,
+                )  # fmt: skip
+                started.append((record, 1))
+                continue
+            existing = self.get_run(workflow_id)
+            if existing is None:  # forgotten between the two statements
+                raise StoreError(f"run {workflow_id!r} vanished while starting; start it again")
+            started.append((existing, None))
+        return started
+
     def claim_run(
         self,
         workflow_id: str,
@@ -360,13 +402,12 @@ class SQLiteStore:
         refused: list[str] = []
         with self._db.transaction(f"writing {len(writes)} runs") as cursor:
             for write in writes:
-                cursor.execute("SAVEPOINT one_write")
+                # A write's first statement is its fence (see `_apply`): refused there, it
+                # changed nothing, so no savepoint is needed to take it back.
                 try:
                     self._apply(cursor, write)
                 except LeaseLost:
-                    cursor.execute("ROLLBACK TO one_write")
                     refused.append(write.workflow_id)
-                cursor.execute("RELEASE one_write")
         for write in writes:
             if write.workflow_id in refused or write.finish is not None or write.release:
                 self._db.heartbeat.let_go(write.workflow_id)

@@ -9,7 +9,8 @@ and prove it with the shipped contract suites (`coordination.testing.StoreContra
 
 The contract, in short:
 
-- **Atomic starts.** `start_run` inserts if absent: two callers never both create a run.
+- **Atomic starts.** `start_run` (and `start_many`, a batch in one commit) inserts if
+  absent: two callers never both create a run.
 - **Claims and fencing.** The creator holds token 1; every claim (`claim_run`) increments
   the token, and every write carries the token it was made under. A write whose token is no
   longer the run's is refused as a whole (`LeaseLost`): a superseded owner can never mix its
@@ -65,6 +66,23 @@ class Store(Protocol):
         Returns `(record, token)`: the claim token (1) when this call created it, None when
         the run existed. Atomic: two callers never both create it. `events` (a
         choreography's start envelope) are appended to the outbox in the same commit.
+        """
+        ...
+
+    def start_many(
+        self,
+        flow: str,
+        starts: Sequence[tuple[str, Message]],
+        *,
+        owner: str,
+        now: float,
+        shape: str | None = None,
+    ) -> list[tuple[RunRecord, int | None]]:
+        """Start several runs of `flow`, `(workflow_id, start message)` each, in one commit.
+
+        Each is like `start_run`: `(record, 1)` for a run this call created, `(stored record,
+        None)` for one that existed. A message that cannot be stored raises `StoreError`
+        before anything is written.
         """
         ...
 

@@ -44,6 +44,10 @@ __all__ = [
 
 #: The four ways to run a flow, as `run_both` names them.
 ENTRY_POINTS = ("run", "run_async", "publish", "publish_async")
+#: Also accepted by `run_both`: the message as a batch of one, through the batch path
+#: (one commit per round) that `run_many()` takes for many.
+_BATCHED = ("run_many", "run_many_async")
+_ORCHESTRATED = ("run", "run_async", *_BATCHED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +126,11 @@ def run_both(
     correlation_id=...)`, sync or async like its entry point), a number is seconds to let
     pass on the virtual clock, then `resume_due()` (durable timers, wait timeouts).
     """
-    unknown = set(entry_points) - set(ENTRY_POINTS)
+    unknown = set(entry_points) - set(ENTRY_POINTS) - set(_BATCHED)
     if unknown:
-        raise ValueError(f"unknown entry points {sorted(unknown)}; use some of {ENTRY_POINTS}")
+        raise ValueError(
+            f"unknown entry points {sorted(unknown)}; use some of {ENTRY_POINTS + _BATCHED}"
+        )
     correlation_id = correlation_id or new_id()
     faults = plan.faults if plan is not None else ()
     outcomes: list[Outcome] = []
@@ -135,19 +141,24 @@ def run_both(
         clock = VirtualClock()
         store = stores() if stores is not None else None
         result: Any
-        if entry_point in ("run", "run_async"):
+        if entry_point in _ORCHESTRATED:
             orchestrator = flow(*side, clock=clock, random=lambda: 0.5, store=store)
+            ids = [correlation_id]
             if entry_point == "run":
                 result = orchestrator.run(message, workflow_id=correlation_id)
-            else:
+            elif entry_point == "run_async":
                 result = asyncio.run(orchestrator.run_async(message, workflow_id=correlation_id))
+            elif entry_point == "run_many":
+                result = orchestrator.run_many([message], workflow_ids=ids)[0]
+            else:
+                result = asyncio.run(orchestrator.run_many_async([message], workflow_ids=ids))[0]
             for step in then:
                 if orchestrator.get(correlation_id).status.finished:
                     break
                 if not isinstance(step, Message):
                     clock.advance(step)
                     orchestrator.resume_due()
-                elif entry_point == "run":
+                elif entry_point in ("run", "run_many"):
                     orchestrator.send(correlation_id, step)
                 else:
                     asyncio.run(orchestrator.send_async(correlation_id, step))

@@ -104,6 +104,35 @@ class StoreContract(_Base):
         assert again.start == ContractMessage(n=1)
         assert again.owner == "a"
 
+    def test_start_many_creates_each_run_once_in_one_call(self) -> None:
+        store = self._store()
+        self._start(store, "old", owner="z")
+        started = store.start_many(
+            "flow",
+            [("new1", ContractMessage(n=1)), ("old", ContractMessage(n=9)),
+             ("new2", ContractMessage(n=2))],
+            owner="a",
+            now=2.0,
+        )  # fmt: skip
+        assert [(record.workflow_id, token) for record, token in started] == [
+            ("new1", 1),
+            ("old", None),
+            ("new2", 1),
+        ]
+        old = started[1][0]
+        assert (old.owner, old.start) == ("z", ContractMessage(n=1))  # the stored one
+        for workflow_id, n in (("new1", 1), ("new2", 2)):
+            record = store.get_run(workflow_id)
+            assert (record.owner, record.status, record.start) == (
+                "a",
+                S.RUNNING,
+                ContractMessage(n=n),
+            )
+        # Each is an ordinary run: its creator writes under token 1.
+        store.write(Write("new2", 1, 3.0, (self._step("A.x"),), finish=Finish(S.COMPLETED)))
+        assert store.get_run("new2").status is S.COMPLETED
+        assert store.start_many("flow", [], owner="a", now=3.0) == []
+
     def test_two_starts_at_once_create_one_run(self) -> None:
         store = self._store()
         tokens: list[int | None] = []
@@ -347,6 +376,23 @@ class StoreContract(_Base):
         record = store.get_run("two")
         assert [s.key for s in record.steps] == ["B.y"]
         assert record.status is S.COMPLETED
+
+    def test_write_many_applies_nothing_of_a_fenced_out_write(self) -> None:
+        store = self._store()
+        first = self._start(store, "one")
+        second = self._start(store, "two")
+        store.write(Write("two", second, 2.0, (self._step("A.x"),)))
+        refused = store.write_many(
+            [
+                Write("two", second + 1, 3.0, (self._step("B.y"), self._step("C.z")),
+                      status=S.COMPENSATING),
+                Write("one", first, 3.0, (self._step("A.x"), self._step("B.y"))),
+            ]
+        )  # fmt: skip
+        assert refused == ["two"]
+        two = store.get_run("two")
+        assert (two.status, [s.key for s in two.steps]) == (S.RUNNING, ["A.x"])
+        assert [s.key for s in store.get_run("one").steps] == ["A.x", "B.y"]
 
     def test_reads_show_what_is_stored_now(self) -> None:
         store = self._store()
