@@ -477,6 +477,49 @@ def test_a_full_database_fails_the_run_typed_and_releases_it(tmp_path: Path) -> 
     }
 
 
+def test_a_full_database_fails_a_batch_typed_and_releases_every_run(tmp_path: Path) -> None:
+    """The same full disk under run_many(): the round's one commit fails, StoreError is
+    raised, every run of the batch is let go (no heartbeat renews any), and once space
+    returns the same batch resumes each run from its own records."""
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, lease=0.3)
+    connection = store._db._connection
+    filled = [False]
+
+    def full_in_pack(name: str, ctx: Context) -> None:
+        if name == "pack" and not filled[0]:
+            filled[0] = True
+            (pages,) = connection.execute("PRAGMA page_count").fetchone()
+            connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    effects = Effects(tmp_path / "effects.db")
+    orders = Checkout(*Shop(effects, hook=full_in_pack, bulky=True).participants(), store=store)
+    ids = ["b-1", "b-2"]
+    messages = [Ordered(order_id=workflow_id) for workflow_id in ids]
+    try:
+        with pytest.raises(StoreError, match="full"):
+            orders.run_many(messages, workflow_ids=ids)
+        connection.execute("PRAGMA max_page_count = 1073741823")  # space returns
+        before = stored(path)[0]
+        time.sleep(0.5)  # several heartbeats (every 0.1 s)
+        assert stored(path)[0] == before, "a heartbeat still renews a failed batch's lease"
+        for workflow_id in ids:
+            assert status_of(path, workflow_id) == "RUNNING"
+            assert column(path, workflow_id, "owner") is None, "a failed run was not let go"
+        resumed = orders.run_many(messages, workflow_ids=ids)
+        assert [run.status for run in resumed] == [WorkflowStatus.COMPLETED] * 2
+    finally:
+        store.close()
+        effects.connection.close()
+    applied, executions = ledger(tmp_path / "effects.db")
+    assert applied == {"b-1": APPLIED, "b-2": APPLIED}
+    assert executions == {
+        f"{workflow_id}:{action}": count
+        for workflow_id in ids
+        for action, count in (("Bank.charge", 1), ("Depot.pack", 2), ("Courier.ship", 1))
+    }
+
+
 def mount_prefix(folder: Path) -> list[str] | None:
     """How to run a command with a tiny tmpfs on `folder`, in a mount namespace of its own."""
     script = 'mount -t tmpfs -o size=512k tmpfs "$0" && exec "$@"'
