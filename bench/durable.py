@@ -87,6 +87,10 @@ EQUAL_TARGET = 25.0
 LIMIT_TARGET = 2.5
 #: Ours FULL against DBOS as it ships (both survive a power loss).
 FULL_TARGET = 10.0
+#: run_many() in batches of `--batch` (64): against DBOS at equal crash safety (NORMAL vs
+#: tuned), and FULL against DBOS as it ships, both sequential.
+BATCH_EQUAL_TARGET = 50.0
+BATCH_FULL_TARGET = 50.0
 
 Job = Callable[[], None]
 P = ParamSpec("P")
@@ -222,6 +226,29 @@ def ours_jobs(store: Store, count: int, threads: int) -> list[Job]:
 
         jobs.append(job)
     return jobs
+
+
+def time_batched(files: Files, synchronous: str, count: int, batch: int) -> float:
+    """`run_many()` of `batch` orders at a time on one thread: one commit per round."""
+    path = files.new(f"batched-{synchronous.lower()}")
+    store = SQLiteStore(path, synchronous=synchronous)
+    try:
+        run_many = UntimedOrder(*parts(count), store=store).run_many
+        messages = orders(count)
+        started = time.perf_counter()
+        for first in range(0, count, batch):
+            for run in run_many(messages[first : first + batch]):
+                if run.status is not WorkflowStatus.COMPLETED:
+                    raise AssertionError("a batched workflow did not complete")
+        elapsed = time.perf_counter() - started
+    finally:
+        store.close()
+    found = statuses(path, "SELECT workflow_id, status FROM runs")
+    remove(path)
+    done = sum(1 for status in found.values() if status == WorkflowStatus.COMPLETED.value)
+    if done != count:
+        raise AssertionError(f"{done} of {count} batched runs COMPLETED in {path}")
+    return elapsed / count
 
 
 def time_memory(count: int, threads: int) -> float:
@@ -618,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commits", type=int, default=2_000, help="bare commits (FULL: 1/4)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=64, help="run_many() batch size")
     parser.add_argument("--dir", type=Path, default=None, help="where the SQLite files go")
     parser.add_argument("--no-crash-check", action="store_true", help="skip the kill -9 check")
     parser.add_argument("--crash-child", nargs=2, metavar=("SIDE", "PATH"), help=argparse.SUPPRESS)
@@ -692,6 +720,8 @@ def compare(args: argparse.Namespace, files: Files) -> int:
             (f"FULL {mode}", side(time_sqlite, files, "FULL", args.full_workflows, count)),
         ]
     sides += [
+        ("NORMAL batched", side(time_batched, files, "NORMAL", args.workflows, args.batch)),
+        ("FULL batched", side(time_batched, files, "FULL", args.full_workflows, args.batch)),
         ("commit NORMAL", side(time_commits, files, "NORMAL", args.commits)),
         ("commit FULL", side(time_commits, files, "FULL", args.commits // 4)),
     ]
@@ -755,6 +785,14 @@ def report(
                     f"  {label + ', ' + mode:<45} {best[name] * 1e6:9.1f} µs "
                     f"(median {median * 1e6:9.1f})  {1 / best[name]:8.0f} workflows/s"
                 )
+    for key in ("NORMAL", "FULL"):
+        name = f"{key} batched"
+        median = statistics.median(samples[name])
+        label = f"{labels[key]}, run_many() x {args.batch}"
+        print(
+            f"  {label:<45} {best[name] * 1e6:9.1f} µs "
+            f"(median {median * 1e6:9.1f})  {1 / best[name]:8.0f} workflows/s"
+        )
     commit_normal, commit_full = best["commit NORMAL"], best["commit FULL"]
     print(
         f"bare commit (WAL, a 1-row INSERT, {bare_pages:.1f} WAL pages): "
@@ -785,6 +823,16 @@ def report(
         for mode, _ in modes:
             ratio = best[f"DBOS {mode}"] / best[f"NORMAL {mode}"]
             print(f"  ours NORMAL / {dbos_label(False)}, {mode}: {ratio:.1f}x (no target)")
+        for setting, peer, target in (
+            ("NORMAL", "tuned", BATCH_EQUAL_TARGET),
+            ("FULL", "DBOS", BATCH_FULL_TARGET),
+        ):
+            ratio = best[f"{peer} seq"] / best[f"{setting} batched"]
+            verdicts.append(ratio >= target)
+            print(
+                f"  ours {setting} run_many() x {args.batch} / {dbos_label(peer == 'tuned')}, seq: "
+                f"{ratio:.1f}x (target >= {target:.0f}x)  {verdict(ratio >= target)}"
+            )
         for mode, _ in modes:
             ratio = best[f"DBOS {mode}"] / best[f"FULL {mode}"]
             if mode == "seq":

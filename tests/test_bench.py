@@ -22,7 +22,7 @@ SMALL = {
     "choreography.py": ["--workflows", "100", "--rounds", "1"],
     "durable.py": [
         "--workflows", "40", "--full-workflows", "10", "--dbos-workflows", "5",
-        "--commits", "40", "--rounds", "1", "--threads", "2", "--no-crash-check",
+        "--commits", "40", "--rounds", "1", "--threads", "2", "--no-crash-check", "--batch", "8",
     ],
     "recovery.py": ["--runs", "300", "--unfinished", "3"],
     "lint.py": ["--actions", "20", "--rounds", "1"],

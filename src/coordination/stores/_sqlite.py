@@ -27,6 +27,7 @@ from coordination.stores._codec import (
     Codec,
     column,
 )
+from coordination.stores._group import GroupCommit
 from coordination.stores._records import (
     DeadLetter,
     OwedRun,
@@ -98,6 +99,7 @@ class SQLiteStore:
             self.path, synchronous=self.synchronous, busy_timeout=busy_timeout, lease=lease
         )
         self._events = SQLiteEvents(self._db, self._codec)
+        self._group = GroupCommit(self._write_alone, self.write_many)
 
     def close(self) -> None:
         """Stop the background threads and close the connection (the file stays as it is)."""
@@ -369,6 +371,10 @@ class SQLiteStore:
             self._events.mark(cursor, write.workflow_id, write.handled)
 
     def write(self, write: Write) -> None:
+        # Threads writing at the same time share a commit; a lone writer writes at once.
+        self._group.write(write)
+
+    def _write_alone(self, write: Write) -> None:
         doing = f"writing run {write.workflow_id!r}"
         try:
             if (
