@@ -54,3 +54,42 @@ def test_observers_must_be_a_list_of_callables(observers: object) -> None:
         PlaceOrder(*shop(), observers=observers)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="observers"):
         Choreography(EventBus(), *shop(), observers=observers)  # type: ignore[arg-type]
+
+
+class _Interrupt:
+    """Wraps one participant method so that its first call interrupts the process."""
+
+    def __init__(self, method: object) -> None:
+        self.method = method
+        self.armed = True
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+        return self.method(*args, **kwargs)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("runner", ["orchestration", "choreography"])
+def test_observers_see_a_takeover_as_it_is_recorded(runner: str, tmp_path: object) -> None:
+    from coordination.stores import SQLiteStore
+
+    seen: list[JournalEntry] = []
+    parts = shop(FaultPlan.of())
+    parts[1].reserve_stock = _Interrupt(parts[1].reserve_stock)  # type: ignore[attr-defined]
+    with SQLiteStore(f"{tmp_path}/o.db") as store:
+        if runner == "orchestration":
+            orders = PlaceOrder(*parts, store=store, observers=[seen.append])
+            with pytest.raises(KeyboardInterrupt):
+                orders.run(ORDER, workflow_id="w")
+            journal = next(run.journal for run in orders.recover())
+        else:
+            flow = Choreography(
+                EventBus(), *parts, flow=PlaceOrder, store=store, observers=[seen.append]
+            )
+            with pytest.raises(KeyboardInterrupt):
+                flow.publish(ORDER, correlation_id="w")
+            journal = next(view.journal for view in flow.recover())
+    recovered = [entry for entry in journal if entry.kind is EntryKind.RECOVERED]
+    assert len(recovered) == 1
+    assert [entry for entry in seen if entry.kind is EntryKind.RECOVERED] == recovered

@@ -161,6 +161,7 @@ class Choreography:
             owner=self._owner,
             open_instance=self._instance,
             max_deliveries=max_deliveries,
+            observers=self._observers,
         )
         self._operators = Operators(
             bus=bus,

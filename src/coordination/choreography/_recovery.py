@@ -20,6 +20,7 @@ from coordination.choreography._instances import Binding, Instance, Instances
 from coordination.choreography._monitor import ProcessView, view_of
 from coordination.choreography._reactor import Reactor
 from coordination.engine import (
+    Observer,
     PlannedAction,
     Problem,
     check_shape,
@@ -50,6 +51,7 @@ class Recovery:
         owner: str,
         open_instance: OpenInstance,
         max_deliveries: int,
+        observers: tuple[Observer, ...] = (),
     ) -> None:
         self.bus = bus
         self.store = store
@@ -59,6 +61,8 @@ class Recovery:
         self.owner = owner
         self.open_instance = open_instance
         self.max_deliveries = max_deliveries
+        #: The choreography's observers: they see each takeover's journal entry.
+        self.observers = observers
 
     def recover(self, max_recoveries: int, on_problem: Problem | None) -> list[ProcessView]:
         opening: dict[str, tuple[Binding, str | None]] = {}
@@ -89,6 +93,7 @@ class Recovery:
             parked=parked,
             check=check,
             on_problem=on_problem,
+            observers=self.observers,
         )
 
     def resumed(self, correlation_id: str, token: int, *, was: str | None) -> Instance:
@@ -99,7 +104,10 @@ class Recovery:
         binding, start_id = self._opening(record, token)
         note_takeover(self.store, record, token)
         instance = self.open_instance(record, token, binding, start_id)
-        take_over(self.store, instance.saga.record, token, self.clock, was=was)
+        take_over(
+            self.store, instance.saga.record, token, self.clock, was=was,
+            observers=self.observers,
+        )  # fmt: skip
         return instance
 
     def _opening(self, record: RunRecord, token: int) -> tuple[Binding, str | None]:

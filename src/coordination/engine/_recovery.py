@@ -21,6 +21,7 @@ from coordination._journal import EntryKind, Rows, row
 from coordination._lifecycle import MOVES
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
+from coordination.engine._observers import Observer, notify
 from coordination.engine._ownership import ACTIVE, Takeover, takeover
 from coordination.engine._plan import FlowPlan, shape_difference
 from coordination.errors import (
@@ -143,9 +144,16 @@ def claim_or_busy(store: Store, record: RunRecord, me: str, now: float, advice: 
 
 
 def take_over(
-    store: Store, record: RunRecord, token: int, clock: Clock, *, was: str | None
+    store: Store,
+    record: RunRecord,
+    token: int,
+    clock: Clock,
+    *,
+    was: str | None,
+    observers: tuple[Observer, ...] = (),
 ) -> None:
-    """Journal that this process took `record` over from `was` (fenced by `token`)."""
+    """Journal that this process took `record` over from `was` (fenced by `token`); its
+    observers see the entry once, like any other."""
     if record.status is WorkflowStatus.WAITING:
         return  # resumed from a wait: its arrival is journaled instead
     now = clock.now()
@@ -157,18 +165,21 @@ def take_over(
         at=now,
         detail=f"taken over from {was or 'an owner that let go'} (recovery {record.recoveries})",
     )
-    note(store, record, token, f"recovered:{token}", entry, now)
+    if note(store, record, token, f"recovered:{token}", entry, now) and observers:
+        notify(observers, [entry])
 
 
-def note(store: Store, record: RunRecord, token: int, key: str, rows: Rows, now: float) -> None:
-    """Journal something that is no saga fact into `record` (fenced by `token`)."""
+def note(store: Store, record: RunRecord, token: int, key: str, rows: Rows, now: float) -> bool:
+    """Journal something that is no saga fact into `record` (fenced by `token`); False if
+    it was journaled already."""
     if record.has_step(key):
-        return
+        return False
     write = Write(
         record.workflow_id, token, now, (StepRecord(key, StepOutcome.NOTED, 0, None, None, rows),)
     )
     store.write(write)
     record.apply(write)
+    return True
 
 
 def recover(
@@ -182,6 +193,7 @@ def recover(
     parked: Callable[[RunRecord], T],
     check: Callable[[RunRecord, int], None],
     on_problem: Problem | None = None,
+    observers: tuple[Observer, ...] = (),
 ) -> list[T]:
     """Resume every instance of `flow` that owes work and that `me` may take over.
 
@@ -207,7 +219,7 @@ def recover(
         try:
             result = _claim_and_resume(
                 store, owed, me, clock, max_recoveries=max_recoveries, resume=resume,
-                parked=parked, check=check, report=report,
+                parked=parked, check=check, report=report, observers=observers,
             )  # fmt: skip
         finally:
             ACTIVE.leave(owed.workflow_id)
@@ -227,6 +239,7 @@ def _claim_and_resume(
     parked: Callable[[RunRecord], T],
     check: Callable[[RunRecord, int], None],
     report: Problem,
+    observers: tuple[Observer, ...],
 ) -> T | None:
     try:
         token = claim(store, owed.workflow_id, owed.owner, me, clock.now(), held=True)
@@ -238,7 +251,7 @@ def _claim_and_resume(
     return resume_claimed(
         store, owed.workflow_id, token, clock, was=owed.owner,
         max_recoveries=max_recoveries, resume=resume, parked=parked, check=check,
-        on_problem=report,
+        on_problem=report, observers=observers,
     )  # fmt: skip
 
 
@@ -254,6 +267,7 @@ def resume_claimed(
     parked: Callable[[RunRecord], T],
     check: Callable[[RunRecord, int], None],
     on_problem: Problem | None = None,
+    observers: tuple[Observer, ...] = (),
 ) -> T | None:
     """Take over one instance this process just claimed (from `was`), as `recover` does
     each: check it, journal the takeover, park it after too many, else `resume` it.
@@ -271,7 +285,7 @@ def resume_claimed(
         if record.recoveries > max_recoveries:
             _park(store, record, token, clock)
             return parked(record)
-        take_over(store, record, token, clock, was=was)
+        take_over(store, record, token, clock, was=was, observers=observers)
         return resume(record, token)
     except LeaseLost:
         return None  # another process took it meanwhile: it is theirs

@@ -3,12 +3,14 @@
 One trace per flow instance, its id derived from the correlation id, so every process that
 works on an instance puts its spans into the same trace without passing anything along.
 Each action attempt and each compensation attempt is one span, made when its journal entry
-says it ended, with the start and end times the journal recorded: no span is ever held open,
-across a wait or otherwise. Every span hangs under one parent derived from the correlation
-id (a remote parent, as if the conversation had been propagated to each process) and links
-to the span of what caused it: the action whose output it consumed, or, for an undo, the
-action it undoes. Names and attributes follow OpenTelemetry's messaging conventions
-(`messaging.message.conversation_id` is the correlation id).
+says it ended, with the start and end times the journal recorded; each late result,
+skipped action, wait and recovery is a span of no length (`late`, `skip`, `wait`,
+`recover`). No span is ever held open, across a wait or otherwise. Every span hangs under
+one parent derived from the correlation id (a remote parent, as if the conversation had
+been propagated to each process) and links to the span of what caused it: the action whose
+output it consumed, or, for an undo, the action it undoes. Names and attributes follow
+OpenTelemetry's messaging conventions (`messaging.message.conversation_id` is the
+correlation id).
 
 OpenTelemetry is imported when a `SpanObserver` is made, so `import coordination.observe.otel`
 works without the extra; making one without it raises `UsageError` saying what to install.
@@ -38,6 +40,15 @@ _ENDS = {
     EntryKind.COMPENSATION_FAILED,
 }
 _FAILURES = {EntryKind.FAILED, EntryKind.COMPENSATION_FAILED}
+#: Entries that are moments of the instance, not attempts: each a span of its own, made
+#: when it is recorded (`late`: a timed-out attempt's result; `skip`: an action a business
+#: outcome left out; `wait`: a suspension for a message or a timer; `recover`: a takeover).
+_MOMENTS = {
+    EntryKind.LATE_RESULT: "late",
+    EntryKind.SKIPPED: "skip",
+    EntryKind.WAITING: "wait",
+    EntryKind.RECOVERED: "recover",
+}
 
 #: Instances whose links are remembered at once; the oldest are forgotten first (an
 #: instance that finished long ago gets no new spans but a late undo's).
@@ -121,6 +132,8 @@ class SpanObserver:
                     instance.published[entry.detail] = source
             elif entry.kind in _ENDS:
                 self._span(instance, entry)
+            elif entry.kind in _MOMENTS:
+                self._span(instance, entry, _MOMENTS[entry.kind])
             elif entry.kind is EntryKind.WORKFLOW_FINISHED:
                 # Late results may still come; they would only need the links, kept here.
                 instance.started.clear()
@@ -133,11 +146,14 @@ class SpanObserver:
         # Orchestration names the causing action; a choreography, the message it consumed.
         return instance.latest.get(entry.causation_id) or instance.published.get(entry.causation_id)
 
-    def _span(self, instance: _Instance, entry: JournalEntry) -> None:
+    def _span(self, instance: _Instance, entry: JournalEntry, moment: str | None = None) -> None:
         trace = self._trace
-        started = instance.started.pop((entry.name, entry.attempt), None)
-        if started is None:  # started in another process, or before this observer existed
-            started = entry.at - (entry.duration or 0.0)
+        started = entry.at  # a moment: no length (a wait's duration is its timer's)
+        if moment is None:
+            # Not seen started: in another process, or before this observer existed.
+            started = instance.started.pop(
+                (entry.name, entry.attempt), entry.at - (entry.duration or 0.0)
+            )
         parent = trace.NonRecordingSpan(
             trace.SpanContext(
                 trace_id=trace_id_for(entry.correlation_id),
@@ -146,7 +162,7 @@ class SpanObserver:
                 trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
             )
         )
-        operation = "compensate" if entry.undoes else "process"
+        operation = moment or ("compensate" if entry.undoes else "process")
         attributes: dict[str, str | int] = {
             "messaging.system": "coordination",
             "messaging.operation.type": "process",
@@ -162,7 +178,12 @@ class SpanObserver:
             attributes["coordination.undoes"] = entry.undoes
         if entry.causation_id:
             attributes["coordination.causation_id"] = entry.causation_id
-        cause = self._cause(instance, entry)
+        if entry.detail and moment:
+            attributes["coordination.detail"] = entry.detail
+        # A late result links to the attempt it came back from; other moments to their cause.
+        cause = (
+            instance.latest.get(entry.name) if moment == "late" else self._cause(instance, entry)
+        )
         links = [trace.Link(cause)] if cause is not None else []
         span = self._tracer.start_span(
             f"{operation} {entry.name}",
@@ -177,6 +198,8 @@ class SpanObserver:
             span.set_attribute("error.type", error.split(":", 1)[0])
             span.set_status(trace.Status(trace.StatusCode.ERROR, error))
         span.end(end_time=_ns(entry.at))
+        if moment is not None:
+            return  # what later spans link to stays the attempts
         context = span.get_span_context()
         instance.latest[entry.name] = context
         instance.by_participant[entry.participant] = context

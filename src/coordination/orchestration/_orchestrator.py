@@ -274,7 +274,7 @@ class Orchestrator(Generic[StartT, OutputT]):
             raise WorkflowNotFound(f"run {workflow_id!r} vanished", workflow_id=workflow_id)
         self._check_shape(record, token)
         note_takeover(self.store, record, token)
-        take_over(self.store, record, token, self.clock, was=was)
+        take_over(self.store, record, token, self.clock, was=was, observers=self._observers)
         return self._saga(record, token)
 
     def _check_shape(self, record: RunRecord, token: int) -> None:
@@ -388,6 +388,7 @@ class Orchestrator(Generic[StartT, OutputT]):
             parked=WorkflowRun,
             check=self._check_shape,
             on_problem=on_problem,
+            observers=self._observers,
         )
 
     # -- workers --------------------------------------------------------------------------
@@ -451,7 +452,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         resume_claimed(
             self.store, workflow_id, token, self.clock, was=previous,
             max_recoveries=max_recoveries, resume=resume, parked=lambda record: None,
-            check=self._check_shape, on_problem=on_problem,
+            check=self._check_shape, on_problem=on_problem, observers=self._observers,
         )  # fmt: skip
         return True
 
