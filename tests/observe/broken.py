@@ -178,3 +178,28 @@ IRREVERSIBLE = [Emails, LatePayments]
 
 class EmailFirst(Orchestrator[OrderPlaced, PaymentCaptured], name="tests-email-first"):
     steps = (step(Emails.welcome), step(LatePayments.charge))
+
+
+class FraudChecked(Event, type_name="tests.observe.broken:FraudChecked"):
+    order_id: str
+
+
+class Capture(Participant):
+    @action(pivot=True)
+    @abstractmethod
+    def capture(self, order: OrderPlaced) -> PaymentCaptured: ...
+
+
+class Fraud(Participant):
+    @action
+    @abstractmethod
+    def check(self, order: OrderPlaced) -> FraudChecked: ...
+
+    @check.compensation
+    @abstractmethod
+    def clear(self, checked: FraudChecked) -> None: ...
+
+
+#: `pivot-in-parallel`: the capture is the point of no return, yet the fraud check runs
+#: beside it, so whether the check is undone would depend on which finished first.
+PIVOT_BESIDE = [Capture, Fraud]

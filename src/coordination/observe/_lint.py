@@ -9,6 +9,7 @@ names of what it is about, and a sentence saying what to fix:
 | `unproduced-input` | error | an input nobody produces keeps an action from ever running |
 | `incomplete-join` | error | a join whose inputs never all arrive in one flow instance |
 | `command-handlers` | error | a Command with zero or several handlers |
+| `pivot-in-parallel` | error | the point of no return with another action beside it |
 | `unconsumed-event` | warning | an action's output nobody consumes, before the flow's end |
 | `irreversible-before-failure` | warning | an action with no undo, before one that can fail |
 """
@@ -37,6 +38,7 @@ CODES: dict[str, Severity] = {
     "unproduced-input": Severity.ERROR,
     "incomplete-join": Severity.ERROR,
     "command-handlers": Severity.ERROR,
+    "pivot-in-parallel": Severity.ERROR,
     "unconsumed-event": Severity.WARNING,
     "irreversible-before-failure": Severity.WARNING,
 }
@@ -301,6 +303,33 @@ def _check_irreversible(wiring: _Wiring, findings: list[Finding]) -> None:
             )
 
 
+def _check_pivots(wiring: _Wiring, findings: list[Finding]) -> None:
+    """A pivot must be alone in its generation: with a sibling beside it, whether the
+    sibling is undone after a failure would depend on which of the two finished first."""
+    nodes = wiring.model.nodes
+    for pivot in nodes:
+        if not pivot.pivot or pivot.generation is None:
+            continue
+        beside = [
+            n.key
+            for n in nodes
+            if n is not pivot
+            and n.generation == pivot.generation
+            and not wiring.model.exclusive(pivot, n)
+        ]
+        if beside:
+            findings.append(
+                _finding(
+                    "pivot-in-parallel",
+                    [pivot.key, *beside],
+                    f"{pivot.key} is the point of no return, yet {', '.join(beside)} "
+                    f"{'runs' if len(beside) == 1 else 'run'} beside it (generation "
+                    f"{pivot.generation}): make the pivot the only action of its generation, "
+                    f"by consuming what the others produce or moving them after it",
+                )
+            )
+
+
 def lint(target: object) -> list[Finding]:
     """The findings on an Orchestrator subclass, a Choreography, or participants.
 
@@ -313,6 +342,7 @@ def lint(target: object) -> list[Finding]:
     on_cycles = _check_cycles(wiring, findings)
     _check_inputs(wiring, on_cycles, findings)
     _check_commands(wiring, findings)
+    _check_pivots(wiring, findings)
     _check_unconsumed(wiring, findings)
     _check_irreversible(wiring, findings)
     order = list(CODES)
