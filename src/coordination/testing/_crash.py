@@ -105,6 +105,9 @@ class _CrashingStore:
             "start_run", lambda: self.inner.start_run(workflow_id, flow, start, **kwargs)
         )
 
+    def start_many(self, flow: str, starts: Sequence[tuple[str, Message]], **kwargs: Any) -> Any:
+        return self._write("start_many", lambda: self.inner.start_many(flow, starts, **kwargs))
+
     def claim_run(self, workflow_id: str, owner: str, **kwargs: Any) -> int | None:
         result: int | None = self._write(
             "claim_run", lambda: self.inner.claim_run(workflow_id, owner, **kwargs)
