@@ -354,17 +354,18 @@ class Saga:
             self.recorder.write(records, status=WorkflowStatus.WAITING, release=True)
             return True
 
-    def arrive(self, planned: PlannedWait, message: Message) -> bool:
+    def arrive(self, planned: PlannedWait, message: Message, *, timed_out: bool = False) -> bool:
         """An outside message for `planned` arrived: record it (the instance wakes if it was
         waiting for it; a message that comes early is kept for its wait). False if an equal
-        message was received already (a duplicate: nothing happens)."""
+        message was received already (a duplicate: nothing happens). `timed_out`: it is the
+        wait's timeout outcome, built by the engine when the timer fired."""
         publishing = self.publishing
         events: tuple[Envelope[Message], ...] = ()
         with self.lock:
             progress = self.progress
-            if progress.arrived(planned):
+            if progress.arrived(planned) or (timed_out and self.recorder.lost):
                 return False
-            rows = self.recorder.arrival(planned, message)
+            rows = self.recorder.arrival(planned, message, timed_out=timed_out)
             if publishing is not None:
                 events = (publishing.arrived(planned, message),)
                 rows = self.recorder.published(rows, events, "wait")
@@ -385,8 +386,15 @@ class Saga:
 
     def fire(self, planned: PlannedWait) -> bool:
         """`planned`'s timer came due: a sleep ends (the instance goes on), a wait times
-        out (it fails like a step: what was done is undone). False if there is nothing to
-        fire any more (its message came, or it fired already)."""
+        out (it fails like a step: what was done is undone, unless it names a timeout
+        outcome: it then completes with that). False if there is nothing to fire any more
+        (its message came, or it fired already)."""
+        outcome = planned.wait.on_timeout
+        if outcome is not None:
+            with self.lock:
+                if self.record.has_step(planned.key):
+                    return False
+            return self.arrive(planned, outcome(), timed_out=True)
         with self.lock:
             progress = self.progress
             if self.recorder.lost or progress.arrived(planned) or self.record.has_step(planned.key):
