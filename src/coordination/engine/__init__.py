@@ -23,6 +23,7 @@ from coordination.engine._graph import ActionNode, FlowGraph
 from coordination.engine._live import LIVE, LiveSagas
 from coordination.engine._observers import EVERYWHERE, Observer, checked_observers, notify
 from coordination.engine._operators import (
+    Due,
     cancel_refusal,
     due_instances,
     due_timer,
@@ -62,6 +63,7 @@ from coordination.engine._saga import (
     Suspend,
     Wait,
 )
+from coordination.engine._schedules import DueMessage, DueStart, mark_started
 from coordination.engine._undo import Undo, undo_key
 
 __all__ = [
@@ -75,6 +77,9 @@ __all__ = [
     "ActionRun",
     "Attempts",
     "BoundAction",
+    "Due",
+    "DueMessage",
+    "DueStart",
     "FlowGraph",
     "FlowPlan",
     "LiveSagas",
@@ -107,6 +112,7 @@ __all__ = [
     "finish_async",
     "finish_sync",
     "loop_running",
+    "mark_started",
     "normalise",
     "note",
     "note_takeover",

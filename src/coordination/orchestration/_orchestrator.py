@@ -18,6 +18,8 @@ from coordination._status import WorkflowStatus
 from coordination.engine import (
     ACTIVE,
     LIVE,
+    DueMessage,
+    DueStart,
     FlowPlan,
     Observer,
     Parallel,
@@ -32,6 +34,7 @@ from coordination.engine import (
     claim_or_busy,
     compile_plan,
     due_instances,
+    mark_started,
     normalise,
     note_takeover,
     outside_wait,
@@ -317,13 +320,25 @@ class Orchestrator(Generic[StartT, OutputT]):
         """
         self._check_sync_allowed("resume_due")
         moved: list[WorkflowRun[OutputT]] = []
-        for record, planned in due_instances(self.store, self.plan, self.clock.now()):
+        for record, due in due_instances(self.store, self.plan, self.clock.now()):
             try:
                 token = claim_or_busy(self.store, record, self._owner, self.clock.now(), "")
             except WorkflowBusy:
                 continue  # someone else fires it (or its message came meanwhile)
+            if isinstance(due, DueStart):  # the next instance of a repeating process
+                try:  # idempotent by its id: a start a crash left unmarked is not redone
+                    started = self.run(due.message, workflow_id=due.workflow_id)  # type: ignore[arg-type]
+                except BaseException:
+                    self.store.release_run(record.workflow_id, token, now=self.clock.now())
+                    raise
+                mark_started(self.store, record, token, due, self.clock.now())
+                moved.append(started)
+                continue
             saga = self._resumed(record.workflow_id, token, was=record.owner)
-            saga.fire(planned)
+            if isinstance(due, DueMessage):
+                saga.arrive(due.planned, due.message)  # as if sent, when due
+            else:
+                saga.fire(due)
             self._drive(saga)
             moved.append(WorkflowRun(saga.record))
         return moved
