@@ -3,7 +3,8 @@
 A schedule is durable with the step that made it: one NOTED record per scheduled message,
 `Interface.action:schedule<n>`, written in the same commit as the step's own record (so a
 failed attempt's schedules are never written). Its journal row carries when it was made
-(`at`), how long until it is due (`duration`) and the instance it is for (`correlation_id`):
+(`at`) and how long until it is due (`duration`); the instance it is for, when another, ends
+its key (`Interface.action:schedule<n>>sub-7:2027-02`):
 
 - **for the instance itself** (no `workflow_id`): one of its waits takes the message when
   due, exactly as if it had been sent (`send()`); the wait's own record is the proof it
@@ -44,6 +45,7 @@ __all__ = [
 
 _MARK = ":schedule"
 _STARTED = ":started"
+_FOR = ">"
 
 
 class DueMessage(NamedTuple):
@@ -95,12 +97,12 @@ def scheduled_records(
             EntryKind.WAITING,
             participant,
             name,
-            workflow_id if target is None else target,
+            workflow_id,
             at=now,
             duration=after,
             detail=f"scheduled {type(message).__name__} in {after:g}s for {for_whom}",
         )
-        key = f"{action.key}{_MARK}{number}"
+        key = f"{action.key}{_MARK}{number}" + ("" if target is None else _FOR + target)
         records.append(StepRecord(key, StepOutcome.NOTED, 0, message, None, entry))
     return tuple(records)
 
@@ -121,7 +123,8 @@ def _schedules(record: RunRecord) -> list[_Schedule]:
         if step.key.endswith(_STARTED) or not step.rows:
             continue
         entry = step.entries[0]
-        target = None if entry.correlation_id == record.workflow_id else entry.correlation_id
+        _, _, target_id = step.key.partition(_FOR)
+        target = target_id or None
         found.append(_Schedule(step.key, step.output, entry.at + (entry.duration or 0.0), target))
     return found
 
