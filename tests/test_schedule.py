@@ -156,8 +156,10 @@ def test_a_scheduled_start_waits_in_the_owed_work_index_once_its_instance_ended(
     rig.clock.advance(PERIOD.total_seconds())
     rig.runner.resume_due()
     record = rig.runner.store.get_run(JAN)
-    assert record.status is S.COMPLETED and record.owed  # owes February's start
-    assert rig.runner.recover() == [] or rig.runner.store.get_run(JAN).owed  # never dropped
+    assert record.status is S.COMPLETED
+    assert record.owed  # owes February's start
+    rig.runner.recover()  # recovery finds it owed, and leaves the start owed
+    assert rig.runner.store.get_run(JAN).owed
     rig.clock.advance(OPENING.total_seconds())
     rig.runner.resume_due()
     assert not rig.runner.store.get_run(JAN).owed
@@ -186,13 +188,11 @@ class FlakyBilling(CardBilling):
 def test_a_failed_attempts_schedule_is_dropped(runner: str) -> None:
     rig = Rig(runner, billing=FlakyBilling())
     rig.start()
-    if runner == "run":  # the retry backoff passes on the virtual clock
-        pass
     record = rig.runner.store.get_run(JAN)
     keys = [step.key for step in record.steps if ":schedule" in step.key]
     assert keys == ["Billing.charge:schedule1", "Billing.charge:schedule2"]  # attempt 2's
     rig.clock.advance(1.0)
-    (moved,) = rig.runner.resume_due()  # the early PeriodEnded of the good attempt
+    assert len(rig.runner.resume_due()) == 1  # the early PeriodEnded of the good attempt
     assert rig.status(JAN) is S.COMPLETED
     rig.clock.advance(PERIOD.total_seconds())
     rig.runner.resume_due()  # the other PeriodEnded is moot: its wait took one already
@@ -247,7 +247,7 @@ class Misusing(CardBilling):
 @pytest.mark.parametrize(
     ("what", "says"),
     [
-        (lambda ctx, s: ctx.schedule(s, after=5), "starts with PeriodStarted"[:0] + "does not wait for"),
+        (lambda ctx, s: ctx.schedule(s, after=5), "does not wait for"),
         (lambda ctx, s: ctx.schedule(CancelRequested(subscription_id="x"), after=0), "positive"),
         (lambda ctx, s: ctx.schedule(Renewed(subscription_id="x", period="p", next_period="q"),
                                      after=5, workflow_id="sub-7:x"), "starts with PeriodStarted"),
