@@ -125,7 +125,9 @@ class Sessions(Participant):
     def expire(self, sent: CodeSent, expired: CodeExpired) -> LoginExpired: ...
 
 
-class OtpLogin(Orchestrator[LoginRequested, LoggedIn | LoginRefused | LoginExpired], name="otp-login"):
+class OtpLogin(
+    Orchestrator[LoginRequested, LoggedIn | LoginRefused | LoginExpired], name="otp-login"
+):
     """Issue, send, wait for the code (or its expiry), verify, then log in or refuse."""
 
     steps = (

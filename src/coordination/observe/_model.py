@@ -258,9 +258,7 @@ def model_of(target: object) -> FlowModel:
             for node in adopted.nodes:
                 node.index = nodes[node.key].index if node.key in nodes else len(nodes)
                 nodes.setdefault(node.key, node)
-        model = FlowModel(
-            target.name, list(nodes.values()), starts, outside=outside, waits=waits
-        )
+        model = FlowModel(target.name, list(nodes.values()), starts, outside=outside, waits=waits)
         model.subscribers = _subscribers(target.bus, model.messages())
         return model
     if isinstance(target, Participant) or (
