@@ -23,6 +23,7 @@ from coordination._messages import Message
 from coordination._status import WorkflowStatus
 from coordination.engine._ownership import ACTIVE, Takeover, takeover
 from coordination.engine._plan import FlowPlan, shape_difference
+from coordination.engine._schedules import owes_only_starts
 from coordination.errors import (
     CompensationFailed,
     CoordinationError,
@@ -200,6 +201,10 @@ def recover(
     for owed in store.owed_runs(flow):
         if owed.status is WorkflowStatus.WAITING and owed.owner is None:
             continue  # suspended for an outside message: nothing to do until it comes
+        if owed.status.finished and owed.owner is None:
+            record = store.get_run(owed.workflow_id)
+            if record is not None and owes_only_starts(record):
+                continue  # ended, with the next instance to start when due: resume_due's
         # Held from the claim to the end of the drive: another thread of this process (a
         # second worker) that read the same owed run must not take it over meanwhile.
         if not ACTIVE.hold(owed.workflow_id):

@@ -39,6 +39,7 @@ __all__ = [
     "due_message",
     "due_start",
     "mark_started",
+    "owes_only_starts",
     "pending_starts",
     "scheduled_records",
 ]
@@ -46,6 +47,8 @@ __all__ = [
 _MARK = ":schedule"
 _STARTED = ":started"
 _FOR = ">"
+#: In the key of a late result's record (`Interface.action:late<n>`).
+_LATE = ":late"
 
 
 class DueMessage(NamedTuple):
@@ -140,6 +143,18 @@ def pending_starts(record: RunRecord, *, made: str | None = None) -> bool:
     )
 
 
+def owes_only_starts(record: RunRecord) -> bool:
+    """Whether a finished, let-go instance owes nothing but scheduled starts: work for
+    `resume_due()` when they come due, none for recovery (which would only journal a
+    takeover, and count it towards parking the instance)."""
+    return (
+        record.status.finished
+        and record.owner is None
+        and pending_starts(record)
+        and not any(_LATE in key for key in record.step_keys())
+    )
+
+
 def due_start(record: RunRecord, now: float) -> DueStart | None:
     """The earliest scheduled start of `record` due at `now` and not made yet."""
     due = [
@@ -188,4 +203,4 @@ def _owes_more(record: RunRecord, start: DueStart) -> bool:
     or an undo of a late result (recovery decides those: the flag is left for it)."""
     if pending_starts(record, made=start.key):
         return True
-    return any(":late" in key for key in record.step_keys())
+    return any(_LATE in key for key in record.step_keys())
