@@ -21,7 +21,7 @@ from coordination import Context, WorkflowStatus
 from coordination.choreography import Choreography, EventBus
 from coordination.errors import UsageError
 from coordination.stores import SQLiteStore
-from coordination.testing import ENTRY_POINTS, VirtualClock, journal_problems
+from coordination.testing import ENTRY_POINTS, VirtualClock, assert_crash_safe, journal_problems
 from examples.subscription import (
     OPENING,
     PERIOD,
@@ -276,3 +276,10 @@ def test_the_example_runs() -> None:
     )  # fmt: skip
     assert done.stdout.count("COMPLETED") == 6
     assert "closed ['sub-7']" in done.stdout
+
+
+@pytest.mark.parametrize("runner", ["run", "publish"])
+def test_a_crash_at_any_write_keeps_a_schedule_with_its_step(runner: str) -> None:
+    assert assert_crash_safe(
+        SubscriptionPeriod, lambda: (CardBilling(), AccountBook()), FIRST, entry_points=(runner,)
+    )

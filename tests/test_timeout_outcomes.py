@@ -20,7 +20,7 @@ from coordination import Context, EntryKind, Event, Participant, WorkflowStatus,
 from coordination.errors import DefinitionError
 from coordination.orchestration import Orchestrator, parallel, step, wait
 from coordination.stores import SQLiteStore
-from coordination.testing import ENTRY_POINTS, journal_problems, journal_shape
+from coordination.testing import ENTRY_POINTS, assert_crash_safe, journal_problems, journal_shape
 from tests.equivalence_shapes import Ledger
 from tests.test_timers import Confirmations, Confirmed, LedgerConfirmations, Rig
 from tests.waiting_flow import (
@@ -196,3 +196,36 @@ def test_the_declaration_reads_back() -> None:
     assert repr(declared) == (
         "wait(PaymentSettled | PaymentLapsed, timeout=60, on_timeout=PaymentLapsed)"
     )
+
+
+@pytest.mark.parametrize("runner", ["run", "publish"])
+def test_a_crash_at_any_write_before_the_wait_recovers_to_it(runner: str) -> None:
+    assert assert_crash_safe(
+        Patient, patient_services, OrderPlaced(order_id="o-1", cents=500), entry_points=(runner,)
+    )
+
+
+def test_a_wait_with_a_timeout_outcome_may_follow_the_pivot() -> None:
+    class Pivoted(Orchestrator[OrderPlaced, Confirmed | OrderLapsed], name="tests.pivoted"):
+        steps = (
+            step(Payments.authorize, pivot=True),
+            wait(PaymentSettled | PaymentLapsed, timeout=60.0, on_timeout=PaymentLapsed),
+            parallel(step(Confirmations.confirm), step(Lapses.lapse)),
+        )
+
+    rig = Rig(Pivoted, patient_services, "run")
+    rig.start()
+    rig.clock.advance(60)
+    (moved,) = rig.runner.resume_due()
+    assert moved.status is S.COMPLETED  # the timeout undoes nothing: it is an outcome
+
+
+def test_a_wait_that_can_fail_may_not_follow_the_pivot() -> None:
+    with pytest.raises(DefinitionError, match="name a timeout outcome"):
+
+        class Failing(Orchestrator[OrderPlaced, Confirmed], name="tests.failing-after-pivot"):
+            steps = (
+                step(Payments.authorize, pivot=True),
+                wait(PaymentSettled, timeout=60.0),
+                step(Confirmations.confirm),
+            )
