@@ -35,6 +35,7 @@ from examples.subscription import (
     SubscriptionPeriod,
     period_id,
 )
+from tests.test_timers import _serving
 
 S = WorkflowStatus
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,3 +284,35 @@ def test_a_crash_at_any_write_keeps_a_schedule_with_its_step(runner: str) -> Non
     assert assert_crash_safe(
         SubscriptionPeriod, lambda: (CardBilling(), AccountBook()), FIRST, entry_points=(runner,)
     )
+
+
+# -- workers -----------------------------------------------------------------------------------
+
+
+def _served_chain(store: Any) -> Rig:
+    """January ends and February opens under `serve()` alone (a worker's idle loop)."""
+    rig = Rig("run", store)
+    rig.start()
+    rig.clock.advance(PERIOD.total_seconds())
+    _serving(rig.runner, lambda: rig.status(JAN) is S.COMPLETED)
+    assert rig.status(JAN) is S.COMPLETED
+    record = rig.runner.store.get_run(JAN)
+    assert record.owed  # February's start, not due yet: the worker leaves it be
+    _serving(rig.runner, lambda: True, then=lambda: None)  # idle a while: nothing happens
+    again = rig.runner.store.get_run(JAN)
+    assert again.status is S.COMPLETED  # never taken over, never parked
+    assert [s.key for s in again.steps] == [s.key for s in record.steps]
+    rig.clock.advance(OPENING.total_seconds())
+    _serving(rig.runner, lambda: rig.status(FEB) is S.WAITING)
+    assert rig.status(FEB) is S.WAITING
+    assert not rig.runner.store.get_run(JAN).owed
+    return rig
+
+
+def test_a_worker_fires_scheduled_messages_and_starts(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "subs.db") as store:
+        _served_chain(store)
+
+
+def test_a_postgresql_worker_fires_scheduled_messages_and_starts(postgres: Any) -> None:
+    _served_chain(postgres.store())

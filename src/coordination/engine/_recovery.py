@@ -272,6 +272,10 @@ def resume_claimed(
         if record is None:
             return None
         check(record, token)
+        if owes_only_starts(record):
+            # Ended, owing only a start when due: resume_due's. The claim is kept until its
+            # lease runs out, so a worker's next claim does not take it again at once.
+            return None
         note_takeover(store, record, token)
         if record.recoveries > max_recoveries:
             _park(store, record, token, clock)

@@ -144,12 +144,11 @@ def pending_starts(record: RunRecord, *, made: str | None = None) -> bool:
 
 
 def owes_only_starts(record: RunRecord) -> bool:
-    """Whether a finished, let-go instance owes nothing but scheduled starts: work for
-    `resume_due()` when they come due, none for recovery (which would only journal a
-    takeover, and count it towards parking the instance)."""
+    """Whether a finished instance owes nothing but scheduled starts: work for
+    `resume_due()` when they come due, none for recovery or a worker's claim (which would
+    only journal a takeover, and count it towards parking the instance)."""
     return (
         record.status.finished
-        and record.owner is None
         and pending_starts(record)
         and not any(_LATE in key for key in record.step_keys())
     )
