@@ -35,6 +35,7 @@ from examples.subscription import (
     SubscriptionPeriod,
     period_id,
 )
+from tests.postgres import Backend
 from tests.test_timers import _serving
 
 S = WorkflowStatus
@@ -209,15 +210,14 @@ def test_a_failed_attempts_schedule_is_dropped(runner: str) -> None:
 
 @pytest.mark.parametrize("runner", ["run", "publish"])
 def test_a_scheduled_start_is_durable_and_fires_once_across_processes(
-    runner: str, tmp_path: Path
+    runner: str, durable_backend: Backend
 ) -> None:
-    path = tmp_path / "subs.db"
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         rig = Rig(runner, store)
         rig.start()
         rig.clock.advance(PERIOD.total_seconds())
         rig.runner.resume_due()  # January renewed: February is scheduled, durably
-    with SQLiteStore(path) as one, SQLiteStore(path) as other:
+    with durable_backend.open() as one, durable_backend.open() as other:
         first, second = Rig(runner, one), Rig(runner, other)
         for rig in (first, second):
             rig.clock.advance(PERIOD.total_seconds() + OPENING.total_seconds())

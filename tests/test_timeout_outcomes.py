@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import abstractmethod
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +18,9 @@ import pytest
 from coordination import Context, EntryKind, Event, Participant, WorkflowStatus, action
 from coordination.errors import DefinitionError
 from coordination.orchestration import Orchestrator, parallel, step, wait
-from coordination.stores import SQLiteStore
 from coordination.testing import ENTRY_POINTS, assert_crash_safe, journal_problems, journal_shape
 from tests.equivalence_shapes import Ledger
+from tests.postgres import Backend
 from tests.test_timers import Confirmations, Confirmed, LedgerConfirmations, Rig
 from tests.waiting_flow import (
     Authorized,
@@ -133,12 +132,11 @@ def test_the_message_before_the_timeout_wins_and_no_outcome_is_built(runner: str
 
 @pytest.mark.parametrize("runner", ["run", "publish"])
 def test_the_timeout_outcome_is_durable_and_fires_once_across_processes(
-    runner: str, tmp_path: Path
+    runner: str, durable_backend: Backend
 ) -> None:
-    path = tmp_path / "orders.db"
-    with SQLiteStore(path) as store:
+    with durable_backend.open() as store:
         Rig(Patient, patient_services, runner, store).start()
-    with SQLiteStore(path) as one, SQLiteStore(path) as other:
+    with durable_backend.open() as one, durable_backend.open() as other:
         first = Rig(Patient, patient_services, runner, one)
         second = Rig(Patient, patient_services, runner, other)
         for rig in (first, second):
@@ -148,7 +146,7 @@ def test_the_timeout_outcome_is_durable_and_fires_once_across_processes(
         assert first.get().status is S.COMPLETED
         assert second.state()[2] == []
         assert first.state()[2] == [("wf:Lapses.lapse", 1)]
-    with SQLiteStore(path) as store:  # read back by a fresh process: the same end
+    with durable_backend.open() as store:  # read back by a fresh process: the same end
         again = Rig(Patient, patient_services, runner, store)
         assert again.get().status is S.COMPLETED
         assert again.runner.resume_due() == []
