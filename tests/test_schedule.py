@@ -316,3 +316,21 @@ def test_a_worker_fires_scheduled_messages_and_starts(tmp_path: Path) -> None:
 
 def test_a_postgresql_worker_fires_scheduled_messages_and_starts(postgres: Any) -> None:
     _served_chain(postgres.store())
+
+
+def test_any_workflow_id_can_be_scheduled_to_start() -> None:
+    """An id that looks like another record kind's marker (`:late1`, `:parked1`, `>`) is
+    kept apart from the schedule's own key."""
+    clock = VirtualClock()
+    subscriptions = SubscriptionPeriod(CardBilling(), AccountBook(), clock=clock)
+    odd = "x:late1:parked1>y"
+    subscriptions.run(
+        PeriodStarted(subscription_id=odd, period="2027-01", cents=1),
+        workflow_id=period_id(odd, "2027-01"),
+    )
+    clock.advance((PERIOD + OPENING).total_seconds())
+    subscriptions.resume_due()
+    clock.advance(OPENING.total_seconds())
+    (started,) = subscriptions.resume_due()
+    assert started.workflow_id == f"{odd}:2027-02"
+    assert subscriptions.get(period_id(odd, "2027-01")).status is S.COMPLETED

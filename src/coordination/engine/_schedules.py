@@ -4,7 +4,7 @@ A schedule is durable with the step that made it: one NOTED record per scheduled
 `Interface.action:schedule<n>`, written in the same commit as the step's own record (so a
 failed attempt's schedules are never written). Its journal row carries when it was made
 (`at`) and how long until it is due (`duration`); the instance it is for, when another, ends
-its key (`Interface.action:schedule<n>>sub-7:2027-02`):
+its key, quoted (`Interface.action:schedule<n>>sub-7%3A2027-02`):
 
 - **for the instance itself** (no `workflow_id`): one of its waits takes the message when
   due, exactly as if it had been sent (`send()`); the wait's own record is the proof it
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import NamedTuple
+from urllib.parse import quote, unquote
 
 from coordination._context import Scheduled
 from coordination._journal import EntryKind, row
@@ -105,7 +106,9 @@ def scheduled_records(
             duration=after,
             detail=f"scheduled {type(message).__name__} in {after:g}s for {for_whom}",
         )
-        key = f"{action.key}{_MARK}{number}" + ("" if target is None else _FOR + target)
+        # The id is quoted: no ':' of its own can read as a marker of another record kind.
+        for_id = "" if target is None else _FOR + quote(target, safe="")
+        key = f"{action.key}{_MARK}{number}{for_id}"
         records.append(StepRecord(key, StepOutcome.NOTED, 0, message, None, entry))
     return tuple(records)
 
@@ -127,7 +130,7 @@ def _schedules(record: RunRecord) -> list[_Schedule]:
             continue
         entry = step.entries[0]
         _, _, target_id = step.key.partition(_FOR)
-        target = target_id or None
+        target = unquote(target_id) if target_id else None
         found.append(_Schedule(step.key, step.output, entry.at + (entry.duration or 0.0), target))
     return found
 
