@@ -334,3 +334,28 @@ def test_any_workflow_id_can_be_scheduled_to_start() -> None:
     (started,) = subscriptions.resume_due()
     assert started.workflow_id == f"{odd}:2027-02"
     assert subscriptions.get(period_id(odd, "2027-01")).status is S.COMPLETED
+
+
+@pytest.mark.parametrize("runner", ["run", "publish"])
+def test_a_scheduled_start_whose_id_is_taken_is_not_made_and_says_so(
+    runner: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = Rig(runner)
+    rig.start()
+    other = PeriodStarted(subscription_id="sub-7", period="2027-02", cents=1)
+    if runner == "run":  # someone started February by hand, with another price
+        rig.runner.run(other, workflow_id=FEB)
+    else:
+        rig.runner.publish(other, correlation_id=FEB)
+    with caplog.at_level("WARNING", logger="coordination.engine"):
+        rig.month()
+    assert "a scheduled start was not made: WorkflowConflict" in caplog.text
+    record = rig.runner.store.get_run(JAN)
+    assert record.status is S.COMPLETED
+    assert not record.owed  # marked made: it is never tried again
+    (marker,) = [step for step in record.steps if step.key.endswith(":started")]
+    assert marker.error is not None
+    assert marker.error.startswith("WorkflowConflict")
+    assert rig.runner.store.get_run(FEB).start == other  # the one already there stays
+    rig.month()  # resume_due() goes on: the February there renews and opens March
+    assert rig.status(MAR) is S.WAITING

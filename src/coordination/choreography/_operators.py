@@ -28,7 +28,7 @@ from coordination.engine import (
     claim_or_busy,
     due_instances,
     loop_running,
-    mark_started,
+    make_start,
     outside_wait,
     reopen,
     retry_target,
@@ -143,13 +143,9 @@ class Operators:
                 except WorkflowBusy:
                     continue  # someone else fires it (or its message came meanwhile)
                 if isinstance(due, DueStart):  # the next instance of a repeating process
-                    try:  # idempotent by its id: a start a crash left unmarked is not redone
-                        self._start(due.message, due.workflow_id)
-                    except BaseException:
-                        self.store.release_run(correlation_id, token, now=self.clock.now())
-                        raise
-                    mark_started(self.store, record, token, due, self.clock.now())
-                    moved.append(self.monitor.get(due.workflow_id))
+                    begin = self._start
+                    if make_start(self.store, record, token, due, self.clock, begin) is not None:
+                        moved.append(self.monitor.get(due.workflow_id))
                     continue
                 instance = self._recovery.resumed(correlation_id, token, was=record.owner)
 

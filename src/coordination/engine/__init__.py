@@ -63,7 +63,7 @@ from coordination.engine._saga import (
     Suspend,
     Wait,
 )
-from coordination.engine._schedules import DueMessage, DueStart, mark_started
+from coordination.engine._schedules import DueMessage, DueStart, make_start, mark_started
 from coordination.engine._undo import Undo, undo_key
 
 __all__ = [
@@ -112,6 +112,7 @@ __all__ = [
     "finish_async",
     "finish_sync",
     "loop_running",
+    "make_start",
     "mark_started",
     "normalise",
     "note",

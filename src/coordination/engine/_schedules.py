@@ -20,16 +20,18 @@ Both runners decide here; each carries a due start out its own way (`run()`, `pu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+import logging
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
 from urllib.parse import quote, unquote
 
+from coordination._clock import Clock
 from coordination._context import Scheduled
 from coordination._journal import EntryKind, row
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
 from coordination.engine._plan import FlowPlan, PlannedAction, PlannedWait
-from coordination.errors import UsageError
+from coordination.errors import UsageError, WorkflowConflict
 from coordination.stores._records import RunRecord, StepOutcome, StepRecord, Write
 from coordination.stores._store import Store
 
@@ -39,12 +41,15 @@ __all__ = [
     "check_scheduled",
     "due_message",
     "due_start",
+    "make_start",
     "mark_started",
     "owes_only_starts",
     "pending_starts",
     "scheduled_records",
 ]
 
+T = TypeVar("T")
+_log = logging.getLogger("coordination.engine")
 _MARK = ":schedule"
 _STARTED = ":started"
 _FOR = ">"
@@ -189,10 +194,46 @@ def due_message(record: RunRecord, plan: FlowPlan, now: float) -> tuple[DueMessa
     return best
 
 
-def mark_started(store: Store, record: RunRecord, token: int, start: DueStart, now: float) -> None:
+def make_start(
+    store: Store,
+    record: RunRecord,
+    token: int,
+    start: DueStart,
+    clock: Clock,
+    begin: Callable[[Message, str], T],
+) -> T | None:
+    """Make a due start with the runner's `begin(message, workflow_id)` (idempotent by the
+    id: a start a crash left unmarked is not made twice), then mark it made.
+
+    An instance of that id started with another message (`WorkflowConflict`) is not
+    started again: the start is marked made with the conflict as its error, and logged.
+    Anything else lets go of the scheduling instance and propagates (the start stays owed).
+    """
+    error: str | None = None
+    started: T | None = None
+    try:
+        started = begin(start.message, start.workflow_id)
+    except WorkflowConflict as conflict:
+        error = f"WorkflowConflict: {conflict}"
+        _log.warning("%s: a scheduled start was not made: %s", record.workflow_id, error)
+    except BaseException:
+        store.release_run(record.workflow_id, token, now=clock.now())
+        raise
+    mark_started(store, record, token, start, clock.now(), error)
+    return started
+
+
+def mark_started(
+    store: Store,
+    record: RunRecord,
+    token: int,
+    start: DueStart,
+    now: float,
+    error: str | None = None,
+) -> None:
     """Record that a scheduled start was made (so it is never made again), and let go of
     the scheduling instance: it stops owing once nothing else is owed."""
-    marker = StepRecord(start.key + _STARTED, StepOutcome.NOTED, 0, None, None, ())
+    marker = StepRecord(start.key + _STARTED, StepOutcome.NOTED, 0, None, error, ())
     owes: bool | None = None  # unfinished: it owes work anyway
     if record.status.finished and not _owes_more(record, start):
         owes = False

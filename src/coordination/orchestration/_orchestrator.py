@@ -34,7 +34,7 @@ from coordination.engine import (
     claim_or_busy,
     compile_plan,
     due_instances,
-    mark_started,
+    make_start,
     normalise,
     note_takeover,
     outside_wait,
@@ -326,13 +326,9 @@ class Orchestrator(Generic[StartT, OutputT]):
             except WorkflowBusy:
                 continue  # someone else fires it (or its message came meanwhile)
             if isinstance(due, DueStart):  # the next instance of a repeating process
-                try:  # idempotent by its id: a start a crash left unmarked is not redone
-                    started = self.run(due.message, workflow_id=due.workflow_id)  # type: ignore[arg-type]
-                except BaseException:
-                    self.store.release_run(record.workflow_id, token, now=self.clock.now())
-                    raise
-                mark_started(self.store, record, token, due, self.clock.now())
-                moved.append(started)
+                started = make_start(self.store, record, token, due, self.clock, self._start_due)
+                if started is not None:
+                    moved.append(started)
                 continue
             saga = self._resumed(record.workflow_id, token, was=record.owner)
             if isinstance(due, DueMessage):
@@ -342,6 +338,10 @@ class Orchestrator(Generic[StartT, OutputT]):
             self._drive(saga)
             moved.append(WorkflowRun(saga.record))
         return moved
+
+    def _start_due(self, message: Message, workflow_id: str) -> WorkflowRun[OutputT]:
+        """Start a scheduled next instance (a start message, checked when scheduled)."""
+        return self.run(message, workflow_id=workflow_id)  # type: ignore[arg-type]
 
     # -- recovery -------------------------------------------------------------------------
 
