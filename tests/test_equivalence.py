@@ -73,6 +73,7 @@ from tests.equivalence_shapes import (
 )
 from tests.pivot_flow import Checkout as PivotCheckout
 from tests.pivot_flow import Purchase, pivot_services
+from tests.test_timeout_outcomes import Patient, patient_services
 from tests.test_timers import DAYS_30, GracePeriod, Impatient, grace_services, impatient_services
 from tests.waiting_flow import OrderPlaced as WebhookOrder
 from tests.waiting_flow import PaymentFailed, PaymentSettled, WebhookCheckout, webhook_services
@@ -182,6 +183,15 @@ CASES = [
         thens=st.sampled_from([(SETTLED,), (61.0,), (30.0, SETTLED), (30.0, 31.0, SETTLED)]),
         then=(30.0, SETTLED),
     ),
+    Case(
+        "timeout-outcome",
+        Patient,
+        patient_services,
+        st.builds(WebhookOrder, order_id=st.just("o-1"), cents=st.integers(1, 900)),
+        predictable=False,
+        thens=st.sampled_from([(SETTLED,), (61.0,), (30.0, SETTLED), (30.0, 31.0, SETTLED)]),
+        then=(61.0,),
+    ),
 ]
 
 
@@ -229,7 +239,7 @@ def _start_of(case: Case) -> Message:
         return CheckoutStarted(order_id="o-1", amount=10)
     if case.flow is PivotCheckout:
         return Purchase(n=1)
-    if case.flow in (WebhookCheckout, GracePeriod, Impatient):
+    if case.flow in (WebhookCheckout, GracePeriod, Impatient, Patient):
         return WebhookOrder(order_id="o-1", cents=100)
     if case.flow is BookTrip:
         return TripRequested(

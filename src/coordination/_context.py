@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Callable
+from typing import NamedTuple
 
 from coordination._clock import Clock, SystemClock
+from coordination._messages import Message
+from coordination.errors import UsageError
 
-__all__ = ["Context"]
+__all__ = ["Context", "Scheduled"]
+
+
+class Scheduled(NamedTuple):
+    """A message an attempt scheduled (`ctx.schedule`): kept only if the attempt succeeds."""
+
+    message: Message
+    #: Seconds after the step's record is committed that it is due, on the runner's clock.
+    after: float
+    #: The instance it is for: None for the scheduling instance itself, else the id of the
+    #: instance its start message starts (the next period of a repeating process).
+    workflow_id: str | None
+
 
 _LOGGER = logging.getLogger("coordination.participant")
 _SYSTEM_CLOCK = SystemClock()
@@ -22,7 +39,9 @@ class Context:
     """
 
     __slots__ = (
+        "_check_schedule",
         "_logger",
+        "_scheduled",
         "attempt",
         "causation_id",
         "clock",
@@ -51,6 +70,43 @@ class Context:
         self.message_id = message_id
         self.causation_id = causation_id
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+        #: What this attempt scheduled (None: the action may not schedule, e.g. an undo).
+        self._scheduled: list[Scheduled] | None = None
+        self._check_schedule: Callable[[Message, str | None], None] | None = None
+
+    def schedule(
+        self, message: Message, *, after: float | dt.timedelta, workflow_id: str | None = None
+    ) -> None:
+        """Send a message later, `after` seconds (or a `timedelta`) on the runner's clock.
+
+        Without `workflow_id` the message is for this flow instance: one of its `wait(...)`
+        steps waits for it (the eShop grace period: schedule `GracePeriodOver` and wait for
+        `GracePeriodOver | OrderCancelled`). With `workflow_id`, `message` is the flow's
+        start message and starts instance `workflow_id` when due: the next period of a
+        repeating process (Temporal's continue-as-new). The schedule is committed with the
+        step's record and dropped if this attempt fails; it fires exactly once across
+        crashes, by `resume_due()` (and the workers' loop).
+        """
+        if self._scheduled is None or self._check_schedule is None:
+            raise UsageError(
+                "ctx.schedule() is for a flow's forward actions; a compensation cannot "
+                "schedule (an undo must not start new work)"
+            )
+        if not isinstance(message, Message):
+            raise UsageError(f"ctx.schedule() takes a message, got {type(message).__name__}")
+        if isinstance(after, dt.timedelta):
+            after = after.total_seconds()
+        if isinstance(after, bool) or not isinstance(after, int | float) or not after > 0:
+            raise UsageError(
+                f"ctx.schedule(after=...) is a positive number of seconds or a timedelta, got "
+                f"{after!r}"
+            )
+        if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
+            raise UsageError("ctx.schedule(workflow_id=...) takes a non-empty string")
+        if workflow_id == self.correlation_id:
+            workflow_id = None  # its own instance, by name
+        self._check_schedule(message, workflow_id)
+        self._scheduled.append(Scheduled(message, float(after), workflow_id))
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:

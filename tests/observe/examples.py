@@ -11,6 +11,8 @@ from examples.ecommerce import (
     PlaceOrder,
     Sellers,
 )
+from examples.otp_login import CodeStore, OtpLogin, SessionBook, SmsGateway
+from examples.subscription import SubscriptionPeriod
 from tests.testing.test_fakes import shop
 
 
@@ -26,10 +28,18 @@ def adopted_choreography() -> Choreography:
     return Choreography(EventBus(), *shop(), flow=PlaceOrder)
 
 
+def otp_choreography() -> Choreography:
+    """The OTP login as a choreography adopting OtpLogin's declarations."""
+    return Choreography(EventBus(), CodeStore(), SmsGateway(), SessionBook(), flow=OtpLogin)
+
+
 #: name -> a zero-argument factory of what graph()/lint() take.
 EXAMPLES = {
     "ecommerce-flow": lambda: PlaceOrder,
     "ecommerce-choreography": shop_choreography,
     "ecommerce-adopted": adopted_choreography,
     "ecommerce-interfaces": lambda: [Payments, Sellers, Logistics, Notifications],
+    "otp-login-flow": lambda: OtpLogin,
+    "otp-login-choreography": otp_choreography,
+    "subscription-flow": lambda: SubscriptionPeriod,
 }

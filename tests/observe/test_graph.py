@@ -116,3 +116,31 @@ def test_a_run_of_another_flow_is_refused() -> None:
 def test_graph_takes_flows_choreographies_or_participants(target: object) -> None:
     with pytest.raises(UsageError):
         graph(target)
+
+
+def test_a_run_that_waited_is_drawn_on_its_flow() -> None:
+    from coordination.testing import VirtualClock
+    from examples.otp_login import (
+        CODE_TTL,
+        CodeStore,
+        LoginRequested,
+        OtpLogin,
+        SessionBook,
+        SmsGateway,
+    )
+
+    clock = VirtualClock()
+    logins = OtpLogin(CodeStore(), SmsGateway(), SessionBook(), clock=clock)
+    logins.run(LoginRequested(user="cy", phone="1"), workflow_id="login")
+    clock.advance(CODE_TTL.total_seconds())
+    (expired,) = logins.resume_due()
+    diagram = graph(OtpLogin, run=expired)
+    text = diagram.mermaid()
+    assert "Sessions.expire" in text
+    assert diagram.states == {
+        "Codes.issue": "done", "Sms.send": "done",
+        "Codes.verify": "skipped", "Sessions.expire": "done", "Sessions.open": "skipped",
+        "Sessions.refuse": "skipped",
+    }  # fmt: skip
+    assert mermaid_errors({"otp-expired": text}) == {}
+    assert dot_errors({"otp-expired": diagram.dot()}) == {}

@@ -174,6 +174,9 @@ class Choreography:
             owner=self._owner,
             name=self.name,
             has_async=self._has_async,
+            start=lambda message, correlation_id: self.publish(
+                message, correlation_id=correlation_id
+            ),
         )
         self._subscribe()
 

@@ -8,6 +8,7 @@ wait), a WAITING or interrupted one is claimed and carried on from it on this th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from coordination._clock import Clock
@@ -20,11 +21,14 @@ from coordination.choreography._outbox import Outbox
 from coordination.choreography._reactor import Reactor
 from coordination.choreography._recovery import Recovery
 from coordination.engine import (
+    DueMessage,
+    DueStart,
     FlowPlan,
     cancel_refusal,
     claim_or_busy,
     due_instances,
     loop_running,
+    make_start,
     outside_wait,
     reopen,
     retry_target,
@@ -51,6 +55,7 @@ class Operators:
         owner: str,
         name: str,
         has_async: bool,
+        start: Callable[[Message, str], object],
     ) -> None:
         self.bus = bus
         self.store = store
@@ -62,6 +67,8 @@ class Operators:
         self._owner = owner
         self.name = name
         self._has_async = has_async
+        #: Starts an instance with a start message (`publish`): a scheduled next period's.
+        self._start = start
 
     def retry(self, correlation_id: str) -> ProcessView:
         """See `Choreography.retry`."""
@@ -129,16 +136,24 @@ class Operators:
         moved: list[ProcessView] = []
         plans = {id(b.plan): b.plan for b in self.instances.bindings.values() if b.plan.waits}
         for plan in plans.values():
-            for record, planned in due_instances(self.store, plan, self.clock.now()):
+            for record, due in due_instances(self.store, plan, self.clock.now()):
                 correlation_id = record.workflow_id
                 try:
                     token = claim_or_busy(self.store, record, self._owner, self.clock.now(), "")
                 except WorkflowBusy:
                     continue  # someone else fires it (or its message came meanwhile)
+                if isinstance(due, DueStart):  # the next instance of a repeating process
+                    begin = self._start
+                    if make_start(self.store, record, token, due, self.clock, begin) is not None:
+                        moved.append(self.monitor.get(due.workflow_id))
+                    continue
                 instance = self._recovery.resumed(correlation_id, token, was=record.owner)
 
-                def fire(instance: Instance = instance, planned: Any = planned) -> None:
-                    instance.saga.fire(planned)
+                def fire(instance: Instance = instance, planned: Any = due) -> None:
+                    if isinstance(planned, DueMessage):
+                        instance.saga.arrive(planned.planned, planned.message)  # when due
+                    else:
+                        instance.saga.fire(planned)
                     self._reactor.advance(instance)
 
                 try:

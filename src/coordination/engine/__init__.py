@@ -24,6 +24,7 @@ from coordination.engine._graph import ActionNode, FlowGraph
 from coordination.engine._live import LIVE, LiveSagas
 from coordination.engine._observers import EVERYWHERE, Observer, checked_observers, notify
 from coordination.engine._operators import (
+    Due,
     cancel_refusal,
     due_instances,
     due_timer,
@@ -63,6 +64,7 @@ from coordination.engine._saga import (
     Suspend,
     Wait,
 )
+from coordination.engine._schedules import DueMessage, DueStart, make_start, mark_started
 from coordination.engine._undo import Undo, undo_key
 
 __all__ = [
@@ -76,6 +78,9 @@ __all__ = [
     "ActionRun",
     "Attempts",
     "BoundAction",
+    "Due",
+    "DueMessage",
+    "DueStart",
     "FlowGraph",
     "FlowPlan",
     "LiveSagas",
@@ -109,6 +114,8 @@ __all__ = [
     "finish_async",
     "finish_sync",
     "loop_running",
+    "make_start",
+    "mark_started",
     "normalise",
     "note",
     "note_takeover",

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from coordination._clock import Clock
-from coordination._context import Context
+from coordination._context import Context, Scheduled
 from coordination._journal import EntryKind, row
+from coordination._messages import Message
 from coordination._participants import Participant, _Declared
 from coordination._retry import Retry
 from coordination._signatures import CONTEXT_ARGUMENT, Signature
@@ -120,6 +121,7 @@ class Attempts:
         "_started_at",
         "attempt",
         "causation",
+        "check_schedule",
         "clock",
         "correlation_id",
         "ended_at",
@@ -128,6 +130,7 @@ class Attempts:
         "plan",
         "random",
         "rows",
+        "scheduled",
         "step_deadline",
     )
 
@@ -158,6 +161,11 @@ class Attempts:
         self._started_at = 0.0
         #: Wall-clock time of the last attempt's end (what the store records as `now`).
         self.ended_at = 0.0
+        #: What the latest attempt scheduled (`ctx.schedule`): a failed attempt's is dropped
+        #: with it, as the next attempt starts a list of its own.
+        self.scheduled: list[Scheduled] | None = None
+        #: Checks a schedule against the flow (set for forward actions only).
+        self.check_schedule: Callable[[Message, str | None], None] | None = None
 
     def begin(self) -> Context | None:
         """Start the next attempt; returns its Context when the action takes one."""
@@ -182,7 +190,11 @@ class Attempts:
         step_deadline = self.step_deadline
         if step_deadline is not None and (deadline is None or step_deadline < deadline):
             deadline = step_deadline
-        return Context(self.correlation_id, self.idempotency_key, attempt, deadline, clock)
+        ctx = Context(self.correlation_id, self.idempotency_key, attempt, deadline, clock)
+        if self.check_schedule is not None:
+            ctx._scheduled = self.scheduled = []
+            ctx._check_schedule = self.check_schedule
+        return ctx
 
     def attempt_timeout(self) -> float | None:
         """Real seconds this attempt may run: its timeout, shortened by the step deadline.

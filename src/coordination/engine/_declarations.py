@@ -122,6 +122,9 @@ class WaitStep:
     timeout: float | None = None
     #: Seconds a sleep sleeps.
     delay: float | None = None
+    #: The member of `types` the engine builds (with no arguments) when the timeout
+    #: passes: the wait then completes with it, a business outcome, instead of failing.
+    on_timeout: type[Message] | None = None
 
     @property
     def key(self) -> str:
@@ -135,6 +138,8 @@ class WaitStep:
         if not self.types:
             return f"sleep({self.delay:g})"
         after = f", timeout={self.timeout:g}" if self.timeout is not None else ""
+        if self.on_timeout is not None:
+            after += f", on_timeout={self.on_timeout.__name__}"
         return f"wait({' | '.join(kind.__name__ for kind in self.types)}{after})"
 
 
@@ -150,7 +155,12 @@ def seconds(duration: object, where: str) -> float:
     return float(duration)
 
 
-def wait(message_type: Any, *, timeout: float | dt.timedelta | None = None) -> WaitStep:
+def wait(
+    message_type: Any,
+    *,
+    timeout: float | dt.timedelta | None = None,
+    on_timeout: type[Message] | None = None,
+) -> WaitStep:
     """A step that suspends the flow until an outside message of `message_type` arrives.
 
     `message_type` is a message class, or a union of them (`PaymentSettled | PaymentFailed`:
@@ -160,7 +170,10 @@ def wait(message_type: Any, *, timeout: float | dt.timedelta | None = None) -> W
     no thread and no lease; `Orchestrator.send()` (or a choreography's `publish(message,
     correlation_id=...)`) resumes it; a message that comes early is kept for it. Past its
     `timeout` (seconds, or a `timedelta`, on the runner's clock: `resume_due()` fires it)
-    the wait fails like a step, and what was done is undone.
+    the wait fails like a step, and what was done is undone, unless the union names a
+    timeout outcome: `wait(CodeEntered | CodeExpired, timeout=300, on_timeout=CodeExpired)`
+    completes the wait with `CodeExpired()` (built by the engine, so it takes no arguments)
+    and the flow takes that branch, as after any business outcome.
     """
     if typing.get_origin(message_type) in (types.UnionType, typing.Union):
         members = typing.get_args(message_type)
@@ -179,7 +192,35 @@ def wait(message_type: Any, *, timeout: float | dt.timedelta | None = None) -> W
                     f"messages cannot be told apart; wait for unrelated message types"
                 )
     limit = None if timeout is None else seconds(timeout, f"wait({message_type!r}, timeout=)")
-    return WaitStep(tuple(members), timeout=limit)
+    if on_timeout is not None:
+        _check_timeout_outcome(message_type, members, limit, on_timeout)
+    return WaitStep(tuple(members), timeout=limit, on_timeout=on_timeout)
+
+
+def _check_timeout_outcome(
+    declared: Any, members: tuple[Any, ...], limit: float | None, outcome: Any
+) -> None:
+    """`on_timeout=` names a member of the union the engine can build with no arguments."""
+    where = f"wait({declared!r}, on_timeout={getattr(outcome, '__name__', outcome)!r})"
+    if limit is None:
+        raise DefinitionError(f"{where}: a timeout outcome needs a timeout=; give it one")
+    if outcome not in members:
+        raise DefinitionError(
+            f"{where}: the timeout outcome is one of the messages the wait waits for; add it "
+            f"to the union, like wait(CodeEntered | CodeExpired, timeout=..., "
+            f"on_timeout=CodeExpired)"
+        )
+    if len(members) < 2:
+        raise DefinitionError(
+            f"{where}: a wait for its timeout outcome alone is a sleep; wait for a union of "
+            f"the message that may come and the timeout outcome"
+        )
+    required = [name for name, field in outcome.model_fields.items() if field.is_required()]
+    if required:
+        raise DefinitionError(
+            f"{where}: the engine builds the timeout outcome with no arguments, but "
+            f"{outcome.__name__} requires {', '.join(required)}; give those fields defaults"
+        )
 
 
 def sleep(duration: float | dt.timedelta) -> WaitStep:

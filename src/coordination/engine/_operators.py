@@ -12,14 +12,17 @@ from __future__ import annotations
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
 from coordination.engine._plan import FlowPlan, PlannedWait
+from coordination.engine._schedules import DueMessage, DueStart, due_message, due_start
 from coordination.errors import UsageError, WorkflowBusy
 from coordination.stores._records import RunRecord, StepOutcome
 from coordination.stores._store import Store
 
 __all__ = [
+    "Due",
     "cancel_refusal",
     "due_instances",
     "due_timer",
+    "due_work",
     "outside_wait",
     "past_pivot",
     "reopen",
@@ -134,6 +137,11 @@ def due_timer(record: RunRecord, plan: FlowPlan, now: float) -> PlannedWait | No
     The timer is durable with the instance: its due time is the suspension's journal entry
     (when it was reached, plus how long it waits).
     """
+    found = _due_timer(record, plan, now)
+    return None if found is None else found[0]
+
+
+def _due_timer(record: RunRecord, plan: FlowPlan, now: float) -> tuple[PlannedWait, float] | None:
     if record.status is not _S.WAITING or record.owner is not None:
         return None
     settled = {step.key for step in record.steps if step.outcome is not StepOutcome.NOTED}
@@ -146,21 +154,43 @@ def due_timer(record: RunRecord, plan: FlowPlan, now: float) -> PlannedWait | No
         entry = note.entries[0]
         if entry.duration is None or entry.at + entry.duration > now:
             return None
-        return planned
+        return planned, entry.at + entry.duration
     return None
 
 
-def due_instances(store: Store, plan: FlowPlan, now: float) -> list[tuple[RunRecord, PlannedWait]]:
-    """The WAITING instances of `plan`'s flow whose timer is due at `now`, with the wait
-    or sleep it is due for (read from the owed-work index: a waiting instance is in it)."""
-    due: list[tuple[RunRecord, PlannedWait]] = []
+#: What came due for an instance: a timer (a sleep's end, a wait's timeout), a message it
+#: scheduled for itself, or a start it scheduled for the next instance.
+Due = PlannedWait | DueMessage | DueStart
+
+
+def due_work(record: RunRecord, plan: FlowPlan, now: float) -> Due | None:
+    """What is due for `record` at `now` (the earliest of its timer and the messages it
+    scheduled for itself first: the instance wakes for it), or None."""
+    if record.status is _S.WAITING and record.owner is None:
+        timer = _due_timer(record, plan, now)
+        message = due_message(record, plan, now)
+        if timer is not None and (message is None or timer[1] <= message[1]):
+            return timer[0]
+        if message is not None:
+            return message[0]
+    return due_start(record, now)
+
+
+def due_instances(store: Store, plan: FlowPlan, now: float) -> list[tuple[RunRecord, Due]]:
+    """The instances of `plan`'s flow with work due at `now` (see `due_work`), read from
+    the owed-work index: a waiting instance is in it, and so is one, finished or not, that
+    scheduled a start not made yet."""
+    due: list[tuple[RunRecord, Due]] = []
     for owed in store.owed_runs(plan.name):
-        if owed.status is not _S.WAITING or owed.owner is not None:
-            continue
+        if owed.status is _S.WAITING:
+            if owed.owner is not None:
+                continue
+        elif not owed.status.finished:
+            continue  # running, or interrupted: recovery carries it to a wait or an end
         record = store.get_run(owed.workflow_id)
         if record is None:
             continue
-        planned = due_timer(record, plan, now)
-        if planned is not None:
-            due.append((record, planned))
+        work = due_work(record, plan, now)
+        if work is not None:
+            due.append((record, work))
     return due

@@ -213,15 +213,19 @@ class Recorder:
             detail="timed out" if error else "the timer fired",
         )
 
-    def arrival(self, planned: PlannedWait, message: Message) -> Rows:
-        """The row of an outside message that arrived for a wait (what it produced)."""
+    def arrival(self, planned: PlannedWait, message: Message, *, timed_out: bool = False) -> Rows:
+        """The row of an outside message that arrived for a wait (what it produced), or of
+        the timeout outcome the engine built when the wait's timer fired."""
+        detail = f"{type(message).__name__} arrived"
+        if timed_out:
+            detail = f"timed out after {planned.due_in:g}s: {type(message).__name__}"
         return row(
             EntryKind.COMPLETED,
             "wait",
             planned.key.removeprefix("wait."),
             self.workflow_id,
             at=self.clock.now(),
-            detail=f"{type(message).__name__} arrived",
+            detail=detail,
         )
 
     def refusal(self, action: PlannedAction, error: str, detail: str) -> Rows:

@@ -24,6 +24,7 @@ from coordination._status import WorkflowStatus
 from coordination.engine._observers import Observer, notify
 from coordination.engine._ownership import ACTIVE, Takeover, takeover
 from coordination.engine._plan import FlowPlan, shape_difference
+from coordination.engine._schedules import owes_only_starts
 from coordination.errors import (
     CompensationFailed,
     CoordinationError,
@@ -212,6 +213,10 @@ def recover(
     for owed in store.owed_runs(flow):
         if owed.status is WorkflowStatus.WAITING and owed.owner is None:
             continue  # suspended for an outside message: nothing to do until it comes
+        if owed.status.finished and owed.owner is None:
+            record = store.get_run(owed.workflow_id)
+            if record is not None and owes_only_starts(record):
+                continue  # ended, with the next instance to start when due: resume_due's
         # Held from the claim to the end of the drive: another thread of this process (a
         # second worker) that read the same owed run must not take it over meanwhile.
         if not ACTIVE.hold(owed.workflow_id):
@@ -281,6 +286,10 @@ def resume_claimed(
         if record is None:
             return None
         check(record, token)
+        if owes_only_starts(record):
+            # Ended, owing only a start when due: resume_due's. The claim is kept until its
+            # lease runs out, so a worker's next claim does not take it again at once.
+            return None
         note_takeover(store, record, token)
         if record.recoveries > max_recoveries:
             _park(store, record, token, clock)

@@ -56,6 +56,7 @@ class ActionRun(Attempts):
         )
         self.saga = saga
         self.bound = bound
+        self.check_schedule = saga.check_schedule
         values = saga.values
         self.inputs = [values[slot] for slot in planned.input_slots]
 

@@ -32,6 +32,7 @@ from coordination.engine._observers import Observer
 from coordination.engine._plan import FlowPlan, PlannedAction, PlannedWait
 from coordination.engine._progress import Progress
 from coordination.engine._recorder import Recorder
+from coordination.engine._schedules import check_scheduled, pending_starts, scheduled_records
 from coordination.engine._undo import Undo, UndoBook, undo_progress
 from coordination.errors import CompensationFailed, StepFailed
 from coordination.stores._records import Finish, RunRecord, StepOutcome, StepRecord
@@ -354,17 +355,18 @@ class Saga:
             self.recorder.write(records, status=WorkflowStatus.WAITING, release=True)
             return True
 
-    def arrive(self, planned: PlannedWait, message: Message) -> bool:
+    def arrive(self, planned: PlannedWait, message: Message, *, timed_out: bool = False) -> bool:
         """An outside message for `planned` arrived: record it (the instance wakes if it was
         waiting for it; a message that comes early is kept for its wait). False if an equal
-        message was received already (a duplicate: nothing happens)."""
+        message was received already (a duplicate: nothing happens). `timed_out`: it is the
+        wait's timeout outcome, built by the engine when the timer fired."""
         publishing = self.publishing
         events: tuple[Envelope[Message], ...] = ()
         with self.lock:
             progress = self.progress
-            if progress.arrived(planned):
+            if progress.arrived(planned) or (timed_out and self.recorder.lost):
                 return False
-            rows = self.recorder.arrival(planned, message)
+            rows = self.recorder.arrival(planned, message, timed_out=timed_out)
             if publishing is not None:
                 events = (publishing.arrived(planned, message),)
                 rows = self.recorder.published(rows, events, "wait")
@@ -385,8 +387,15 @@ class Saga:
 
     def fire(self, planned: PlannedWait) -> bool:
         """`planned`'s timer came due: a sleep ends (the instance goes on), a wait times
-        out (it fails like a step: what was done is undone). False if there is nothing to
-        fire any more (its message came, or it fired already)."""
+        out (it fails like a step: what was done is undone, unless it names a timeout
+        outcome: it then completes with that). False if there is nothing to fire any more
+        (its message came, or it fired already)."""
+        outcome = planned.wait.on_timeout
+        if outcome is not None:
+            with self.lock:
+                if self.record.has_step(planned.key):
+                    return False
+            return self.arrive(planned, outcome(), timed_out=True)
         with self.lock:
             progress = self.progress
             if self.recorder.lost or progress.arrived(planned) or self.record.has_step(planned.key):
@@ -452,6 +461,12 @@ class Saga:
             if held:
                 late = self.recorder.late
                 records += tuple(late(action, n, out, _LEFT_ALONE) for n, out in held)
+            scheduled = attempts.scheduled
+            starts = False
+            if scheduled:  # committed with the step's record (a failed attempt's never are)
+                now = self.clock.now()
+                records += scheduled_records(action, scheduled, self.workflow_id, now)
+                starts = any(s.workflow_id is not None for s in scheduled)
             # Settled before the write: what it leaves skipped is written with it (a lost
             # write loses this copy of the instance altogether, so nothing reads it after).
             if events:
@@ -464,6 +479,8 @@ class Saga:
             if progress.completed:
                 finish = Finish(_COMPLETED, progress.final_output())
             owes = self._still_owing() if finish is not None else None
+            if starts and finish is not None:
+                owes = True  # a start to make when due: in the owed-work index till then
             self.recorder.write(records, finish=finish, owes=owes, events=events, handled=handled)
         if events:
             assert publishing is not None
@@ -656,10 +673,19 @@ class Saga:
                 self.recorder.write((record,), finish=finish, owes=False)
             self.undos.stop()
 
+    def check_schedule(self, message: Message, workflow_id: str | None) -> None:
+        """`ctx.schedule`'s check: `UsageError` unless this flow can take `message`."""
+        check_scheduled(self.plan, message, workflow_id)
+
     def _still_owing(self) -> bool | None:
         """True while something may still be owed after the end (an undo of a late result,
-        or an abandoned attempt whose result may come back); None when nothing is."""
-        owing = self.abandoned > 0 or bool(self.undos.owed_after_end(self.plan, self.inputs))
+        an abandoned attempt whose result may come back, or a scheduled start not made
+        yet); None when nothing is."""
+        owing = (
+            self.abandoned > 0
+            or bool(self.undos.owed_after_end(self.plan, self.inputs))
+            or pending_starts(self.record)
+        )
         return True if owing else None
 
     def _settled_owing(self) -> bool | None:
@@ -684,7 +710,13 @@ class Saga:
             if not self.finished or self.record.status is WorkflowStatus.COMPENSATION_FAILED:
                 return []
             owed = self.undos.owed_after_end(self.plan, self.inputs)
-            if not owed and self.record.owed and not self.abandoned and not self.recorder.lost:
+            if (
+                not owed
+                and self.record.owed
+                and not self.abandoned
+                and not self.recorder.lost
+                and not pending_starts(self.record)
+            ):
                 # It owed only what an abandoned attempt might return, and that attempt died
                 # with its process: nothing can come back now, so stop owing.
                 self.recorder.write(owes=False)

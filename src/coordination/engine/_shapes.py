@@ -71,11 +71,16 @@ def check_pivot(
             f"timing): declare it in a group alone"
         )
     for planned in waits:
-        if planned.before > pivot.generation and not planned.is_sleep and planned.due_in:
+        if (
+            planned.before > pivot.generation
+            and not planned.is_sleep
+            and planned.due_in
+            and planned.wait.on_timeout is None
+        ):
             raise DefinitionError(
                 f"{flow}: {planned.wait!r} comes after the pivot {pivot.key}; a wait past the "
                 f"point of no return cannot time out (nothing could be undone): drop its "
-                f"timeout=, or move the pivot after it"
+                f"timeout=, name a timeout outcome (on_timeout=), or move the pivot after it"
             )
     for group in groups[pivot.generation :]:
         for member in group:

@@ -195,7 +195,8 @@ def _states(model: FlowModel, run: RunView) -> dict[str, str]:
     if not isinstance(run, RunView):
         raise UsageError(f"graph(run=...) takes a WorkflowRun or a ProcessView, got {run!r}")
     known = {n.key for n in model.nodes} | {n.undo for n in model.nodes if n.undo}
-    rows = timeline(run).rows
+    # A wait or a sleep is no action of the graph (its messages are): its rows draw nothing.
+    rows = [row for row in timeline(run).rows if not row.name.startswith(("wait.", "sleep."))]
     strangers = [row.name for row in rows if row.name not in known]
     if strangers:
         raise UsageError(

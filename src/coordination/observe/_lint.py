@@ -279,9 +279,13 @@ def _check_irreversible(wiring: _Wiring, findings: list[Finding]) -> None:
     seen: set[tuple[str, ...]] = set()
     for reach in wiring.reach.values():
         nodes = sorted((by_key[k] for k in reach), key=lambda n: n.index)
+        pivot = min((n.generation or 0 for n in nodes if n.pivot), default=None)
         for node in nodes:
             if node.undo is not None or node.generation is None or node.pivot:
                 continue  # a pivot is meant to be the point of no return
+            if pivot is not None and node.generation > pivot:
+                continue  # past it nothing is undone: a later failure parks the run
+
             later = [
                 n.key
                 for n in nodes

@@ -64,6 +64,9 @@ class FlowModel:
     subscribers: list[Subscriber] = field(default_factory=list)
     #: Messages from outside the flow that its waits wait for (a webhook, an approval).
     outside: list[type[Message]] = field(default_factory=list)
+    #: Each wait's message types: the members of a union are outcomes of one wait (only
+    #: one of them ever arrives, a timeout outcome included).
+    waits: list[tuple[type[Message], ...]] = field(default_factory=list)
     _producers: dict[type[Message], list[Node]] = field(default_factory=dict)
 
     def outcomes(self, node: Node) -> set[tuple[str, type[Message]]]:
@@ -78,6 +81,9 @@ class FlowModel:
                 continue
             seen.add(current.key)
             for wanted in current.inputs:
+                for number, members in enumerate(self.waits):
+                    if len(members) > 1 and wanted in members:
+                        needed.add((f"wait:{number}", wanted))
                 for producer in self.producers(wanted):
                     if producer.one_of:
                         made = next(o for o in producer.outputs if issubclass(o, wanted))
@@ -147,7 +153,8 @@ def _from_plan(plan: FlowPlan, name: str) -> FlowModel:
         node.pivot = step.pivot
         nodes.append(node)
     outside = [kind for planned in plan.waits for kind in planned.types]
-    return FlowModel(name, nodes, [plan.start_type], outside=outside)
+    waits = [planned.types for planned in plan.waits if planned.types]
+    return FlowModel(name, nodes, [plan.start_type], outside=outside, waits=waits)
 
 
 def _participant_types(participants: Iterable[object]) -> list[type[Participant]]:
@@ -242,14 +249,16 @@ def model_of(target: object) -> FlowModel:
         nodes: dict[str, Node] = {}
         starts: list[type[Message]] = []
         outside: list[type[Message]] = []
+        waits: list[tuple[type[Message], ...]] = []
         for binding in target.instances.bindings.values():
             starts.append(binding.plan.start_type)
             adopted = _from_plan(binding.plan, target.name)
             outside.extend(kind for kind in adopted.outside if kind not in outside)
+            waits.extend(members for members in adopted.waits if members not in waits)
             for node in adopted.nodes:
                 node.index = nodes[node.key].index if node.key in nodes else len(nodes)
                 nodes.setdefault(node.key, node)
-        model = FlowModel(target.name, list(nodes.values()), starts, outside=outside)
+        model = FlowModel(target.name, list(nodes.values()), starts, outside=outside, waits=waits)
         model.subscribers = _subscribers(target.bus, model.messages())
         return model
     if isinstance(target, Participant) or (

@@ -46,5 +46,6 @@ class TimelineRow:
     def outcome(self) -> str:
         """How its last attempt ended (`skipped` if it never ran)."""
         if not self.attempts:
-            return "skipped" if "skipped" in self.notes else "pending"
+            skipped = any(note.startswith("skipped") for note in self.notes)
+            return "skipped" if skipped else "pending"
         return self.attempts[-1].outcome

@@ -18,6 +18,8 @@ from coordination._status import WorkflowStatus
 from coordination.engine import (
     ACTIVE,
     LIVE,
+    DueMessage,
+    DueStart,
     FlowPlan,
     Observer,
     Parallel,
@@ -32,6 +34,7 @@ from coordination.engine import (
     claim_or_busy,
     compile_plan,
     due_instances,
+    make_start,
     normalise,
     note_takeover,
     outside_wait,
@@ -345,16 +348,28 @@ class Orchestrator(Generic[StartT, OutputT]):
         """
         self._check_sync_allowed("resume_due")
         moved: list[WorkflowRun[OutputT]] = []
-        for record, planned in due_instances(self.store, self.plan, self.clock.now()):
+        for record, due in due_instances(self.store, self.plan, self.clock.now()):
             try:
                 token = claim_or_busy(self.store, record, self._owner, self.clock.now(), "")
             except WorkflowBusy:
                 continue  # someone else fires it (or its message came meanwhile)
+            if isinstance(due, DueStart):  # the next instance of a repeating process
+                started = make_start(self.store, record, token, due, self.clock, self._start_due)
+                if started is not None:
+                    moved.append(started)
+                continue
             saga = self._resumed(record.workflow_id, token, was=record.owner)
-            saga.fire(planned)
+            if isinstance(due, DueMessage):
+                saga.arrive(due.planned, due.message)  # as if sent, when due
+            else:
+                saga.fire(due)
             self._drive(saga)
             moved.append(WorkflowRun(saga.record))
         return moved
+
+    def _start_due(self, message: Message, workflow_id: str) -> WorkflowRun[OutputT]:
+        """Start a scheduled next instance (a start message, checked when scheduled)."""
+        return self.run(message, workflow_id=workflow_id)  # type: ignore[arg-type]
 
     # -- recovery -------------------------------------------------------------------------
 

@@ -300,6 +300,28 @@ class StoreContract(_Base):
         store.write(Write("wf", token, 2.0, finish=Finish(S.COMPLETED)))
         assert store.claim_run("wf", "b", now=3.0) is None
 
+    def test_a_finished_run_that_owes_work_is_claimed_written_and_let_go(self) -> None:
+        # What a scheduled start relies on: an ended run stays owed until the start is made.
+        store = self._store()
+        token = self._start(store)
+        done = Finish(S.COMPLETED, ContractMessage(n=2))
+        store.write(Write("wf", token, 2.0, finish=done, owes=True))
+        record = store.get_run("wf")
+        assert (record.status, record.owner, record.owed) == (S.COMPLETED, None, True)
+        claimed = store.claim_run("wf", "b", now=3.0)
+        assert claimed == token + 1
+        assert store.claim_run("wf", "c", now=3.0) is None  # held by b
+        store.write(Write("wf", claimed, 3.5, (self._step("A.x:noted"),)))
+        assert store.get_run("wf").owed  # a write without `owes` leaves the flag alone
+        store.write(Write("wf", claimed, 4.0, (self._step("A.x:started"),), owes=False))
+        store.release_run("wf", claimed, now=4.0)
+        record = store.get_run("wf")
+        assert (record.status, record.owner, record.owed) == (S.COMPLETED, None, False)
+        assert record.output == ContractMessage(n=2)
+        assert [step.key for step in record.steps] == ["A.x:noted", "A.x:started"]
+        assert store.owed_runs("flow") == []
+        assert store.claim_run("wf", "b", now=5.0) is None
+
     def test_release_with_a_stale_token_changes_nothing(self) -> None:
         store = self._store()
         token = self._start(store, owner="a")
