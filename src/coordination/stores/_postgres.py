@@ -27,6 +27,7 @@ from coordination.stores._postgres_queue import PostgresQueue
 from coordination.stores._postgres_reads import PostgresReads
 from coordination.stores._postgres_schema import check_schema_name
 from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
+from coordination.stores._starts import started
 
 __all__ = ["PostgresStore"]
 
@@ -166,22 +167,11 @@ class PostgresStore:
         created = self._db.run(f"starting run {workflow_id!r}", body)
         if shape_id is not None and shape is not None:
             self._shapes[shape_id] = shape
-        if not created:
-            existing = self.get_run(workflow_id)
-            if existing is None:  # forgotten between the two statements
-                raise StoreError(f"run {workflow_id!r} vanished while starting; start it again")
-            return existing, None
-        self._db.heartbeat.hold(workflow_id, 1)
-        record = RunRecord.started(
-            workflow_id,
-            flow,
-            start,
-            owner=owner,
-            now=now,
-            lease_expires=lease_expires,
-            shape=shape,
-        )
-        return record, 1
+        return started(
+            created, workflow_id, flow, start, owner=owner, now=now,
+            lease_expires=lease_expires, shape=shape, hold=self._db.heartbeat.hold,
+            stored=self.get_run,
+        )  # fmt: skip
 
     def start_many(
         self,
@@ -216,21 +206,21 @@ class PostgresStore:
         created = self._db.run(f"starting {len(starts)} runs of {flow!r}", body)
         if shape_id is not None and shape is not None:
             self._shapes[shape_id] = shape
-        started: list[tuple[RunRecord, int | None]] = []
-        for (workflow_id, start), new in zip(starts, created, strict=True):
-            if new:
-                self._db.heartbeat.hold(workflow_id, 1)
-                record = RunRecord.started(
-                    workflow_id, flow, start, owner=owner, now=now,
-                    lease_expires=lease_expires, shape=shape,
-                )  # fmt: skip
-                started.append((record, 1))
-                continue
-            existing = self.get_run(workflow_id)
-            if existing is None:  # forgotten between the two statements
-                raise StoreError(f"run {workflow_id!r} vanished while starting; start it again")
-            started.append((existing, None))
-        return started
+        return [
+            started(
+                new,
+                workflow_id,
+                flow,
+                start,
+                owner=owner,
+                now=now,
+                lease_expires=lease_expires,
+                shape=shape,
+                hold=self._db.heartbeat.hold,
+                stored=self.get_run,
+            )
+            for (workflow_id, start), new in zip(starts, created, strict=True)
+        ]
 
     def claim_run(
         self,

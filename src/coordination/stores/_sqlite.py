@@ -39,6 +39,7 @@ from coordination.stores._records import (
 from coordination.stores._sqlite_database import Duplicate, SQLiteDatabase
 from coordination.stores._sqlite_events import SQLiteEvents
 from coordination.stores._sqlite_schema import RUN_COLUMNS, SCHEMA_VERSION
+from coordination.stores._starts import started
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -162,22 +163,11 @@ class SQLiteStore:
             if shape is not None and shape_id is not None:
                 self._shape_ids[shape] = shape_id  # committed: known to be stored
                 self._shapes[shape_id] = shape
-        if not created:
-            existing = self.get_run(workflow_id)
-            if existing is None:  # forgotten between the two statements
-                raise StoreError(f"run {workflow_id!r} vanished while starting; start it again")
-            return existing, None
-        self._db.heartbeat.hold(workflow_id, 1)
-        record = RunRecord.started(
-            workflow_id,
-            flow,
-            start,
-            owner=owner,
-            now=now,
-            lease_expires=lease_expires,
-            shape=shape,
-        )
-        return record, 1
+        return started(
+            created, workflow_id, flow, start, owner=owner, now=now,
+            lease_expires=lease_expires, shape=shape, hold=self._db.heartbeat.hold,
+            stored=self.get_run,
+        )  # fmt: skip
 
     def start_many(
         self,
@@ -205,21 +195,21 @@ class SQLiteStore:
         if shape is not None and shape_id is not None:
             self._shape_ids[shape] = shape_id  # committed: known to be stored
             self._shapes[shape_id] = shape
-        started: list[tuple[RunRecord, int | None]] = []
-        for (workflow_id, start), new in zip(starts, created, strict=True):
-            if new:
-                self._db.heartbeat.hold(workflow_id, 1)
-                record = RunRecord.started(
-                    workflow_id, flow, start, owner=owner, now=now,
-                    lease_expires=lease_expires, shape=shape,
-                )  # fmt: skip
-                started.append((record, 1))
-                continue
-            existing = self.get_run(workflow_id)
-            if existing is None:  # forgotten between the two statements
-                raise StoreError(f"run {workflow_id!r} vanished while starting; start it again")
-            started.append((existing, None))
-        return started
+        return [
+            started(
+                new,
+                workflow_id,
+                flow,
+                start,
+                owner=owner,
+                now=now,
+                lease_expires=lease_expires,
+                shape=shape,
+                hold=self._db.heartbeat.hold,
+                stored=self.get_run,
+            )
+            for (workflow_id, start), new in zip(starts, created, strict=True)
+        ]
 
     def claim_run(
         self,
