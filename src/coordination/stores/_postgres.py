@@ -27,7 +27,7 @@ from coordination.stores._postgres_queue import PostgresQueue
 from coordination.stores._postgres_reads import PostgresReads
 from coordination.stores._postgres_schema import check_schema_name
 from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
-from coordination.stores._starts import started
+from coordination.stores._starts import started, started_each
 
 __all__ = ["PostgresStore"]
 
@@ -206,21 +206,11 @@ class PostgresStore:
         created = self._db.run(f"starting {len(starts)} runs of {flow!r}", body)
         if shape_id is not None and shape is not None:
             self._shapes[shape_id] = shape
-        return [
-            started(
-                new,
-                workflow_id,
-                flow,
-                start,
-                owner=owner,
-                now=now,
-                lease_expires=lease_expires,
-                shape=shape,
-                hold=self._db.heartbeat.hold,
-                stored=self.get_run,
-            )
-            for (workflow_id, start), new in zip(starts, created, strict=True)
-        ]
+        heartbeat = self._db.heartbeat
+        return started_each(
+            starts, created, flow, owner=owner, now=now, lease_expires=lease_expires,
+            shape=shape, hold=heartbeat.hold, stored=self.get_run,
+        )  # fmt: skip
 
     def claim_run(
         self,

@@ -39,7 +39,7 @@ from coordination.stores._records import (
 from coordination.stores._sqlite_database import Duplicate, SQLiteDatabase
 from coordination.stores._sqlite_events import SQLiteEvents
 from coordination.stores._sqlite_schema import RUN_COLUMNS, SCHEMA_VERSION
-from coordination.stores._starts import started
+from coordination.stores._starts import started, started_each
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -195,21 +195,11 @@ class SQLiteStore:
         if shape is not None and shape_id is not None:
             self._shape_ids[shape] = shape_id  # committed: known to be stored
             self._shapes[shape_id] = shape
-        return [
-            started(
-                new,
-                workflow_id,
-                flow,
-                start,
-                owner=owner,
-                now=now,
-                lease_expires=lease_expires,
-                shape=shape,
-                hold=self._db.heartbeat.hold,
-                stored=self.get_run,
-            )
-            for (workflow_id, start), new in zip(starts, created, strict=True)
-        ]
+        heartbeat = self._db.heartbeat
+        return started_each(
+            starts, created, flow, owner=owner, now=now, lease_expires=lease_expires,
+            shape=shape, hold=heartbeat.hold, stored=self.get_run,
+        )  # fmt: skip
 
     def claim_run(
         self,

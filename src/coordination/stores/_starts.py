@@ -8,13 +8,13 @@ renewed by the store's heartbeat), `(stored record, None)` for one that existed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from coordination._messages import Message
 from coordination.errors import StoreError
 from coordination.stores._records import RunRecord
 
-__all__ = ["started"]
+__all__ = ["started", "started_each"]
 
 
 def started(
@@ -41,3 +41,33 @@ def started(
         workflow_id, flow, start, owner=owner, now=now, lease_expires=lease_expires, shape=shape
     )
     return record, 1
+
+
+def started_each(
+    starts: Sequence[tuple[str, Message]],
+    created: Sequence[bool],
+    flow: str,
+    *,
+    owner: str,
+    now: float,
+    lease_expires: float,
+    shape: str | None,
+    hold: Callable[[str, int], None],
+    stored: Callable[[str], RunRecord | None],
+) -> list[tuple[RunRecord, int | None]]:
+    """`started()` for each start of a batch, in order."""
+    return [
+        started(
+            new,
+            workflow_id,
+            flow,
+            start,
+            owner=owner,
+            now=now,
+            lease_expires=lease_expires,
+            shape=shape,
+            hold=hold,
+            stored=stored,
+        )
+        for (workflow_id, start), new in zip(starts, created, strict=True)
+    ]
