@@ -15,7 +15,7 @@ from coordination.engine._attempts import ActionPlan, invoker, output_check, und
 from coordination.engine._plan import FlowPlan, PlannedAction
 from coordination.errors import BindingError
 
-__all__ = ["BoundAction", "bind", "bind_action", "check_participants"]
+__all__ = ["BoundAction", "bind", "bind_action", "bound_to", "check_participants"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -29,11 +29,13 @@ class BoundAction:
 
 
 def bind_action(planned: PlannedAction, participant: Participant) -> BoundAction:
-    """The call plans of `planned` on `participant`."""
+    """The call plans of `planned` on `participant` (an item of a mapped step gets its own
+    key, `Interface.action[i]`: its idempotency key, and its undo's, name the item)."""
     step = planned.step
+    key = planned.key
     forward = ActionPlan(
         step.action,
-        step.key,
+        key,
         step.retry,
         step.timeout,
         planned.causation,
@@ -46,15 +48,29 @@ def bind_action(planned: PlannedAction, participant: Participant) -> BoundAction
     if compensation is not None:
         backward = ActionPlan(
             compensation,
-            f"{step.key}:undo",
+            f"{key}:undo",
             compensation.retry,
             compensation.timeout,
-            step.key,
-            step.key,
+            key,
+            key,
             invoker(participant, compensation.name, compensation.signature),
             undo_check(compensation.signature),
         )
+    if planned.item is not None:  # journaled as `action[i]`: which item each row is of
+        forward.name = f"{forward.name}[{planned.item}]"
+        if backward is not None:
+            backward.name = f"{backward.name}[{planned.item}]"
     return BoundAction(planned, participant, forward, backward)
+
+
+def bound_to(bound: dict[str, BoundAction], planned: PlannedAction) -> BoundAction:
+    """The bound action of `planned`: bound once per plan, an item of a mapped step on
+    first use (on the participant its step is bound to)."""
+    found = bound.get(planned.key)
+    if found is None:
+        step = bound[planned.step.key]
+        found = bound.setdefault(planned.key, bind_action(planned, step.participant))
+    return found
 
 
 def check_participants(name: str, participants: Sequence[object]) -> None:

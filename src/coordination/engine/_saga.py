@@ -214,10 +214,10 @@ class Saga:
         with no record runs again under the same idempotency key.
         """
         progress = self.progress
-        by_key = self.plan.by_key
+        recorded = self.plan.action  # a planned action, or an item of a mapped step
         waits = {planned.key: planned for planned in self.plan.waits}
         for step in self.record.steps:
-            action = by_key.get(step.key)
+            action = recorded(step.key)
             if action is None:
                 arrived = waits.get(step.key)
                 if arrived is None:
@@ -269,7 +269,7 @@ class Saga:
         for step in self.record.steps:
             if step.outcome is not StepOutcome.NOTED or _PARKED not in step.key:
                 continue
-            action = self.plan.by_key.get(step.key.rpartition(_PARKED)[0])
+            action = self.plan.action(step.key.rpartition(_PARKED)[0])
             if action is not None and action.key not in outcomes:
                 latest[action.key] = (action, step.error or "")
         return list(latest.values())
@@ -317,7 +317,8 @@ class Saga:
             if undos.current is not None:
                 return WAIT
             if not undos.planned:
-                undos.plan(self.plan, failing, progress.outcomes, progress.outputs, self.inputs)
+                undos.plan(self.plan, failing, progress.outcomes, progress.outputs, self.inputs,
+                           progress.values)  # fmt: skip
             undo = undos.take()
             if undo is None:
                 self.recorder.write(finish=self._undo_finish(), owes=self._still_owing())
