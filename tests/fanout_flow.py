@@ -15,6 +15,7 @@ from abc import abstractmethod
 
 from coordination import Context, Event, NonRetryable, Participant, Retry, action
 from coordination.orchestration import Orchestrator, step
+from tests.equivalence_shapes import forward_key
 
 
 class CrawlRequested(Event):
@@ -79,7 +80,7 @@ class _Kept:
 
     def drop(self, ctx: Context) -> None:
         with self.lock:
-            self.effects.pop(ctx.idempotency_key.removesuffix(":undo"), None)
+            self.effects.pop(forward_key(ctx.idempotency_key), None)
             self.log.append(ctx.idempotency_key)
 
     def snapshot(self) -> list[tuple[str, str]]:

@@ -60,6 +60,7 @@ from examples.ecommerce import (
 )
 from tests.branching import Checkout, CheckoutStarted, checkout_services
 from tests.equivalence_flows import BookTrip, TripRequested, travel_services
+from tests.fanout_flow import CrawlRequested, IndexSite, fanout_services
 from tests.equivalence_shapes import (
     AsyncThreeFlow,
     Go,
@@ -147,6 +148,17 @@ CASES = [
     Case("three", ThreeFlow, three_services, st.builds(Go, n=st.integers(-2, 5))),
     Case("three-async", AsyncThreeFlow, async_three_services, st.builds(Go, n=st.integers(-2, 5))),
     Case("mixed", MixedFlow, mixed_services, st.builds(Go, n=st.integers(-2, 5))),
+    Case(
+        "fan-out",
+        IndexSite,
+        fanout_services,
+        st.builds(
+            CrawlRequested,
+            site=st.just("s"),
+            paths=st.lists(st.sampled_from(["a", "bb", "bad", "ccc", "late"]), max_size=4),
+        ),
+        predictable=False,  # a page the indexer refuses, or none: the participants' to say
+    ),
     Case("pivot", PivotCheckout, pivot_services, st.builds(Purchase, n=st.integers(1, 5))),
     Case(
         "checkout-branches",
@@ -236,6 +248,8 @@ def _start_of(case: Case) -> Message:
             trip_id="t-1", traveller_id="t1", flight="XY123", seats=1, hotel="Grand",
             nights=2, deposit_cents=100,
         )  # fmt: skip
+    if case.flow is IndexSite:
+        return CrawlRequested(site="s", paths=["a", "bb", "ccc"])
     return Go(n=1)
 
 

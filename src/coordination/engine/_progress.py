@@ -426,11 +426,27 @@ class Progress:
             for slot in action.input_slots
         )  # fmt: skip
 
+    def causation(self, action: PlannedAction) -> str | None:
+        """The action that caused `action`, as its journal names it: a gather's is the
+        last item of the mapped step before it (with zero items: what that step mapped)."""
+        cause = action.causation
+        if not self.plan.many_slots or cause is None:
+            return cause
+        producer = self.plan.by_key.get(cause)
+        if producer is None or producer.mapped_slot is None:
+            return cause
+        made = items(producer, self.values)
+        return made[-1].key if made else producer.causation
+
     def cause(self, action: PlannedAction) -> str | None:
         """The id of the message that caused `action` (its trigger's; a gather's: the
         first item's)."""
         cause = self.causes(action)[action.input_slots.index(action.trigger_slot)]
-        return None if cause is None else cause.partition(GATHERED)[0]
+        if not cause:
+            if self.plan.many_slots and self.values[action.trigger_slot] == ():
+                return self.causation(action)  # zero items: no envelope caused it
+            return None
+        return cause.partition(GATHERED)[0]
 
     def final_output(self) -> Any:
         """The run's output: that of the last generation where something completed (the
@@ -448,6 +464,8 @@ class Progress:
         return range(len(action.input_slots))
 
     def came(self, action: PlannedAction, index: int) -> bool:
+        if self.plan.many_slots and self.values[action.input_slots[index]] == ():
+            return True  # a fan-out of zero items: nothing to deliver, nothing to wait for
         if action.item is not None and action.input_slots[index] != action.mapped_slot:
             return (action.step.key, index) in self.delivered  # a whole message: the step's
         return (action.key, index) in self.delivered

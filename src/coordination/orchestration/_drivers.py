@@ -58,7 +58,8 @@ class Driver:
         )
 
     def _action(self, saga: Saga, planned: PlannedAction) -> ActionRun:
-        return ActionRun(saga, bound_to(self.bound, planned), self.random, planned.causation)
+        cause = saga.progress.causation(planned)
+        return ActionRun(saga, bound_to(self.bound, planned), self.random, cause)
 
     def _undo(self, saga: Saga, undo: Undo) -> UndoRun:
         return UndoRun(saga, undo, bound_to(self.bound, undo.action), self.random)
