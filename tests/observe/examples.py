@@ -11,6 +11,7 @@ from examples.ecommerce import (
     PlaceOrder,
     Sellers,
 )
+from examples.recommendations import Recommend, services
 from tests.testing.test_fakes import shop
 
 
@@ -32,4 +33,6 @@ EXAMPLES = {
     "ecommerce-choreography": shop_choreography,
     "ecommerce-adopted": adopted_choreography,
     "ecommerce-interfaces": lambda: [Payments, Sellers, Logistics, Notifications],
+    "recommendations-flow": lambda: Recommend,
+    "recommendations-choreography": lambda: Choreography(EventBus(), *services()),
 }
