@@ -60,7 +60,6 @@ from examples.ecommerce import (
 )
 from tests.branching import Checkout, CheckoutStarted, checkout_services
 from tests.equivalence_flows import BookTrip, TripRequested, travel_services
-from tests.fanout_flow import CrawlRequested, IndexSite, fanout_services
 from tests.equivalence_shapes import (
     AsyncThreeFlow,
     Go,
@@ -72,6 +71,7 @@ from tests.equivalence_shapes import (
     split_services,
     three_services,
 )
+from tests.fanout_flow import CrawlRequested, IndexSite, fanout_services
 from tests.pivot_flow import Checkout as PivotCheckout
 from tests.pivot_flow import Purchase, pivot_services
 from tests.test_timers import DAYS_30, GracePeriod, Impatient, grace_services, impatient_services

@@ -103,9 +103,7 @@ def test_a_failing_merge_evicts_the_answers_in_reverse_order_and_refunds_the_quo
     ids=["all-answer", "slow", "failing"],
 )
 def test_both_runners_reach_the_same_result(overrides: dict[str, Source]) -> None:
-    both = run_both(
-        Recommend, lambda: services(**overrides), REQUEST, correlation_id="wf"
-    )
+    both = run_both(Recommend, lambda: services(**overrides), REQUEST, correlation_id="wf")
     assert_equivalent(both)
     assert {outcome.status for outcome in both.outcomes} == {COMPLETED}
 

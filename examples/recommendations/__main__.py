@@ -6,7 +6,14 @@ from typing import Any
 
 from coordination.choreography import Choreography, EventBus
 
-from . import Recommend, RecommendationsRequested, failing, services, slow
+from . import (
+    Recommend,
+    RecommendationsReady,
+    RecommendationsRequested,
+    failing,
+    services,
+    slow,
+)
 
 
 def main() -> int:
@@ -23,6 +30,7 @@ def main() -> int:
             view = runner.monitor.get("recs-u-7")
             status = view.status
             ready = view.steps[-1].output
+        assert isinstance(ready, RecommendationsReady), ready
         print(f"{mode}: {status.value}")
         print(f"  picks:    {', '.join(ready.picks)}")
         print(f"  answered: {', '.join(ready.answered)}")

@@ -46,7 +46,7 @@ class SourceAnswered(Event):
     source: str
     limit: int
     #: The source's picks, best first (empty when it was unavailable).
-    picks: list[str] = []
+    picks: list[str] = Field(default_factory=list)
     #: Why the source gave nothing (timed out, failed); None when it answered.
     unavailable: str | None = None
 

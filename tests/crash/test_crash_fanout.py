@@ -17,7 +17,7 @@ import pytest
 from coordination import WorkflowStatus
 from coordination.choreography import Choreography, EventBus
 from tests.crash import harness
-from tests.crash.fanout_worker import PAGES, participants, site_for
+from tests.crash.fanout_worker import PAGES, participants
 from tests.crash.shop import Effects
 from tests.fanout_flow import IndexSite
 from tests.postgres import Backend

@@ -154,8 +154,7 @@ def saga_problems(
         planned = sorted(compiled.key for compiled in definition.steps)
         if steps != planned or any(r.outcome is StepOutcome.FAILED for r in forward):
             problems.append(
-                f"COMPLETED but steps completed were {done} (skipped: {skipped}), not "
-                f"{planned}"
+                f"COMPLETED but steps completed were {done} (skipped: {skipped}), not {planned}"
             )
         if undos:
             problems.append(f"COMPLETED but compensations ran: {[r.key for r in undos]}")
@@ -198,6 +197,7 @@ def saga_problems(
 
 def _newest_first(records: list[Any], by_key: dict[str, PlannedAction]) -> list[Any]:
     """Forward records in undo order: newest generation first, reverse declared order."""
+
     def order(record: Any) -> tuple[int, int, int]:
         action = by_key[record.key]
         return (-action.generation, -action.index, -(action.item or 0))
