@@ -19,7 +19,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordination import Context, EntryKind, Event, Participant, WorkflowStatus, action
+from coordination import (
+    Context,
+    EntryKind,
+    Event,
+    NonRetryable,
+    Participant,
+    WorkflowStatus,
+    action,
+)
 from coordination.choreography import Choreography, EventBus
 from coordination.errors import DefinitionError
 from coordination.orchestration import Orchestrator, step
@@ -299,3 +307,86 @@ def test_a_fixed_tuple_keeps_its_meaning() -> None:
     assert not signature.returns_tuple
     assert Publisher.publish.signature.gathers == (0,)
     _ = Context
+
+
+# -- with a pivot, and cancelled ----------------------------------------------------------
+
+
+class Reader(Participant):
+    @action
+    @abstractmethod
+    def read(self, page: PageFound) -> PageIndexed: ...
+
+
+class FlakyReader(Reader):
+    def __init__(self) -> None:
+        self.broken = True
+        self.read_paths: list[str] = []
+
+    def read(self, page: PageFound) -> PageIndexed:
+        if self.broken and page.path == "bb":
+            raise NonRetryable("the reader is down")
+        self.read_paths.append(page.path)
+        return PageIndexed(path=page.path, words=len(page.path))
+
+
+class ReadSite(Orchestrator[CrawlRequested, SiteIndexed]):
+    steps = (step(Crawler.crawl, pivot=True), step(Reader.read), step(Publisher.publish))
+
+
+def test_an_item_failing_after_the_pivot_parks_and_a_retry_runs_only_the_failed_item() -> None:
+    reader = FlakyReader()
+    orchestrator = ReadSite(FakeCrawler(), reader, FakePublisher())
+    parked = orchestrator.run(THREE, workflow_id="wf")
+
+    assert parked.status is WorkflowStatus.PARKED
+    assert sorted(reader.read_paths) == ["a", "ccc"]  # its siblings ran to their end
+    assert not parked.journal.of_kind(EntryKind.COMPENSATED)
+
+    reader.broken = False
+    done = orchestrator.retry("wf")
+    assert done.status is COMPLETED
+    assert sorted(reader.read_paths) == ["a", "bb", "ccc"]  # only the failed item again
+    assert done.output == SiteIndexed(site="s", paths=["a", "bb", "ccc"], words=6)
+
+
+class CancellingIndexer(FakeIndexer):
+    """Calls the run off while it indexes its second page (an operator, mid-fan-out)."""
+
+    orchestrator: Any = None
+
+    def index(self, page: PageFound, ctx: Context) -> PageIndexed:
+        if page.path == "bb":
+            assert self.orchestrator.cancel(ctx.correlation_id).status is (
+                WorkflowStatus.COMPENSATING
+            )
+        return super().index(page, ctx)
+
+
+def test_a_cancel_mid_fan_out_lets_the_items_finish_then_undoes_them_in_reverse() -> None:
+    crawler, indexer, publisher = FakeCrawler(), CancellingIndexer(), FakePublisher()
+    orchestrator = IndexSite(crawler, indexer, publisher)
+    indexer.orchestrator = orchestrator
+    run = orchestrator.run(THREE, workflow_id="wf")
+
+    assert run.status is WorkflowStatus.CANCELLED
+    assert run.journal.names(EntryKind.COMPENSATED) == [
+        "Indexer.unindex[2]",
+        "Indexer.unindex[1]",
+        "Indexer.unindex[0]",
+        "Crawler.forget",
+    ]
+    assert indexer.effects == {}
+    assert crawler.effects == {}
+    assert publisher.effects == {}
+
+
+def test_all_four_entry_points_park_an_item_failing_after_the_pivot() -> None:
+    both = run_both(
+        ReadSite,
+        lambda: (FakeCrawler(), FlakyReader(), FakePublisher()),
+        THREE,
+        correlation_id="wf",
+    )
+    assert_equivalent(both)
+    assert {outcome.status for outcome in both.outcomes} == {WorkflowStatus.PARKED}
