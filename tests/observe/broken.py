@@ -178,3 +178,27 @@ IRREVERSIBLE = [Emails, LatePayments]
 
 class EmailFirst(Orchestrator[OrderPlaced, PaymentCaptured], name="tests-email-first"):
     steps = (step(Emails.welcome), step(LatePayments.charge))
+
+
+class Counted(Event, type_name="tests.observe.broken:Counted"):
+    order_id: str
+
+
+class Counters(Participant):
+    @action
+    @abstractmethod
+    def count(self, order: OrderPlaced) -> Counted: ...
+
+    @count.compensation
+    @abstractmethod
+    def uncount(self, order: OrderPlaced) -> None: ...
+
+
+class Totals(Participant):
+    @action
+    @abstractmethod
+    def total(self, counted: tuple[Counted, ...]) -> None: ...
+
+
+#: `unfanned-gather`: Totals.total gathers every Counted, but Counted comes one at a time.
+UNFANNED_GATHER = [Counters, Totals]

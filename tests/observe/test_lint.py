@@ -23,6 +23,7 @@ SEEDED = {
     "NO_HANDLER": ("command-handlers", ("Reserve",)),
     "UNCONSUMED": ("unconsumed-event", ("ScoringPayments.charge", "FraudScored")),
     "IRREVERSIBLE": ("irreversible-before-failure", ("Emails.welcome", "LatePayments.charge")),
+    "UNFANNED_GATHER": ("unfanned-gather", ("Totals.total", "Counted")),
 }
 
 
@@ -48,6 +49,7 @@ def test_findings_say_what_to_fix() -> None:
     assert "nothing handles it" in messages["NO_HANDLER"]
     assert "nothing consumes it before the flow ends" in messages["UNCONSUMED"]
     assert "give it a compensation (@welcome.compensation)" in messages["IRREVERSIBLE"]
+    assert "there is no fan-out to gather" in messages["UNFANNED_GATHER"]
 
 
 def test_a_declared_flow_and_its_choreography_are_linted_alike() -> None:
