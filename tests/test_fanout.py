@@ -30,7 +30,7 @@ from coordination import (
 )
 from coordination.choreography import Choreography, EventBus
 from coordination.errors import DefinitionError
-from coordination.orchestration import Orchestrator, step
+from coordination.orchestration import Orchestrator, parallel, step
 from coordination.stores import SQLiteStore, StepOutcome
 from coordination.testing import (
     FaultPlan,
@@ -390,3 +390,114 @@ def test_all_four_entry_points_park_an_item_failing_after_the_pivot() -> None:
     )
     assert_equivalent(both)
     assert {outcome.status for outcome in both.outcomes} == {WorkflowStatus.PARKED}
+
+
+# -- a mapped step whose other input comes last ----------------------------------------------
+
+
+class Go(Event):
+    n: int
+
+
+class Part(Event):
+    i: int
+
+
+class Tag(Event):
+    t: str
+
+
+class Done(Event):
+    i: int
+    t: str
+
+
+class All(Event):
+    total: int
+
+
+class Splitter(Participant):
+    @action
+    def split(self, go: Go) -> tuple[Part, ...]:
+        return tuple(Part(i=i) for i in range(go.n))
+
+
+class Tagger(Participant):
+    @action
+    def tag(self, go: Go) -> Tag:
+        return Tag(t="x")
+
+
+class Worker(Participant):
+    @action
+    def work(self, part: Part, tag: Tag) -> Done:
+        return Done(i=part.i, t=tag.t)
+
+
+class Summer(Participant):
+    @action
+    def gather(self, done: tuple[Done, ...]) -> All:
+        return All(total=len(done))
+
+
+class TaggedParts(Orchestrator[Go, All]):
+    steps = (
+        parallel(step(Splitter.split), step(Tagger.tag)),
+        step(Worker.work),
+        step(Summer.gather),
+    )
+
+
+def test_items_run_when_the_whole_input_they_share_is_delivered_after_their_own() -> None:
+    """Regression: in a choreography the parts were delivered (held), then the tag that
+    opened their generation; the items were never handed out and the instance hung."""
+    both = run_both(
+        TaggedParts,
+        lambda: (Splitter(), Tagger(), Worker(), Summer()),
+        Go(n=3),
+        correlation_id="wf",
+    )
+    assert_equivalent(both)
+    assert {outcome.status for outcome in both.outcomes} == {COMPLETED}
+
+
+class Scored(Event):
+    path: str
+    score: int
+
+
+class Scorer(Participant):
+    @action
+    def score(self, page: PageIndexed) -> Scored:
+        return Scored(path=page.path, score=page.words * 10)
+
+
+class Ranker(Participant):
+    @action
+    def rank(self, scores: tuple[Scored, ...]) -> SiteIndexed:
+        return SiteIndexed(
+            site="s", paths=[s.path for s in scores], words=sum(s.score for s in scores)
+        )
+
+
+class ScoreSite(Orchestrator[CrawlRequested, SiteIndexed]):
+    steps = (step(Crawler.crawl), step(Indexer.index), step(Scorer.score), step(Ranker.rank))
+
+
+@pytest.mark.parametrize("start", [THREE, ONE_BAD, NONE], ids=["three", "one-bad", "none"])
+def test_a_mapped_step_maps_over_the_items_of_the_one_before(start: CrawlRequested) -> None:
+    both = run_both(
+        ScoreSite,
+        lambda: (FakeCrawler(), FakeIndexer(), Scorer(), Ranker()),
+        start,
+        correlation_id="wf",
+    )
+    assert_equivalent(both)
+    if start is THREE:
+        run = both["run"]
+        assert [n for n in run.journal.names(EntryKind.COMPLETED) if n.startswith("Scorer")] == [
+            "Scorer.score[0]",
+            "Scorer.score[1]",
+            "Scorer.score[2]",
+        ]
+        assert run.output == SiteIndexed(site="s", paths=["a", "bb", "ccc"], words=60)

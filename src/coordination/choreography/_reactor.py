@@ -82,6 +82,9 @@ class Reactor:
         planned = instance.saga.deliver(key, index, message_id)
         if planned is None:
             return None
+        if planned.mapped_slot is not None and planned.item is None:
+            self.advance(instance)  # a whole input of every item came last: run them now
+            return None
         bound = bound_to(instance.binding.bound, planned)
         return instance, ActionRun(instance.saga, bound, self.random, message_id)
 

@@ -158,6 +158,14 @@ class Progress:
         open_level = self.generation if self.failing is None else self.failing
         if action.generation != open_level:
             return None  # held: its generation is not open (yet), or it never will be
+        if action.mapped_slot is not None and action.item is None:
+            # A whole message for every item of a mapped step: the step itself says that
+            # items may be ready now (take_ready hands them out); None if none is.
+            ready = any(
+                item.key not in self.taken and all(self.came(item, i) for i in self.indexes(item))
+                for item in items(action, self.values)
+            )
+            return action if ready else None
         if not all(self.came(action, i) for i in self.indexes(action)):
             return None  # a join waiting for its other inputs
         self.taken.add(key)
@@ -430,13 +438,17 @@ class Progress:
         """The action that caused `action`, as its journal names it: a gather's is the
         last item of the mapped step before it (with zero items: what that step mapped)."""
         cause = action.causation
-        if not self.plan.many_slots or cause is None:
+        if not self.plan.many_slots:
             return cause
-        producer = self.plan.by_key.get(cause)
-        if producer is None or producer.mapped_slot is None:
-            return cause
-        made = items(producer, self.values)
-        return made[-1].key if made else producer.causation
+        while cause is not None:
+            producer = self.plan.by_key.get(cause)
+            if producer is None or producer.mapped_slot is None:
+                return cause
+            made = items(producer, self.values)
+            if made:
+                return made[-1].key
+            cause = producer.causation  # skipped with zero items: what caused it
+        return cause
 
     def cause(self, action: PlannedAction) -> str | None:
         """The id of the message that caused `action` (its trigger's; a gather's: the

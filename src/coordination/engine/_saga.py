@@ -326,7 +326,8 @@ class Saga:
 
     def deliver(self, key: str, index: int, message_id: str) -> PlannedAction | None:
         """A choreography delivered input `index` of action `key`: the action, if it may run
-        now (else it is held until its generation opens, or never)."""
+        now (else it is held until its generation opens, or never). A mapped step (not one
+        of its items) means: items of it may run now, hand them out with `next()`."""
         with self.lock:
             if self.recorder.lost or self.finished:
                 return None
