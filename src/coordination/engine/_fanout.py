@@ -17,9 +17,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from coordination._messages import Envelope, Message
 from coordination.engine._planned import PlannedAction
 
-__all__ = ["GATHERED", "gathered_cause", "item_inputs", "items", "mapped_outcome"]
+__all__ = [
+    "GATHERED",
+    "fanned_causation",
+    "fanned_ids",
+    "gathered_cause",
+    "item_inputs",
+    "items",
+    "mapped_outcome",
+]
 
 #: Joins the ids of a gathered fan-out into the one cause of an input (derived ids are
 #: hex, so the separator never occurs in one).
@@ -69,3 +78,40 @@ def gathered_cause(ids: Any) -> str | None:
     if any(one is None for one in ids):
         return None
     return GATHERED.join(ids)
+
+
+def fanned_ids(
+    by_key: Mapping[str, PlannedAction],
+    action: PlannedAction,
+    envelopes: Sequence[Envelope[Message]],
+    ids: list[Any],
+    values: Sequence[Any],
+) -> None:
+    """Keep the ids a fan-out's items went out in: all of a `tuple[X, ...]` output's at
+    once, or an item's output in its place among its siblings' (filled as they complete)."""
+    slot = action.output_slots[0]
+    if action.signature.returns_many:
+        ids[slot] = [envelope.message_id for envelope in envelopes]
+        return
+    if not envelopes or action.item is None:
+        return
+    if ids[slot] is None:
+        ids[slot] = [None] * len(items(by_key[action.step.key], values))
+    ids[slot][action.item] = envelopes[0].message_id
+
+
+def fanned_causation(
+    by_key: Mapping[str, PlannedAction], action: PlannedAction, values: Sequence[Any]
+) -> str | None:
+    """The action that caused `action` as its journal names it: after a mapped step, its
+    last item (skipped with zero items: what caused that step, and so on back)."""
+    cause = action.causation
+    while cause is not None:
+        producer = by_key.get(cause)
+        if producer is None or producer.mapped_slot is None:
+            return cause
+        made = items(producer, values)
+        if made:
+            return made[-1].key
+        cause = producer.causation
+    return cause

@@ -14,7 +14,15 @@ from typing import Any
 
 from coordination._clock import Clock
 from coordination._messages import Envelope, Message
-from coordination.engine._fanout import GATHERED, gathered_cause, item_inputs, items, mapped_outcome
+from coordination.engine._fanout import (
+    GATHERED,
+    fanned_causation,
+    fanned_ids,
+    gathered_cause,
+    item_inputs,
+    items,
+    mapped_outcome,
+)
 from coordination.engine._plan import FlowPlan, PlannedAction, PlannedWait
 from coordination.stores._records import StepOutcome
 
@@ -286,15 +294,8 @@ class Progress:
     ) -> None:
         """Remember the ids of the envelopes `action`'s outputs went out in."""
         ids = self.ids
-        if action.signature.returns_many:  # a fan-out: one envelope per item
-            ids[action.output_slots[0]] = [envelope.message_id for envelope in envelopes]
-            return
-        if action.item is not None:  # an item's output: its place among its siblings'
-            if envelopes:
-                slot = action.output_slots[0]
-                if ids[slot] is None:
-                    ids[slot] = [None] * len(items(self.plan.by_key[action.step.key], self.values))
-                ids[slot][action.item] = envelopes[0].message_id
+        if action.signature.returns_many or action.item is not None:
+            fanned_ids(self.plan.by_key, action, envelopes, ids, self.values)
             return
         for (slot, _), envelope in zip(action.produced(output), envelopes, strict=False):
             ids[slot] = envelope.message_id
@@ -437,18 +438,9 @@ class Progress:
     def causation(self, action: PlannedAction) -> str | None:
         """The action that caused `action`, as its journal names it: a gather's is the
         last item of the mapped step before it (with zero items: what that step mapped)."""
-        cause = action.causation
         if not self.plan.many_slots:
-            return cause
-        while cause is not None:
-            producer = self.plan.by_key.get(cause)
-            if producer is None or producer.mapped_slot is None:
-                return cause
-            made = items(producer, self.values)
-            if made:
-                return made[-1].key
-            cause = producer.causation  # skipped with zero items: what caused it
-        return cause
+            return action.causation
+        return fanned_causation(self.plan.by_key, action, self.values)
 
     def cause(self, action: PlannedAction) -> str | None:
         """The id of the message that caused `action` (its trigger's; a gather's: the
