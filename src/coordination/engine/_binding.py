@@ -56,20 +56,36 @@ def bind_action(planned: PlannedAction, participant: Participant) -> BoundAction
             invoker(participant, compensation.name, compensation.signature),
             undo_check(compensation.signature),
         )
-    if planned.item is not None:  # journaled as `action[i]`: which item each row is of
-        forward.name = f"{forward.name}[{planned.item}]"
-        if backward is not None:
-            backward.name = f"{backward.name}[{planned.item}]"
     return BoundAction(planned, participant, forward, backward)
+
+
+def _item_plan(plan: ActionPlan, key: str, item: int, undoes: str | None) -> ActionPlan:
+    """The call plan of one item of a mapped step: its step's, under the item's key (its
+    idempotency key) and journaled as `action[i]` (which item each row is of)."""
+    causation = plan.causation if undoes is None else undoes
+    made = ActionPlan(
+        plan.declared, key, plan.retry, plan.timeout, causation, undoes, plan.invoke, plan.check
+    )
+    made.name = f"{plan.name}[{item}]"
+    return made
 
 
 def bound_to(bound: dict[str, BoundAction], planned: PlannedAction) -> BoundAction:
     """The bound action of `planned`: bound once per plan, an item of a mapped step on
-    first use (on the participant its step is bound to)."""
+    first use (its step's call plans under the item's keys, on the same participant)."""
     found = bound.get(planned.key)
     if found is None:
         step = bound[planned.step.key]
-        found = bound.setdefault(planned.key, bind_action(planned, step.participant))
+        assert planned.item is not None, planned.key
+        key = planned.key
+        backward = step.backward
+        found = BoundAction(
+            planned,
+            step.participant,
+            _item_plan(step.forward, key, planned.item, None),
+            None if backward is None else _item_plan(backward, f"{key}:undo", planned.item, key),
+        )
+        found = bound.setdefault(key, found)
     return found
 
 

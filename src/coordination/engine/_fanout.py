@@ -42,7 +42,7 @@ def items(action: PlannedAction, values: Sequence[Any]) -> tuple[PlannedAction, 
     fanned = values[action.mapped_slot]
     if not fanned:
         return ()
-    return tuple(action.item_of(index) for index in range(len(fanned)))
+    return action.items_of(len(fanned))
 
 
 def item_inputs(action: PlannedAction, values: Sequence[Any]) -> list[Any]:

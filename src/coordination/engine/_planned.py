@@ -44,6 +44,8 @@ class PlannedAction:
     #: idempotency key and undo); None for the step itself and for plain actions.
     item: int | None = None
     _items: dict[int, PlannedAction] = field(default_factory=dict, repr=False)
+    #: Its items for a fan-out of n members, by n (made once per plan, shared by runs).
+    _fans: dict[int, tuple[PlannedAction, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def mapped(self) -> bool:
@@ -59,6 +61,13 @@ class PlannedAction:
             return tuple.__class_getitem__((outputs[0], ...))
         return self.signature.output
 
+    def items_of(self, count: int) -> tuple[PlannedAction, ...]:
+        """Its items for a fan-out of `count` members, in item order."""
+        made = self._fans.get(count)
+        if made is None:
+            made = self._fans.setdefault(count, tuple(map(self.item_of, range(count))))
+        return made
+
     def item_of(self, index: int) -> PlannedAction:
         """Item `index` of this mapped step: the same action under `key[index]` (made once,
         so every lookup of one item gives the same object)."""
@@ -66,7 +75,9 @@ class PlannedAction:
         assert self.item is None
         made = self._items.get(index)
         if made is None:
-            made = dataclasses.replace(self, key=f"{self.key}[{index}]", item=index, _items={})
+            made = dataclasses.replace(
+                self, key=f"{self.key}[{index}]", item=index, _items={}, _fans={}
+            )
             made = self._items.setdefault(index, made)
         return made
 

@@ -41,6 +41,8 @@ class Progress:
         "failing",
         "fanned",
         "fired",
+        "held_items",
+        "items_left",
         "generation",
         "ids",
         "left",
@@ -78,6 +80,12 @@ class Progress:
         self.ids: list[Any] = [None] * len(plan.slot_types) if deliveries else []
         #: Under a choreography, the ids of a fan-out delivered to a gather, by (key, index).
         self.fanned: dict[tuple[str, int], set[str]] = {}
+        #: Per mapped step: how many of its items have not settled (counted when the
+        #: first settles, then down).
+        self.items_left: dict[str, int] = {}
+        #: Under a choreography, per mapped step: its items whose own member of the fan-out
+        #: was delivered but that were not handed out yet (what take_ready looks at).
+        self.held_items: dict[str, set[PlannedAction]] = {}
         if deliveries:
             self.ids[0] = start_id
         self.generation = 1
@@ -131,7 +139,11 @@ class Progress:
     def _take_items(self, action: PlannedAction) -> list[PlannedAction]:
         """Hand out the items of mapped step `action` that may run now."""
         taken, ready = self.taken, []
-        for item in items(action, self.values):
+        candidates: Any = items(action, self.values)
+        if self.deliveries:  # only those whose own item came (not every item, every time)
+            held = self.held_items.get(action.key)
+            candidates = sorted(held, key=_item_index) if held else ()
+        for item in candidates:
             if item.key in taken:
                 continue
             if self.deliveries and not all(self.came(item, i) for i in self.indexes(item)):
@@ -140,6 +152,8 @@ class Progress:
             ready.append(item)
         if ready:
             taken.add(action.key)
+            if self.deliveries:
+                self.held_items[action.key].difference_update(ready)
         return ready
 
     def deliver(self, key: str, index: int, message_id: str) -> PlannedAction | None:
@@ -177,6 +191,8 @@ class Progress:
         if not all(self.came(action, i) for i in self.indexes(action)):
             return None  # a join waiting for its other inputs
         self.taken.add(key)
+        if action.item is not None:
+            self.held_items[action.step.key].discard(action)
         return action
 
     def _fanned_in(self, action: PlannedAction, index: int, message_id: str) -> Any:
@@ -186,10 +202,14 @@ class Progress:
         if not ids or message_id not in ids:
             return None
         if index not in action.signature.gathers:
-            return action.item_of(ids.index(message_id))
+            item = action.item_of(ids.index(message_id))
+            if item.key not in self.taken:
+                self.held_items.setdefault(action.key, set()).add(item)
+            return item
         came = self.fanned.setdefault((action.key, index), set())
         came.add(message_id)
-        if self.values[action.input_slots[index]] is None or not came.issuperset(ids):
+        full = len(came) == len(ids) and came.issuperset(ids)
+        if self.values[action.input_slots[index]] is None or not full:
             return None  # the join waits for the other items
         self.delivered.add((action.key, index))
         if action.key in self.taken:
@@ -204,6 +224,7 @@ class Progress:
             or a.key in parked
             or (
                 a.mapped_slot is not None
+                and self.items_left.get(a.key, 0) <= len(parked)  # else: some still run
                 and all(i.key in outcomes or i.key in parked for i in items(a, self.values))
             )
             for a in self.plan.generations[generation - 1]
@@ -272,18 +293,28 @@ class Progress:
             self.left -= 1
 
     def _settle_item(self, item: PlannedAction, outcome: StepOutcome, output: Any) -> None:
-        """An item of a mapped step settled; the step settles once all its items did."""
-        key = item.key
+        """An item of a mapped step settled; the step settles once all its items did
+        (counted down, so a fan-out of n items settles in O(n), not O(n²))."""
+        key, outcomes = item.key, self.outcomes
+        mapped = self.plan.by_key[item.step.key]
+        first = key not in outcomes and mapped.key not in outcomes
+        left = self.items_left.get(mapped.key) if first else None
+        if first and left is None:
+            members = items(mapped, self.values)
+            left = sum(1 for member in members if member.key not in outcomes)
         if outcome is StepOutcome.COMPLETED:
-            self.outcomes[key] = True
+            outcomes[key] = True
             self.outputs[key] = output
         elif outcome is StepOutcome.FAILED:
-            self.outcomes[key] = False
+            outcomes[key] = False
         self.taken.add(key)
-        mapped = self.plan.by_key[item.step.key]
-        if mapped.key in self.outcomes:
+        if left is None:
+            return  # settled again, or its step settled already
+        left -= 1
+        self.items_left[mapped.key] = left
+        if left > 0:
             return
-        ended = mapped_outcome(items(mapped, self.values), self.outcomes, self.outputs)
+        ended = mapped_outcome(items(mapped, self.values), outcomes, self.outputs)
         if ended is not None:
             completed, gathered = ended
             done = StepOutcome.COMPLETED if completed else StepOutcome.FAILED
@@ -413,8 +444,10 @@ class Progress:
                     if slot in many:
                         self.fanned[(action.key, index)] = set(self.ids[slot])
                 else:  # each item of a mapped step had its own member delivered
+                    held = self.held_items.setdefault(action.key, set())
                     for item in items(action, self.values):
                         self.delivered.add((item.key, index))
+                        held.add(item)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -503,3 +536,7 @@ class Progress:
     ) -> None:
         """Derive again the ids `action`'s outputs went out in (a choreography's replay)."""
         self.published(action, output, outputs(action, output, self.causes(action)))
+
+
+def _item_index(item: PlannedAction) -> int:
+    return item.item or 0
