@@ -162,8 +162,8 @@ def read_signature(
         members = typing.get_args(returned)
         if not members or Ellipsis in members or not all(_is_message_class(m) for m in members):
             raise DefinitionError(
-                f"{where}: returns {returned!r}; a tuple output lists message types, like "
-                f"tuple[StockReserved, ShipmentReady], or is a variadic tuple of one message "
+                f"{where}: returns {returned!r}; a tuple output must list message types, like "
+                f"tuple[StockReserved, ShipmentReady], or be a variadic tuple of one message "
                 f"type (a fan-out), like tuple[PageFound, ...]"
             )
         if len(set(members)) != len(members):
