@@ -71,6 +71,7 @@ from tests.equivalence_shapes import (
     split_services,
     three_services,
 )
+from tests.fanout_flow import CrawlRequested, IndexSite, fanout_services
 from tests.pivot_flow import Checkout as PivotCheckout
 from tests.pivot_flow import Purchase, pivot_services
 from tests.test_timeout_outcomes import Patient, patient_services
@@ -148,6 +149,17 @@ CASES = [
     Case("three", ThreeFlow, three_services, st.builds(Go, n=st.integers(-2, 5))),
     Case("three-async", AsyncThreeFlow, async_three_services, st.builds(Go, n=st.integers(-2, 5))),
     Case("mixed", MixedFlow, mixed_services, st.builds(Go, n=st.integers(-2, 5))),
+    Case(
+        "fan-out",
+        IndexSite,
+        fanout_services,
+        st.builds(
+            CrawlRequested,
+            site=st.just("s"),
+            paths=st.lists(st.sampled_from(["a", "bb", "bad", "ccc", "late"]), max_size=4),
+        ),
+        predictable=False,  # a page the indexer refuses, or none: the participants' to say
+    ),
     Case("pivot", PivotCheckout, pivot_services, st.builds(Purchase, n=st.integers(1, 5))),
     Case(
         "checkout-branches",
@@ -246,6 +258,8 @@ def _start_of(case: Case) -> Message:
             trip_id="t-1", traveller_id="t1", flight="XY123", seats=1, hotel="Grand",
             nights=2, deposit_cents=100,
         )  # fmt: skip
+    if case.flow is IndexSite:
+        return CrawlRequested(site="s", paths=["a", "bb", "ccc"])
     return Go(n=1)
 
 

@@ -479,7 +479,8 @@ def test_non_message_return() -> None:
     "returns",
     [
         tuple[PaymentCaptured, int],
-        tuple[PaymentCaptured, ...],
+        tuple[str, ...],  # (tuple[PaymentCaptured, ...] is a fan-out: test_fanout.py)
+        tuple[PaymentCaptured, PaymentCaptured, ...],
         tuple[()],
         tuple[str],
     ],

@@ -206,6 +206,18 @@ class Compensation(_Declared[P, R]):
                 f"{taken.__name__}, which is neither its output nor its input; take one of "
                 f"{', '.join(expected)}"
             )
+        many = (
+            forward.returns_many
+            if taken in forward.outputs
+            else forward.inputs.index(taken) in forward.gathers
+        )
+        if many != bool(signature.gathers):
+            shape = f"tuple[{taken.__name__}, ...]" if many else taken.__name__
+            raise DefinitionError(
+                f"{self.qualname}: compensation of {self.action.qualname} must take {shape}, "
+                f"as {self.action.qualname} has it (a fan-out's items are undone together by "
+                f"an undo of the tuple; each item of a mapped step by its own undo)"
+            )
         if signature.is_async != forward.is_async:
             raise DefinitionError(
                 f"{self.qualname}: a compensation must be {'async' if forward.is_async else 'sync'}"

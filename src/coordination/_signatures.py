@@ -32,7 +32,11 @@ class Signature:
     `arguments` says how to call it: for each parameter after `self`, the index of the input
     message it takes, or `CONTEXT_ARGUMENT` for the `Context`. `returns_one_of`: the output
     is a union (`-> PaymentCaptured | PaymentDeclined`), a business outcome: each call
-    returns exactly one of `outputs`.
+    returns exactly one of `outputs`. `returns_many`: the output is a variadic tuple
+    (`-> tuple[PageFound, ...]`, a fan-out: `outputs` holds its one member type, and the
+    next action taking that type runs once per item). `gathers`: the indexes of the inputs
+    annotated as variadic tuples (`pages: tuple[PageIndexed, ...]`): each receives every
+    item of a fan-out at once, in item order (`inputs` holds the member type).
     """
 
     inputs: tuple[type[Message], ...]
@@ -41,6 +45,8 @@ class Signature:
     arguments: tuple[int, ...]
     is_async: bool
     returns_one_of: bool = False
+    returns_many: bool = False
+    gathers: tuple[int, ...] = ()
 
     @property
     def wants_context(self) -> bool:
@@ -49,6 +55,8 @@ class Signature:
     @property
     def output(self) -> Any:
         """The declared output: one message class, a tuple of them, a union, or None."""
+        if self.returns_many:
+            return tuple.__class_getitem__((self.outputs[0], ...))
         if self.returns_tuple:
             return self.outputs
         if self.returns_one_of:
@@ -58,6 +66,17 @@ class Signature:
 
 def _is_message_class(annotation: object) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, Message)
+
+
+def _variadic(annotation: object) -> type[Message] | None:
+    """The member type of `tuple[X, ...]` (a fan-out's items), else None."""
+    if typing.get_origin(annotation) is not tuple:
+        return None
+    members = typing.get_args(annotation)
+    if len(members) == 2 and members[1] is Ellipsis and _is_message_class(members[0]):
+        member: type[Message] = members[0]
+        return member
+    return None
 
 
 def read_signature(
@@ -83,6 +102,7 @@ def read_signature(
         )
     inputs: list[type[Message]] = []
     arguments: list[int] = []
+    gathers: list[int] = []
     for parameter in parameters[1:]:
         if parameter.kind not in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
             raise DefinitionError(
@@ -95,6 +115,10 @@ def read_signature(
                 f"message type it consumes (an Event or Command subclass) or with Context"
             )
         annotation = hints[parameter.name]
+        gathered = _variadic(annotation)
+        if gathered is not None:  # a gather: every item of a fan-out, in item order
+            gathers.append(len(inputs))
+            annotation = gathered
         if annotation is Context:
             if CONTEXT_ARGUMENT in arguments:
                 raise DefinitionError(f"{where}: only one parameter may be the Context")
@@ -125,17 +149,22 @@ def read_signature(
     returned = hints["return"]
     returns_tuple = False
     returns_one_of = False
+    returns_many = False
     outputs: tuple[type[Message], ...]
     if returned is None or returned is type(None):
         outputs = ()
     elif _is_message_class(returned):
         outputs = (returned,)
+    elif (many := _variadic(returned)) is not None:
+        outputs = (many,)
+        returns_many = True
     elif typing.get_origin(returned) is tuple:
         members = typing.get_args(returned)
         if not members or Ellipsis in members or not all(_is_message_class(m) for m in members):
             raise DefinitionError(
-                f"{where}: returns {returned!r}; a tuple output must list message types, "
-                f"like tuple[StockReserved, ShipmentReady]"
+                f"{where}: returns {returned!r}; a tuple output must list message types, like "
+                f"tuple[StockReserved, ShipmentReady], or be a variadic tuple of one message "
+                f"type (a fan-out), like tuple[PageFound, ...]"
             )
         if len(set(members)) != len(members):
             raise DefinitionError(f"{where}: returns the same message type twice in {returned!r}")
@@ -157,6 +186,8 @@ def read_signature(
         arguments=tuple(arguments),
         is_async=inspect.iscoroutinefunction(function),
         returns_one_of=returns_one_of,
+        returns_many=returns_many,
+        gathers=tuple(gathers),
     )
 
 

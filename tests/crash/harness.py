@@ -27,18 +27,25 @@ def worker_env() -> dict[str, str]:
 
 
 def run_with_kills(
-    tmp_path: Path, count: int, kills: int, seed: int, mode: str, store: str | None = None
+    tmp_path: Path,
+    count: int,
+    kills: int,
+    seed: int,
+    mode: str,
+    store: str | None = None,
+    worker_module: str = "tests.crash.worker",
 ) -> int:
     """Run the worker in `mode` until it finishes, killing it `kills` times; the kills made.
 
-    `store`: what the worker opens (tests.postgres.open_spec; default a SQLite file)."""
+    `store`: what the worker opens (tests.postgres.open_spec; default a SQLite file);
+    `worker_module`: the worker to run (its arguments those of tests.crash.worker)."""
     effects = tmp_path / "effects.db"
     store = store or str(tmp_path / "orders.db")
     chance = random.Random(seed)
     made = 0
     for round_number in range(kills + 20):
         worker = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash.worker", store, str(effects), str(count),
+            [sys.executable, "-m", worker_module, store, str(effects), str(count),
              "--pause", "0.006", "--seed", str(round_number), "--mode", mode],
             cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip

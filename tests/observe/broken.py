@@ -203,3 +203,27 @@ class Fraud(Participant):
 #: `pivot-in-parallel`: the capture is the point of no return, yet the fraud check runs
 #: beside it, so whether the check is undone would depend on which finished first.
 PIVOT_BESIDE = [Capture, Fraud]
+
+
+class Counted(Event, type_name="tests.observe.broken:Counted"):
+    order_id: str
+
+
+class Counters(Participant):
+    @action
+    @abstractmethod
+    def count(self, order: OrderPlaced) -> Counted: ...
+
+    @count.compensation
+    @abstractmethod
+    def uncount(self, order: OrderPlaced) -> None: ...
+
+
+class Totals(Participant):
+    @action
+    @abstractmethod
+    def total(self, counted: tuple[Counted, ...]) -> None: ...
+
+
+#: `unfanned-gather`: Totals.total gathers every Counted, but Counted comes one at a time.
+UNFANNED_GATHER = [Counters, Totals]

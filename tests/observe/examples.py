@@ -12,6 +12,7 @@ from examples.ecommerce import (
     Sellers,
 )
 from examples.otp_login import CodeStore, OtpLogin, SessionBook, SmsGateway
+from examples.recommendations import Recommend, services
 from examples.subscription import SubscriptionPeriod
 from tests.testing.test_fakes import shop
 
@@ -42,4 +43,6 @@ EXAMPLES = {
     "otp-login-flow": lambda: OtpLogin,
     "otp-login-choreography": otp_choreography,
     "subscription-flow": lambda: SubscriptionPeriod,
+    "recommendations-flow": lambda: Recommend,
+    "recommendations-choreography": lambda: Choreography(EventBus(), *services()),
 }

@@ -24,6 +24,7 @@ SEEDED = {
     "UNCONSUMED": ("unconsumed-event", ("ScoringPayments.charge", "FraudScored")),
     "IRREVERSIBLE": ("irreversible-before-failure", ("Emails.welcome", "LatePayments.charge")),
     "PIVOT_BESIDE": ("pivot-in-parallel", ("Capture.capture", "Fraud.check")),
+    "UNFANNED_GATHER": ("unfanned-gather", ("Totals.total", "Counted")),
 }
 
 
@@ -50,6 +51,7 @@ def test_findings_say_what_to_fix() -> None:
     assert "nothing consumes it before the flow ends" in messages["UNCONSUMED"]
     assert "give it a compensation (@welcome.compensation)" in messages["IRREVERSIBLE"]
     assert "make the pivot the only action of its generation" in messages["PIVOT_BESIDE"]
+    assert "there is no fan-out to gather" in messages["UNFANNED_GATHER"]
 
 
 def test_a_declared_flow_and_its_choreography_are_linted_alike() -> None:

@@ -88,10 +88,12 @@ def view_of(record: RunRecord, plan: FlowPlan | None, saga: Saga | None) -> Proc
     failed: list[str] = []
     compensated: list[str] = []
     settled: set[str] = set()
-    actions = plan.by_key if plan is not None else {}
     for step in record.steps:
-        if step.key in actions or (plan is None and ":" not in step.key):
+        action = plan.action(step.key) if plan is not None else None
+        if action is not None or (plan is None and ":" not in step.key):
             settled.add(step.key)
+            if action is not None and action.item is not None:
+                settled.add(action.step.key)  # a mapped step's item: the step has started
             if step.outcome is StepOutcome.COMPLETED:
                 done.append(step.key)
             elif step.outcome is StepOutcome.FAILED:

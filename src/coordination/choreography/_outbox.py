@@ -18,7 +18,7 @@ from typing import Any
 from coordination._messages import Envelope, Message, type_name_of
 from coordination.choreography._bus import EventBus
 from coordination.choreography._events import ActionFailed
-from coordination.engine import PlannedAction, PlannedWait, Undo
+from coordination.engine import GATHERED, PlannedAction, PlannedWait, Undo
 
 __all__ = ["Outbox", "derived_id"]
 
@@ -70,7 +70,18 @@ class Outbox:
     ) -> tuple[Envelope[Message], ...]:
         members = output if isinstance(output, tuple) else () if output is None else (output,)
         cause = causes[action.input_slots.index(action.trigger_slot)]
+        if cause is not None and GATHERED in cause:  # a gather: caused by the items
+            cause = cause.partition(GATHERED)[0]
         correlation_id = self.correlation_id
+        if action.signature.returns_many:  # a fan-out: each item an envelope, by position
+            producer = _producer(action.key, action.signature.outputs[0])
+            return tuple(
+                Envelope(
+                    member, correlation_id, cause,
+                    derived_id(correlation_id, f"{producer}#{index}", causes),
+                )
+                for index, member in enumerate(members)
+            )  # fmt: skip
         return tuple(
             Envelope(
                 member,
@@ -105,7 +116,12 @@ class Outbox:
     def handled(
         self, action: PlannedAction, causes: tuple[str | None, ...]
     ) -> tuple[tuple[str, str], ...]:
-        return tuple((cause, action.key) for cause in causes if cause is not None)
+        return tuple(
+            (one, action.key)
+            for cause in causes
+            if cause is not None
+            for one in cause.split(GATHERED)  # a gather handled each of its items
+        )
 
     def committed(self, envelopes: Sequence[Envelope[Message]]) -> None:
         for envelope in envelopes:

@@ -24,6 +24,7 @@ from coordination.engine import (
     Undo,
     UndoRun,
     Wait,
+    bound_to,
     loop_running,
 )
 from coordination.errors import LeaseLost, StoreError
@@ -81,7 +82,10 @@ class Reactor:
         planned = instance.saga.deliver(key, index, message_id)
         if planned is None:
             return None
-        bound = instance.binding.bound[planned.key]
+        if planned.mapped_slot is not None and planned.item is None:
+            self.advance(instance)  # a whole input of every item came last: run them now
+            return None
+        bound = bound_to(instance.binding.bound, planned)
         return instance, ActionRun(instance.saga, bound, self.random, message_id)
 
     # -- attempts -------------------------------------------------------------------------
@@ -146,13 +150,15 @@ class Reactor:
         if admit is not None and not all(admit(planned) for planned in decision):
             return
         for planned in decision:  # held actions whose inputs had all come
-            bound = instance.binding.bound[planned.key]
-            cause = saga.ids[planned.trigger_slot]
+            bound = bound_to(instance.binding.bound, planned)
+            cause = saga.progress.cause(planned)
             action_run = ActionRun(saga, bound, self.random, cause)
             self.bus.call_later(0.0, lambda r=action_run: self.attempt(instance, r))  # type: ignore[misc]
 
     def undo_run(self, instance: Instance, undo: Undo) -> UndoRun:
-        return UndoRun(instance.saga, undo, instance.binding.bound[undo.action.key], self.random)
+        return UndoRun(
+            instance.saga, undo, bound_to(instance.binding.bound, undo.action), self.random
+        )
 
     def release(self, instance: Instance) -> None:
         """Stop driving `instance`: it ended, or it must be resumed from the store."""

@@ -147,7 +147,7 @@ class Recovery:
 
         def admit(planned: PlannedAction) -> bool:
             """Count this delivery; past `max_deliveries`, set it aside and park."""
-            message_id = saga.ids[planned.trigger_slot] or ""
+            message_id = saga.progress.cause(planned) or ""  # an item's own, of a fan-out
             count = self.store.count_delivery(saga.workflow_id, saga.token, message_id, planned.key)
             if count <= self.max_deliveries:
                 return True

@@ -9,7 +9,13 @@ by `coordination.orchestration`, `coordination.choreography` and `coordination.t
 
 from coordination.engine._attempts import ActionPlan, Attempts, describe
 from coordination.engine._batch import WriteBatch
-from coordination.engine._binding import BoundAction, bind, bind_action, check_participants
+from coordination.engine._binding import (
+    BoundAction,
+    bind,
+    bind_action,
+    bound_to,
+    check_participants,
+)
 from coordination.engine._declarations import (
     Parallel,
     Step,
@@ -20,6 +26,7 @@ from coordination.engine._declarations import (
     wait,
 )
 from coordination.engine._executor import loop_running
+from coordination.engine._fanout import GATHERED
 from coordination.engine._graph import ActionNode, FlowGraph
 from coordination.engine._live import LIVE, LiveSagas
 from coordination.engine._observers import EVERYWHERE, Observer, checked_observers, notify
@@ -70,6 +77,7 @@ from coordination.engine._undo import Undo, undo_key
 __all__ = [
     "ACTIVE",
     "EVERYWHERE",
+    "GATHERED",
     "LIVE",
     "SUSPEND",
     "WAIT",
@@ -100,6 +108,7 @@ __all__ = [
     "WriteBatch",
     "bind",
     "bind_action",
+    "bound_to",
     "cancel_refusal",
     "check_participants",
     "check_shape",

@@ -288,6 +288,9 @@ def output_check(signature: Signature) -> Callable[[Any], bool]:
     if signature.returns_one_of:
         alternatives = signature.outputs
         return lambda value: isinstance(value, alternatives)
+    if signature.returns_many:  # a fan-out: any number of items of its one type
+        kind = signature.outputs[0]
+        return lambda value: isinstance(value, tuple) and all(isinstance(i, kind) for i in value)
     if not signature.returns_tuple:
         expected = signature.outputs[0]
         return lambda value: isinstance(value, expected)

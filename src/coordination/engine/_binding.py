@@ -15,7 +15,7 @@ from coordination.engine._attempts import ActionPlan, invoker, output_check, und
 from coordination.engine._plan import FlowPlan, PlannedAction
 from coordination.errors import BindingError
 
-__all__ = ["BoundAction", "bind", "bind_action", "check_participants"]
+__all__ = ["BoundAction", "bind", "bind_action", "bound_to", "check_participants"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -29,11 +29,13 @@ class BoundAction:
 
 
 def bind_action(planned: PlannedAction, participant: Participant) -> BoundAction:
-    """The call plans of `planned` on `participant`."""
+    """The call plans of `planned` on `participant` (an item of a mapped step gets its own
+    key, `Interface.action[i]`: its idempotency key, and its undo's, name the item)."""
     step = planned.step
+    key = planned.key
     forward = ActionPlan(
         step.action,
-        step.key,
+        key,
         step.retry,
         step.timeout,
         planned.causation,
@@ -46,15 +48,45 @@ def bind_action(planned: PlannedAction, participant: Participant) -> BoundAction
     if compensation is not None:
         backward = ActionPlan(
             compensation,
-            f"{step.key}:undo",
+            f"{key}:undo",
             compensation.retry,
             compensation.timeout,
-            step.key,
-            step.key,
+            key,
+            key,
             invoker(participant, compensation.name, compensation.signature),
             undo_check(compensation.signature),
         )
     return BoundAction(planned, participant, forward, backward)
+
+
+def _item_plan(plan: ActionPlan, key: str, item: int, undoes: str | None) -> ActionPlan:
+    """The call plan of one item of a mapped step: its step's, under the item's key (its
+    idempotency key) and journaled as `action[i]` (which item each row is of)."""
+    causation = plan.causation if undoes is None else undoes
+    made = ActionPlan(
+        plan.declared, key, plan.retry, plan.timeout, causation, undoes, plan.invoke, plan.check
+    )
+    made.name = f"{plan.name}[{item}]"
+    return made
+
+
+def bound_to(bound: dict[str, BoundAction], planned: PlannedAction) -> BoundAction:
+    """The bound action of `planned`: bound once per plan, an item of a mapped step on
+    first use (its step's call plans under the item's keys, on the same participant)."""
+    found = bound.get(planned.key)
+    if found is None:
+        step = bound[planned.step.key]
+        assert planned.item is not None, planned.key
+        key = planned.key
+        backward = step.backward
+        found = BoundAction(
+            planned,
+            step.participant,
+            _item_plan(step.forward, key, planned.item, None),
+            None if backward is None else _item_plan(backward, f"{key}:undo", planned.item, key),
+        )
+        found = bound.setdefault(key, found)
+    return found
 
 
 def check_participants(name: str, participants: Sequence[object]) -> None:

@@ -60,6 +60,21 @@ class FlowPlan:
     pivot: PlannedAction | None = None
     #: Its waits for outside messages, in order.
     waits: tuple[PlannedWait, ...] = ()
+    #: The slots holding a fan-out (a tuple of items): a `tuple[X, ...]` output, and what
+    #: a mapped step produced from its items (gathered in item order).
+    many_slots: frozenset[int] = frozenset()
+
+    def action(self, key: str) -> PlannedAction | None:
+        """The action recorded under `key`: a planned one, or an item of a mapped step
+        (`Interface.action[2]`); None if the plan has no such action."""
+        found = self.by_key.get(key)
+        if found is not None or not key.endswith("]"):
+            return found
+        name, _, index = key[:-1].rpartition("[")
+        template = self.by_key.get(name)
+        if template is None or template.mapped_slot is None or not index.isdigit():
+            return None
+        return template.item_of(int(index))
 
     def wait_before(self, generation: int) -> PlannedWait | None:
         """The wait that must arrive before `generation` opens, if any."""
@@ -104,16 +119,23 @@ class FlowPlan:
         return FlowPlan(
             name, self.start_type, self.generations, self.actions, self.slot_types,
             self.interfaces, self.has_async, self.shape, self.by_key, self.pivot, self.waits,
+            self.many_slots,
         )  # fmt: skip
 
 
 def _step_shape(compiled: PlannedAction) -> str:
     signature = compiled.signature
-    inputs = ", ".join(type_name_of(t) for t in signature.inputs)
+    inputs = ", ".join(
+        f"tuple[{type_name_of(t)}, ...]" if i in signature.gathers else type_name_of(t)
+        for i, t in enumerate(signature.inputs)
+    )
     joiner = " | " if signature.returns_one_of else ", "
     outputs = joiner.join(type_name_of(t) for t in signature.outputs) or "None"
+    if signature.returns_many:
+        outputs = f"tuple[{outputs}, ...]"
     pivot = " pivot" if compiled.step.pivot else ""
-    return f"{compiled.key}({inputs}) -> {outputs}{pivot}"
+    mapped = "map " if compiled.mapped else ""
+    return f"{mapped}{compiled.key}({inputs}) -> {outputs}{pivot}"
 
 
 def shape_difference(stored: str, current: str) -> str | None:
@@ -195,6 +217,7 @@ def compile_plan(
 
     slot_types: list[type[Message]] = [start_type]
     slot_producers: list[str | None] = [None]
+    many_slots: set[int] = set()
     compiled_groups: list[tuple[PlannedAction, ...]] = []
     planned_waits: list[PlannedWait] = []
     previous_slots: set[int] = {0}
@@ -241,6 +264,7 @@ def compile_plan(
                         f"earlier messages are one: {_names(slot_types[s] for s in matches)}"
                     )
                 input_slots.append(matches[0])
+            mapped_slot = _mapped_slot(flow, member, signature, input_slots, many_slots)
             if not previous_slots.intersection(input_slots):
                 raise DefinitionError(
                     f"{flow}: step {member.key} consumes nothing produced by the group just "
@@ -258,6 +282,8 @@ def compile_plan(
                     )
                 output_slots.append(len(slot_types) + len(group_slots))
                 group_slots.add(output_slots[-1])
+                if signature.returns_many or mapped_slot is not None:
+                    many_slots.add(output_slots[-1])
             compensation = member.action.undo
             undo_input_slot: int | None = None
             undo_output_member: int | None = None
@@ -282,6 +308,7 @@ def compile_plan(
                     undo_output_member=undo_output_member,
                     causation=slot_producers[trigger],
                     trigger_slot=trigger,
+                    mapped_slot=mapped_slot,
                 )
             )
             index += 1
@@ -322,7 +349,48 @@ def compile_plan(
         by_key={member.key: member for member in actions},
         pivot=pivot,
         waits=tuple(planned_waits),
+        many_slots=frozenset(many_slots),
     )
+
+
+def _mapped_slot(
+    flow: str, member: Step, signature: Any, input_slots: list[int], many_slots: set[int]
+) -> int | None:
+    """The fan-out slot `member` is mapped over (it takes one item of a `tuple[X, ...]`),
+    or None; a `DefinitionError` for an input that cannot be fed as declared."""
+    mapped: list[int] = []
+    for index, slot in enumerate(input_slots):
+        kind = signature.inputs[index].__name__
+        if index in signature.gathers and slot not in many_slots:
+            raise DefinitionError(
+                f"{flow}: step {member.key} takes tuple[{kind}, ...], but {kind} comes one "
+                f"message at a time; a variadic input gathers the items of a fan-out: let the "
+                f"step producing {kind} return tuple[{kind}, ...] (or be mapped over one), or "
+                f"take {kind} alone"
+            )
+        if index not in signature.gathers and slot in many_slots:
+            mapped.append(index)
+    if not mapped:
+        return None
+    if len(mapped) > 1:
+        names = " and ".join(signature.inputs[i].__name__ for i in mapped)
+        raise DefinitionError(
+            f"{flow}: step {member.key} takes one {names} each, and both come as fan-outs; a "
+            f"step is mapped over one fan-out: gather the other with tuple[X, ...]"
+        )
+    if signature.returns_tuple or signature.returns_one_of or signature.returns_many:
+        raise DefinitionError(
+            f"{flow}: step {member.key} runs once per {signature.inputs[mapped[0]].__name__} "
+            f"(a fan-out) and returns {signature.output!r}; a mapped step returns one message "
+            f"type per item (or None), which the next step gathers as tuple[X, ...]"
+        )
+    if member.pivot:
+        raise DefinitionError(
+            f"{flow}: the pivot {member.key} runs once per "
+            f"{signature.inputs[mapped[0]].__name__} (a fan-out); a pivot is one step of "
+            f"its own: put it before the fan-out or after the gather"
+        )
+    return input_slots[mapped[0]]
 
 
 def derive_groups(

@@ -3,7 +3,8 @@ its outputs go) and a planned wait, compiled once by `compile_plan` and only rea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 from coordination._messages import Message
@@ -36,6 +37,49 @@ class PlannedAction:
     causation: str | None
     #: The input slot produced by the generation just before (what "caused" this action).
     trigger_slot: int
+    #: A mapped step's: the slot holding the fan-out it runs once per item of (its other
+    #: inputs are whole messages); None for a plain action.
+    mapped_slot: int | None = None
+    #: An item of a mapped step: its index (its key is `Interface.action[index]`, its own
+    #: idempotency key and undo); None for the step itself and for plain actions.
+    item: int | None = None
+    _items: dict[int, PlannedAction] = field(default_factory=dict, repr=False)
+    #: Its items for a fan-out of n members, by n (made once per plan, shared by runs).
+    _fans: dict[int, tuple[PlannedAction, ...]] = field(default_factory=dict, repr=False)
+
+    @property
+    def mapped(self) -> bool:
+        """A mapped step (or an item of one): it runs once per item of a fan-out."""
+        return self.mapped_slot is not None
+
+    @property
+    def output_type(self) -> Any:
+        """What the step gives the run: its declared output, or for a mapped step the
+        tuple of its items' outputs (`tuple[X, ...]`; None if its items return None)."""
+        outputs = self.signature.outputs
+        if self.mapped_slot is not None and outputs:
+            return tuple.__class_getitem__((outputs[0], ...))
+        return self.signature.output
+
+    def items_of(self, count: int) -> tuple[PlannedAction, ...]:
+        """Its items for a fan-out of `count` members, in item order."""
+        made = self._fans.get(count)
+        if made is None:
+            made = self._fans.setdefault(count, tuple(map(self.item_of, range(count))))
+        return made
+
+    def item_of(self, index: int) -> PlannedAction:
+        """Item `index` of this mapped step: the same action under `key[index]` (made once,
+        so every lookup of one item gives the same object)."""
+        assert self.mapped_slot is not None
+        assert self.item is None
+        made = self._items.get(index)
+        if made is None:
+            made = dataclasses.replace(
+                self, key=f"{self.key}[{index}]", item=index, _items={}, _fans={}
+            )
+            made = self._items.setdefault(index, made)
+        return made
 
     @property
     def interface(self) -> type[Participant]:

@@ -14,6 +14,15 @@ from typing import Any
 
 from coordination._clock import Clock
 from coordination._messages import Envelope, Message
+from coordination.engine._fanout import (
+    GATHERED,
+    fanned_causation,
+    fanned_ids,
+    gathered_cause,
+    item_inputs,
+    items,
+    mapped_outcome,
+)
 from coordination.engine._plan import FlowPlan, PlannedAction, PlannedWait
 from coordination.stores._records import StepOutcome
 
@@ -30,9 +39,12 @@ class Progress:
         "delivered",
         "deliveries",
         "failing",
+        "fanned",
         "fired",
         "generation",
+        "held_items",
         "ids",
+        "items_left",
         "left",
         "opened_at",
         "outcomes",
@@ -63,8 +75,17 @@ class Progress:
         # A choreography's only (an orchestrated run makes neither: one container less per
         # run for every garbage collection to walk).
         self.delivered: set[tuple[str, int]] = set() if deliveries else _NONE_DELIVERED
-        #: The message id of each slot's envelope (a choreography's inputs are checked by it).
-        self.ids: list[str | None] = [None] * len(plan.slot_types) if deliveries else []
+        #: The message id of each slot's envelope (a choreography's inputs are checked by it);
+        #: a slot holding a fan-out keeps one id per item (a list).
+        self.ids: list[Any] = [None] * len(plan.slot_types) if deliveries else []
+        #: Under a choreography, the ids of a fan-out delivered to a gather, by (key, index).
+        self.fanned: dict[tuple[str, int], set[str]] = {}
+        #: Per mapped step: how many of its items have not settled (counted when the
+        #: first settles, then down).
+        self.items_left: dict[str, int] = {}
+        #: Under a choreography, per mapped step: its items whose own member of the fan-out
+        #: was delivered but that were not handed out yet (what take_ready looks at).
+        self.held_items: dict[str, set[PlannedAction]] = {}
         if deliveries:
             self.ids[0] = start_id
         self.generation = 1
@@ -97,11 +118,16 @@ class Progress:
             return ()
         taken = self.taken
         members = generations[level - 1]
-        if not self.deliveries and not taken.intersection(a.key for a in members):
+        fans = self.plan.many_slots
+        if not self.deliveries and not fans and not taken.intersection(a.key for a in members):
             taken.update(a.key for a in members)  # the common case: a fresh generation
             return members
         ready = []
         for action in members:
+            if action.mapped_slot is not None:
+                if action.key not in self.outcomes:
+                    ready.extend(self._take_items(action))
+                continue
             if action.key in taken:
                 continue
             if self.deliveries and not all(self.came(action, i) for i in self.indexes(action)):
@@ -110,14 +136,43 @@ class Progress:
             ready.append(action)
         return tuple(ready)
 
+    def _take_items(self, action: PlannedAction) -> list[PlannedAction]:
+        """Hand out the items of mapped step `action` that may run now."""
+        taken, ready = self.taken, []
+        candidates: Any = items(action, self.values)
+        if self.deliveries:  # only those whose own item came (not every item, every time)
+            held = self.held_items.get(action.key)
+            candidates = sorted(held, key=_item_index) if held else ()
+        for item in candidates:
+            if item.key in taken:
+                continue
+            if self.deliveries and not all(self.came(item, i) for i in self.indexes(item)):
+                continue
+            taken.add(item.key)
+            ready.append(item)
+        if ready:
+            taken.add(action.key)
+            if self.deliveries:
+                self.held_items[action.key].difference_update(ready)
+        return ready
+
     def deliver(self, key: str, index: int, message_id: str) -> PlannedAction | None:
         """Input `index` of action `key` was delivered: the action, if it may run now.
 
         A message that is not the one this instance produced for that input (published by
-        someone else, or for another instance) is ignored.
+        someone else, or for another instance) is ignored. An item of a fan-out delivered
+        to a mapped step is its own item's input; to a gather, one of the ids it waits for.
         """
         action = self.plan.by_key.get(key)
-        if action is None or self.ids[action.input_slots[index]] != message_id:
+        if action is None:
+            return None
+        slot = action.input_slots[index]
+        if slot in self.plan.many_slots:
+            found = self._fanned_in(action, index, message_id)
+            if found is None:
+                return None
+            action, key = found, found.key
+        elif self.ids[slot] != message_id:
             return None
         self.delivered.add((key, index))
         if key in self.taken:
@@ -125,16 +180,54 @@ class Progress:
         open_level = self.generation if self.failing is None else self.failing
         if action.generation != open_level:
             return None  # held: its generation is not open (yet), or it never will be
+        if action.mapped_slot is not None and action.item is None:
+            # A whole message for every item of a mapped step: the step itself says that
+            # items may be ready now (take_ready hands them out); None if none is.
+            ready = any(
+                item.key not in self.taken and all(self.came(item, i) for i in self.indexes(item))
+                for item in items(action, self.values)
+            )
+            return action if ready else None
         if not all(self.came(action, i) for i in self.indexes(action)):
             return None  # a join waiting for its other inputs
         self.taken.add(key)
+        if action.item is not None:
+            self.held_items[action.step.key].discard(action)
+        return action
+
+    def _fanned_in(self, action: PlannedAction, index: int, message_id: str) -> Any:
+        """A fan-out's item delivered: the item it is the input of (to a mapped step), or
+        the gather once every item came (else None; False-y if not this fan-out's)."""
+        ids = self.ids[action.input_slots[index]]
+        if not ids or message_id not in ids:
+            return None
+        if index not in action.signature.gathers:
+            item = action.item_of(ids.index(message_id))
+            if item.key not in self.taken:
+                self.held_items.setdefault(action.key, set()).add(item)
+            return item
+        came = self.fanned.setdefault((action.key, index), set())
+        came.add(message_id)
+        full = len(came) == len(ids) and came.issuperset(ids)
+        if self.values[action.input_slots[index]] is None or not full:
+            return None  # the join waits for the other items
+        self.delivered.add((action.key, index))
+        if action.key in self.taken:
+            return None
         return action
 
     def settled_all(self, generation: int) -> bool:
         """Every action of `generation` settled (or failed past the pivot, held parked)."""
         outcomes, parked = self.outcomes, self.parked
         return all(
-            a.key in outcomes or a.key in parked for a in self.plan.generations[generation - 1]
+            a.key in outcomes
+            or a.key in parked
+            or (
+                a.mapped_slot is not None
+                and self.items_left.get(a.key, 0) <= len(parked)  # else: some still run
+                and all(i.key in outcomes or i.key in parked for i in items(a, self.values))
+            )
+            for a in self.plan.generations[generation - 1]
         )
 
     def park(self, action: PlannedAction) -> None:
@@ -178,6 +271,9 @@ class Progress:
     # -- what settled -----------------------------------------------------------------------
 
     def settle(self, action: PlannedAction, outcome: StepOutcome, output: Any) -> None:
+        if action.item is not None:
+            self._settle_item(action, outcome, output)
+            return
         key = action.key
         if outcome is StepOutcome.COMPLETED:
             self.outcomes[key] = True
@@ -189,16 +285,51 @@ class Progress:
             self.outcomes[key] = False
         elif outcome is StepOutcome.SKIPPED:
             self.outcomes[key] = None
+            if action.mapped_slot is not None and self.values[action.mapped_slot] == ():
+                for slot in action.output_slots:  # zero items: the gather gets none
+                    self.values[slot] = ()
         self.taken.add(key)
         if action.generation == self.generation:
             self.left -= 1
+
+    def _settle_item(self, item: PlannedAction, outcome: StepOutcome, output: Any) -> None:
+        """An item of a mapped step settled; the step settles once all its items did
+        (counted down, so a fan-out of n items settles in O(n), not O(n²))."""
+        key, outcomes = item.key, self.outcomes
+        mapped = self.plan.by_key[item.step.key]
+        first = key not in outcomes and mapped.key not in outcomes
+        left = self.items_left.get(mapped.key) if first else None
+        if first and left is None:
+            members = items(mapped, self.values)
+            left = sum(1 for member in members if member.key not in outcomes)
+        if outcome is StepOutcome.COMPLETED:
+            outcomes[key] = True
+            self.outputs[key] = output
+        elif outcome is StepOutcome.FAILED:
+            outcomes[key] = False
+        self.taken.add(key)
+        if left is None:
+            return  # settled again, or its step settled already
+        left -= 1
+        self.items_left[mapped.key] = left
+        if left > 0:
+            return
+        ended = mapped_outcome(items(mapped, self.values), outcomes, self.outputs)
+        if ended is not None:
+            completed, gathered = ended
+            done = StepOutcome.COMPLETED if completed else StepOutcome.FAILED
+            self.settle(mapped, done, gathered)
 
     def published(
         self, action: PlannedAction, output: Any, envelopes: tuple[Envelope[Message], ...]
     ) -> None:
         """Remember the ids of the envelopes `action`'s outputs went out in."""
+        ids = self.ids
+        if action.signature.returns_many or action.item is not None:
+            fanned_ids(self.plan.by_key, action, envelopes, ids, self.values)
+            return
         for (slot, _), envelope in zip(action.produced(output), envelopes, strict=False):
-            self.ids[slot] = envelope.message_id
+            ids[slot] = envelope.message_id
 
     def open_next(self) -> list[PlannedAction | PlannedWait]:
         """The open generation settled with nothing failed: open the next one (if any).
@@ -224,8 +355,13 @@ class Progress:
             members = generations[self.generation - 1]
             self.left = len(members)
             self.opened_at = self.clock.monotonic()
+            values = self.values
             for member in members:
-                if member.key not in self.outcomes and not self.produced_inputs(member):
+                if member.key in self.outcomes:
+                    continue
+                if not self.produced_inputs(member) or (
+                    member.mapped_slot is not None and not values[member.mapped_slot]
+                ):  # not produced, or a fan-out of zero items
                     self.settle(member, StepOutcome.SKIPPED, None)
                     skipped.append(member)
         return skipped
@@ -291,26 +427,63 @@ class Progress:
 
     def last_started(self) -> int:
         """The newest generation any action of was handed out (0: none)."""
-        started = [self.plan.by_key[key].generation for key in self.taken | set(self.outcomes)]
-        return max(started, default=0)
+        action = self.plan.action
+        started = [action(key) for key in self.taken | set(self.outcomes)]
+        return max((a.generation for a in started if a is not None), default=0)
 
     def delivered_what_was_published(self) -> None:
         """After an interruption: what was produced then was published then, its deliveries
         happened or never will (that cascade is gone); recovery delivers it again."""
+        many = self.plan.many_slots
         for action in self.plan.actions:
             for index, slot in enumerate(action.input_slots):
-                if self.ids[slot] is not None:
+                if self.ids[slot] is None:
+                    continue
+                if slot not in many or index in action.signature.gathers:
                     self.delivered.add((action.key, index))
+                    if slot in many:
+                        self.fanned[(action.key, index)] = set(self.ids[slot])
+                else:  # each item of a mapped step had its own member delivered
+                    held = self.held_items.setdefault(action.key, set())
+                    for item in items(action, self.values):
+                        self.delivered.add((item.key, index))
+                        held.add(item)
 
     # -- reading ----------------------------------------------------------------------------
 
     def inputs(self, action: PlannedAction) -> list[Any]:
+        if action.mapped_slot is not None:
+            return item_inputs(action, self.values)
         values = self.values
         return [values[slot] for slot in action.input_slots]
 
     def causes(self, action: PlannedAction) -> tuple[str | None, ...]:
         ids = self.ids
-        return tuple(ids[slot] for slot in action.input_slots)
+        if not self.plan.many_slots:
+            return tuple(ids[slot] for slot in action.input_slots)
+        mapped, item = action.mapped_slot, action.item
+        return tuple(
+            ids[slot][item] if slot == mapped and item is not None and ids[slot] else
+            gathered_cause(ids[slot])
+            for slot in action.input_slots
+        )  # fmt: skip
+
+    def causation(self, action: PlannedAction) -> str | None:
+        """The action that caused `action`, as its journal names it: a gather's is the
+        last item of the mapped step before it (with zero items: what that step mapped)."""
+        if not self.plan.many_slots:
+            return action.causation
+        return fanned_causation(self.plan.by_key, action, self.values)
+
+    def cause(self, action: PlannedAction) -> str | None:
+        """The id of the message that caused `action` (its trigger's; a gather's: the
+        first item's)."""
+        cause = self.causes(action)[action.input_slots.index(action.trigger_slot)]
+        if not cause:
+            if self.plan.many_slots and self.values[action.trigger_slot] == ():
+                return self.causation(action)  # zero items: no envelope caused it
+            return None
+        return cause.partition(GATHERED)[0]
 
     def final_output(self) -> Any:
         """The run's output: that of the last generation where something completed (the
@@ -328,6 +501,10 @@ class Progress:
         return range(len(action.input_slots))
 
     def came(self, action: PlannedAction, index: int) -> bool:
+        if self.plan.many_slots and self.values[action.input_slots[index]] == ():
+            return True  # a fan-out of zero items: nothing to deliver, nothing to wait for
+        if action.item is not None and action.input_slots[index] != action.mapped_slot:
+            return (action.step.key, index) in self.delivered  # a whole message: the step's
         return (action.key, index) in self.delivered
 
     def undelivered(self) -> list[tuple[PlannedAction, list[int]]]:
@@ -359,3 +536,7 @@ class Progress:
     ) -> None:
         """Derive again the ids `action`'s outputs went out in (a choreography's replay)."""
         self.published(action, output, outputs(action, output, self.causes(action)))
+
+
+def _item_index(item: PlannedAction) -> int:
+    return item.item or 0

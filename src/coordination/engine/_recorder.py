@@ -171,13 +171,17 @@ class Recorder:
             )
             return StepRecord(action.key, StepOutcome.SKIPPED, 0, None, None, entry)
         names = ", ".join(kind.__name__ for kind in missing)
+        detail = f"skipped: no {names} was produced (another outcome was)"
+        if not missing and action.mapped_slot is not None:
+            kind = action.signature.inputs[action.input_slots.index(action.mapped_slot)]
+            detail = f"skipped: the fan-out has no {kind.__name__} (zero items)"
         entry = row(
             _SKIPPED,
             action.step.action.participant,
             action.step.action.name,
             self.workflow_id,
             at=self.clock.now(),
-            detail=f"skipped: no {names} was produced (another outcome was)",
+            detail=detail,
         )
         return StepRecord(action.key, StepOutcome.SKIPPED, 0, None, None, entry)
 

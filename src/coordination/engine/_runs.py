@@ -57,8 +57,7 @@ class ActionRun(Attempts):
         self.saga = saga
         self.bound = bound
         self.check_schedule = saga.check_schedule
-        values = saga.values
-        self.inputs = [values[slot] for slot in planned.input_slots]
+        self.inputs = saga.inputs(planned)
 
     @property
     def attempts(self) -> Attempts:

@@ -215,10 +215,10 @@ class Saga:
         with no record runs again under the same idempotency key.
         """
         progress = self.progress
-        by_key = self.plan.by_key
+        recorded = self.plan.action  # a planned action, or an item of a mapped step
         waits = {planned.key: planned for planned in self.plan.waits}
         for step in self.record.steps:
-            action = by_key.get(step.key)
+            action = recorded(step.key)
             if action is None:
                 arrived = waits.get(step.key)
                 if arrived is None:
@@ -270,7 +270,7 @@ class Saga:
         for step in self.record.steps:
             if step.outcome is not StepOutcome.NOTED or _PARKED not in step.key:
                 continue
-            action = self.plan.by_key.get(step.key.rpartition(_PARKED)[0])
+            action = self.plan.action(step.key.rpartition(_PARKED)[0])
             if action is not None and action.key not in outcomes:
                 latest[action.key] = (action, step.error or "")
         return list(latest.values())
@@ -318,7 +318,8 @@ class Saga:
             if undos.current is not None:
                 return WAIT
             if not undos.planned:
-                undos.plan(self.plan, failing, progress.outcomes, progress.outputs, self.inputs)
+                undos.plan(self.plan, failing, progress.outcomes, progress.outputs, self.inputs,
+                           progress.values)  # fmt: skip
             undo = undos.take()
             if undo is None:
                 self.recorder.write(finish=self._undo_finish(), owes=self._still_owing())
@@ -326,7 +327,8 @@ class Saga:
 
     def deliver(self, key: str, index: int, message_id: str) -> PlannedAction | None:
         """A choreography delivered input `index` of action `key`: the action, if it may run
-        now (else it is held until its generation opens, or never)."""
+        now (else it is held until its generation opens, or never). A mapped step (not one
+        of its items) means: items of it may run now, hand them out with `next()`."""
         with self.lock:
             if self.recorder.lost or self.finished:
                 return None

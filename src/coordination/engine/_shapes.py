@@ -154,7 +154,7 @@ def possible_outputs(
                         )
                     ]
                 else:
-                    choices = [(member.output_slots, member.signature.output)]
+                    choices = [(member.output_slots, member.output_type)]
                 options = [[*option, choice] for option in options for choice in choices]
             for option in options:
                 ran = [choice for choice in option if choice is not None]
@@ -168,6 +168,14 @@ def possible_outputs(
 def _same_output(actual: Any, declared: Any) -> bool:
     if declared is None or declared is type(None):
         return actual is None
+    if typing.get_origin(actual) is tuple:  # a fan-out's items: tuple[X, ...]
+        members = typing.get_args(declared)
+        return (
+            typing.get_origin(declared) is tuple
+            and len(members) == 2
+            and members[1] is Ellipsis
+            and _same_output(typing.get_args(actual)[0], members[0])
+        )
     if isinstance(actual, tuple):
         members = typing.get_args(declared)
         return (
@@ -183,8 +191,11 @@ def _describe(output: Any) -> str:
         return "None"
     if isinstance(output, tuple):
         return "tuple[" + ", ".join(_describe(member) for member in output) + "]"
-    if typing.get_origin(output) is tuple:  # a declared tuple[X, Y]
-        return _describe(typing.get_args(output))
+    if typing.get_origin(output) is tuple:  # a declared tuple[X, Y], or tuple[X, ...]
+        members = typing.get_args(output)
+        if len(members) == 2 and members[1] is Ellipsis:
+            return f"tuple[{_describe(members[0])}, ...]"
+        return _describe(members)
     if typing.get_origin(output) in (types.UnionType, typing.Union):
         return " | ".join(_describe(member) for member in typing.get_args(output))
     return getattr(output, "__name__", repr(output))

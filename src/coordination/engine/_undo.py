@@ -9,10 +9,11 @@ before the action's own undo.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from coordination.engine._fanout import items
 from coordination.engine._plan import FlowPlan, PlannedAction
 from coordination.stores._records import StepOutcome
 
@@ -56,16 +57,21 @@ def plan_undos(
     late: Mapping[str, Iterable[tuple[int, Any]]],
     done: set[str],
     retries: Mapping[str, int],
+    values: Sequence[Any] = (),
 ) -> list[Undo]:
     """The undos owed for generations `up_to` down to 1, newest first, minus those done.
 
     `outcomes` says how each settled action ended (True completed, False failed, None
     skipped); `late` lists the late results `(attempt, output)` of failed actions; `done`
-    holds the base keys of undos already recorded as done.
+    holds the base keys of undos already recorded as done. A mapped step's items (read
+    from `values`) are undone each by its own undo, in reverse item order.
     """
     queue: list[Undo] = []
     for generation in range(up_to, 0, -1):
-        for action in reversed(plan.generations[generation - 1]):
+        members: list[PlannedAction] = []
+        for member in plan.generations[generation - 1]:
+            members.extend(items(member, values) if member.mapped_slot is not None else (member,))
+        for action in reversed(members):
             outcome = outcomes.get(action.key, None)
             compensation = action.compensation
             if compensation is None or action.key not in outcomes or outcome is None:
@@ -124,9 +130,10 @@ class UndoBook:
         outcomes: Mapping[str, bool | None],
         outputs: Mapping[str, Any],
         inputs: Callable[[PlannedAction], list[Any]],
+        values: Sequence[Any] = (),
     ) -> None:
         self.queue = plan_undos(plan, up_to, outcomes, outputs, inputs, self.owed, self.done,
-                                self.retries)  # fmt: skip
+                                self.retries, values)  # fmt: skip
 
     def take(self) -> Undo | None:
         """The next undo to run (it becomes `current`), or None when nothing is left."""
@@ -182,8 +189,8 @@ class UndoBook:
             Undo(action, action.undo_message(output, inputs(action)), attempt)
             for key, results in self.owed.items()
             for attempt, output in results
-            for action in (plan.by_key[key],)
-            if undo_key(key, attempt) not in self.done
+            for action in (plan.action(key),)
+            if action is not None and undo_key(key, attempt) not in self.done
         ]
         return owed[::-1]
 
@@ -211,7 +218,7 @@ def undo_progress(
                 retries[base] = max(retries.get(base, 0), int(retry or 0) + 1)
             continue
         name, _, attempt = step.key.rpartition(":late")
-        action = plan.by_key.get(name)
+        action = plan.action(name)
         landed = step.outcome is StepOutcome.LATE and step.output is not None
         if action is not None and landed and attempt.isdigit():
             late.append((action, int(attempt), step.output))

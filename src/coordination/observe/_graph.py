@@ -9,6 +9,7 @@ coloured by what that run did with it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -79,6 +80,14 @@ class FlowDiagram:
             details.append("pivot: no undo after it")
         if node.one_of:
             details.append(f"one of {len(node.outputs)} outcomes")
+        if node.fans_out:
+            details.append(f"fans out: many {node.outputs[0].__name__}")
+        if node.mapped:
+            fanned = [w for i, w in enumerate(node.inputs) if i not in node.gathers]
+            names = ", ".join(w.__name__ for w in fanned[:1])
+            details.append(f"mapped: once per {names}")
+        for index in node.gathers:
+            details.append(f"gathers every {node.inputs[index].__name__}")
         if node.is_join:
             details.append(f"join of {len(node.inputs)}")
         if node.attempts is None:
@@ -191,12 +200,20 @@ class FlowDiagram:
         return f"FlowDiagram({self.model.name!r}, {len(self.model.nodes)} actions)"
 
 
+#: The `[i]` an item of a mapped step adds to its step's name.
+_ITEM = re.compile(r"\[\d+\]$")
+
+
 def _states(model: FlowModel, run: RunView) -> dict[str, str]:
     if not isinstance(run, RunView):
         raise UsageError(f"graph(run=...) takes a WorkflowRun or a ProcessView, got {run!r}")
     known = {n.key for n in model.nodes} | {n.undo for n in model.nodes if n.undo}
     # A wait or a sleep is no action of the graph (its messages are): its rows draw nothing.
     rows = [row for row in timeline(run).rows if not row.name.startswith(("wait.", "sleep."))]
+    for row in rows:  # an item of a mapped step is drawn on its step's node
+        row.name = _ITEM.sub("", row.name)
+        if row.undoes is not None:
+            row.undoes = _ITEM.sub("", row.undoes)
     strangers = [row.name for row in rows if row.name not in known]
     if strangers:
         raise UsageError(
@@ -213,7 +230,7 @@ def _states(model: FlowModel, run: RunView) -> dict[str, str]:
                 states[row.undoes] = "compensated"
             elif outcome == "compensation_failed":
                 states[row.undoes] = "compensation_failed"
-        elif row.name not in states:
+        elif row.name not in states or outcome == "failed":  # one failed item: failed
             states[row.name] = outcomes.get(outcome, outcome)
     waiting = getattr(run, "waiting", None) or {}
     unreached = "not_run" if run.status.finished else "pending"

@@ -8,6 +8,7 @@ names of what it is about, and a sentence saying what to fix:
 | `cycle` | error | actions consume each other's outputs in a loop |
 | `unproduced-input` | error | an input nobody produces keeps an action from ever running |
 | `incomplete-join` | error | a join whose inputs never all arrive in one flow instance |
+| `unfanned-gather` | error | a `tuple[X, ...]` input whose `X` comes one at a time |
 | `command-handlers` | error | a Command with zero or several handlers |
 | `pivot-in-parallel` | error | the point of no return with another action beside it |
 | `unconsumed-event` | warning | an action's output nobody consumes, before the flow's end |
@@ -37,6 +38,7 @@ CODES: dict[str, Severity] = {
     "cycle": Severity.ERROR,
     "unproduced-input": Severity.ERROR,
     "incomplete-join": Severity.ERROR,
+    "unfanned-gather": Severity.ERROR,
     "command-handlers": Severity.ERROR,
     "pivot-in-parallel": Severity.ERROR,
     "unconsumed-event": Severity.WARNING,
@@ -218,6 +220,28 @@ def _check_inputs(wiring: _Wiring, on_cycles: set[str], findings: list[Finding])
             )
 
 
+def _check_gathers(wiring: _Wiring, findings: list[Finding]) -> None:
+    """A gather (`tuple[X, ...]`) needs a fan-out of X: a variadic tuple output, or a
+    mapped step producing X; an X made one at a time can never be gathered."""
+    model = wiring.model
+    for node in model.nodes:
+        for index in node.gathers:
+            wanted = node.inputs[index]
+            single = [p for p in model.producers(wanted) if not p.fans_out and not p.mapped]
+            if not single:
+                continue  # fanned out, or produced by nobody (reported as unproduced)
+            findings.append(
+                _finding(
+                    "unfanned-gather",
+                    [node.key, wanted.__name__],
+                    f"{node.key} gathers tuple[{wanted.__name__}, ...], but "
+                    f"{', '.join(p.key for p in single)} produces one {wanted.__name__} at a "
+                    f"time: there is no fan-out to gather; return tuple[{wanted.__name__}, "
+                    f"...] from it (or map it over one), or take {wanted.__name__} alone",
+                )
+            )
+
+
 def _check_commands(wiring: _Wiring, findings: list[Finding]) -> None:
     model = wiring.model
     for command in model.messages():
@@ -345,6 +369,7 @@ def lint(target: object) -> list[Finding]:
     findings: list[Finding] = []
     on_cycles = _check_cycles(wiring, findings)
     _check_inputs(wiring, on_cycles, findings)
+    _check_gathers(wiring, findings)
     _check_commands(wiring, findings)
     _check_pivots(wiring, findings)
     _check_unconsumed(wiring, findings)

@@ -39,6 +39,12 @@ class Node:
     pivot: bool = False
     #: Its output is a union: each call returns one of `outputs` (a business outcome).
     one_of: bool = False
+    #: Its output is a variadic tuple (`tuple[PageFound, ...]`): a fan-out.
+    fans_out: bool = False
+    #: The indexes of its inputs that gather a fan-out (`tuple[PageIndexed, ...]`).
+    gathers: tuple[int, ...] = ()
+    #: It runs once per item of a fan-out (a mapped step): drawn as one node, marked so.
+    mapped: bool = False
 
     @property
     def is_join(self) -> bool:
@@ -132,6 +138,8 @@ def _node(
     return Node(
         pivot=declared.pivot,
         one_of=signature.returns_one_of,
+        fans_out=signature.returns_many,
+        gathers=signature.gathers,
         index=index,
         key=declared.qualname,
         participant=declared.owner.__name__ if declared.owner is not None else "?",
@@ -151,6 +159,7 @@ def _from_plan(plan: FlowPlan, name: str) -> FlowModel:
         node = _node(planned.index, step.action, step.retry.attempts, step.timeout)
         node.generation = planned.generation
         node.pivot = step.pivot
+        node.mapped = planned.mapped
         nodes.append(node)
     outside = [kind for planned in plan.waits for kind in planned.types]
     waits = [planned.types for planned in plan.waits if planned.types]
@@ -186,7 +195,25 @@ def _from_participants(types: list[type[Participant]], name: str) -> FlowModel:
         )
     )
     _derive_generations(model)
+    _derive_mapped(model)
     return model
+
+
+def _derive_mapped(model: FlowModel) -> None:
+    """Mark the actions that run once per item: one of their inputs (not gathered) comes
+    from a fan-out, or from an action mapped itself; as a plan finds them."""
+    changed = True
+    while changed:
+        changed = False
+        for node in model.nodes:
+            if node.mapped:
+                continue
+            node.mapped = any(
+                index not in node.gathers
+                and any(p.fans_out or p.mapped for p in model.producers(wanted))
+                for index, wanted in enumerate(node.inputs)
+            )
+            changed = changed or node.mapped
 
 
 def _derive_generations(model: FlowModel) -> None:

@@ -28,6 +28,7 @@ from coordination.engine import (
     UndoRun,
     Wait,
     WriteBatch,
+    bound_to,
     finish_async,
     finish_sync,
 )
@@ -53,15 +54,17 @@ class Driver:
         self.random = random
         #: Generations run on worker threads under run() when any action has a timeout.
         self.threaded = tuple(
-            len(generation) > 1 and any(member.step.timeout is not None for member in generation)
+            (len(generation) > 1 or any(member.mapped for member in generation))
+            and any(member.step.timeout is not None for member in generation)
             for generation in plan.generations
         )
 
     def _action(self, saga: Saga, planned: PlannedAction) -> ActionRun:
-        return ActionRun(saga, self.bound[planned.key], self.random, planned.causation)
+        cause = saga.progress.causation(planned)
+        return ActionRun(saga, bound_to(self.bound, planned), self.random, cause)
 
     def _undo(self, saga: Saga, undo: Undo) -> UndoRun:
-        return UndoRun(saga, undo, self.bound[undo.action.key], self.random)
+        return UndoRun(saga, undo, bound_to(self.bound, undo.action), self.random)
 
     # -- sync -----------------------------------------------------------------------------
 
@@ -81,7 +84,7 @@ class Driver:
                     finish_sync(self._undo(saga, decision), self.clock, runner)
                 elif len(decision) == 1:
                     planned = decision[0]
-                    run = ActionRun(saga, self.bound[planned.key], self.random, planned.causation)
+                    run = self._action(saga, planned)
                     while (delay := run.make_attempt(runner)) is not None:
                         if delay:
                             self.clock.sleep(delay)

@@ -132,7 +132,10 @@ def saga_problems(
     definition = _flow_of(flow)
     problems: list[str] = []
     by_key = {compiled.key: compiled for compiled in definition.steps}
-    forward = [r for r in run.steps if r.key in by_key]
+    recorded = definition.action  # a planned action, or an item of a mapped step
+    actions = {r.key: recorded(r.key) for r in run.steps}
+    forward = [r for r in run.steps if actions[r.key] is not None]
+    by_key.update({key: found for key, found in actions.items() if found is not None})
     undos = [r for r in run.steps if ":undo" in r.key and ":late" not in r.key]
     journal = run.journal
     if not journal or journal[0].kind is not EntryKind.WORKFLOW_STARTED:
@@ -146,10 +149,12 @@ def saga_problems(
     if run.status is WorkflowStatus.COMPLETED:
         done = [r.key for r in forward if r.outcome is StepOutcome.COMPLETED]
         skipped = [r.key for r in forward if r.outcome is StepOutcome.SKIPPED]
-        if sorted(done + skipped) != sorted(by_key):
+        # A mapped step's items settle it: each counts as its step.
+        steps = sorted({by_key[key].step.key for key in done + skipped})
+        planned = sorted(compiled.key for compiled in definition.steps)
+        if steps != planned or any(r.outcome is StepOutcome.FAILED for r in forward):
             problems.append(
-                f"COMPLETED but steps completed were {done} (skipped: {skipped}), not "
-                f"{sorted(by_key)}"
+                f"COMPLETED but steps completed were {done} (skipped: {skipped}), not {planned}"
             )
         if undos:
             problems.append(f"COMPLETED but compensations ran: {[r.key for r in undos]}")
@@ -192,7 +197,12 @@ def saga_problems(
 
 def _newest_first(records: list[Any], by_key: dict[str, PlannedAction]) -> list[Any]:
     """Forward records in undo order: newest generation first, reverse declared order."""
-    return sorted(records, key=lambda r: (-by_key[r.key].generation, -by_key[r.key].index))
+
+    def order(record: Any) -> tuple[int, int, int]:
+        action = by_key[record.key]
+        return (-action.generation, -action.index, -(action.item or 0))
+
+    return sorted(records, key=order)
 
 
 def assert_saga_atomic(
