@@ -100,8 +100,8 @@ def test_submitted_instances_are_delivered_by_workers_and_waited_for(
 def test_a_worker_goes_on_with_what_a_stopped_publisher_left(
     durable_backend: Backend, effects: Effects
 ) -> None:
-    """An instance whose publisher stopped before delivering (on another host, its lease run out) is
-    delivered by a worker, from the event log."""
+    """An instance whose publisher stopped before delivering anything (on another host,
+    its lease long run out) is delivered by a worker, from the event log."""
     client = shop(effects, durable_backend.open())
     client.publish(order_for(0), correlation_id="done-here")
     # A publisher whose process stopped after the first delivery: the next ones are owed.
@@ -131,7 +131,9 @@ def test_submit_is_idempotent_by_correlation_id(effects: Effects) -> None:
     with pytest.raises(UsageError, match=r"submit\(\) takes a message"):
         client.submit(object())  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="does not start a flow"):
-        client.submit(PaymentCaptured(order_id="o", payment_id="p", customer_id="c", amount_cents=1))
+        client.submit(
+            PaymentCaptured(order_id="o", payment_id="p", customer_id="c", amount_cents=1)
+        )
 
 
 def test_result_waits_at_most_its_timeout(effects: Effects) -> None:
