@@ -290,6 +290,33 @@ def time_ours(server: Server, runs: int, workers: int, folder: Path) -> float:
     return elapsed / runs
 
 
+def profile_ours(server: Server, runs: int) -> tuple[float, float]:
+    """(transactions, CPU seconds of the worker's process) per run, untimed: `runs`
+    submitted, then driven one after the other on this thread, as one worker loop does."""
+    import resource
+
+    from coordination.stores import PostgresStore
+
+    store = PostgresStore(server.dsn, schema=server.schema())
+    try:
+        flow = UntimedOrder(*parts(runs), store=store)
+        for index, message in enumerate(orders(runs)):
+            flow.submit(message, workflow_id=f"p{index}")
+        commits = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        time.sleep(1.1)  # the server publishes its backends' counts at most once a second
+        before = server.scalar(commits)
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        while flow._serve_next(store, 5, None):
+            pass
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        time.sleep(1.1)
+        transactions = (server.scalar(commits) - before - 1) / runs
+    finally:
+        store.close()
+    cpu = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
+    return transactions, cpu / runs
+
+
 def time_dbos(server: Server, runs: int, workers: int, folder: Path) -> float:
     """Seconds per workflow: `runs` enqueued, then dequeued by `workers` DBOS processes."""
     from dbos import DBOSClient
@@ -378,6 +405,7 @@ def compare(args: argparse.Namespace, counts: list[int]) -> int:
     )  # fmt: skip
     best: dict[str, float] = {}
     try:
+        profile = profile_ours(server, min(args.runs, 300))
         with tempfile.TemporaryDirectory(prefix="coordination-bench-") as name:
             folder = Path(name)
             for round_number in range(args.rounds):
@@ -392,11 +420,15 @@ def compare(args: argparse.Namespace, counts: list[int]) -> int:
                         best[key] = min(best.get(key, seconds), seconds)
     finally:
         server.close()
-    return report(args, counts, best, with_dbos)
+    return report(args, counts, best, with_dbos, profile)
 
 
 def report(
-    args: argparse.Namespace, counts: list[int], best: dict[str, float], with_dbos: bool
+    args: argparse.Namespace,
+    counts: list[int],
+    best: dict[str, float],
+    with_dbos: bool,
+    profile: tuple[float, float],
 ) -> int:
     print(
         f"{args.runs} runs (ours), {args.dbos_runs} workflows (DBOS) per configuration, "
@@ -408,6 +440,13 @@ def report(
             if key in best:
                 print(f"  {label:<5} {workers} worker process(es): {1 / best[key]:8.0f} runs/s "
                       f"({best[key] * 1e3:.2f} ms per run)")  # fmt: skip
+    transactions, cpu = profile
+    cores = os.cpu_count() or 1
+    print(
+        f"profile of ours (untimed, one loop in this process): {transactions:.1f} transactions "
+        f"and {cpu * 1e3:.2f} ms of the worker's own CPU per run (the server's CPU comes on "
+        f"top): {cores} cores allow at most {cores / cpu:.0f} runs/s, a scaling of at most {cores}x"
+    )
     verdicts: list[bool] = []
     print("targets:")
     for workers in counts:
@@ -423,7 +462,6 @@ def report(
     low, high = min(counts), max(counts)
     if high > low:
         scaling = best[f"ours {low}"] / best[f"ours {high}"]
-        cores = os.cpu_count() or 1
         verdicts.append(scaling >= SCALING_TARGET)
         print(
             f"  ours scaling, {low} -> {high} workers: {scaling:.2f}x (target >= "
