@@ -98,8 +98,8 @@ class SQLiteStore:
         self._db = SQLiteDatabase(
             self.path, synchronous=self.synchronous, busy_timeout=busy_timeout, lease=lease
         )
-        self._events = SQLiteEvents(self._db, self._codec)
         self._queue = SQLiteQueue(self._db)
+        self._events = SQLiteEvents(self._db, self._codec)
 
     def close(self) -> None:
         """Stop the background threads and close the connection (the file stays as it is)."""
