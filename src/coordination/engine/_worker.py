@@ -64,7 +64,7 @@ def _checked(workers: int, poll: float) -> None:
 
 
 def serve(
-    orchestrator: Served,
+    runner: Served,
     *,
     workers: int,
     poll: float,
@@ -75,7 +75,7 @@ def serve(
     """Run `workers` worker loops (this thread and `workers - 1` more) until `stop` is set."""
     _checked(workers, poll)
     stopping = stop if stop is not None else threading.Event()
-    loop = _Loop(orchestrator, poll, stopping, max_recoveries, on_problem)
+    loop = _Loop(runner, poll, stopping, max_recoveries, on_problem)
     threads = [
         threading.Thread(target=loop.run, name=f"coordination:worker-{n}", daemon=True)
         for n in range(1, workers)
@@ -95,27 +95,27 @@ class _Loop:
 
     def __init__(
         self,
-        orchestrator: Served,
+        runner: Served,
         poll: float,
         stop: threading.Event,
         max_recoveries: int,
         on_problem: Problem | None,
     ) -> None:
-        self._orchestrator = orchestrator
+        self._runner = runner
         self._poll = poll
         self._stop = stop
         self._max_recoveries = max_recoveries
         self._on_problem = on_problem
-        store = orchestrator.store
+        store = runner.store
         self._queue = store if isinstance(store, WorkQueue) else None
 
     def run(self) -> None:
-        runner = self._orchestrator
+        runner = self._runner
         flow = runner.name
         # recover() takes what a dead process of this host left under a lease still
-        # running. With a queue: at the start, then when idle at most once a poll (claims
-        # take every free instance, and one whose owner died once its lease ran out);
-        # without one, it is how work is found, at every poll.
+        # running. With a queue: when idle, at most once a poll (claims take every free
+        # instance, and one whose owner died once its lease ran out); without one, it is
+        # how work is found, at every poll.
         recovered: float | None = None
         while not self._stop.is_set():
             try:
@@ -190,7 +190,7 @@ def resume_next(
     return True
 
 
-def wait_for_result(orchestrator: Served, workflow_id: str, timeout: float | None) -> Any:
+def wait_for_result(runner: Served, workflow_id: str, timeout: float | None) -> Any:
     """The instance's record once it finished (or parked), polling the store in real time."""
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
@@ -199,7 +199,7 @@ def wait_for_result(orchestrator: Served, workflow_id: str, timeout: float | Non
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.002
     while True:
-        record = orchestrator._record(workflow_id)
+        record = runner._record(workflow_id)
         if record.status.finished:
             return record
         left = None if deadline is None else deadline - time.monotonic()
