@@ -119,7 +119,7 @@ class Recovery:
         opening: dict[str, tuple[Binding, list[Envelope[Message]]]] = {}
 
         def check(record: RunRecord, token: int) -> None:
-            opening[record.workflow_id] = self._opening(record, token)
+            opening[record.workflow_id] = self._opening_log(record, token)
 
         def resume(record: RunRecord, token: int) -> ProcessView:
             binding, events = opening.pop(record.workflow_id)
@@ -148,19 +148,24 @@ class Recovery:
         record = self.store.get_run(correlation_id)
         if record is None:
             raise StoreError(f"flow instance {correlation_id!r} vanished while resuming it")
-        binding, events = self._opening(record, token)
+        binding, start_id = self._opening(record, token)
         note_takeover(self.store, record, token)
-        instance = self.open_instance(
-            record, token, binding, events[0].message_id if events else None
-        )
+        instance = self.open_instance(record, token, binding, start_id)
         take_over(self.store, instance.saga.record, token, self.clock, was=was)
         return instance
 
-    def _opening(self, record: RunRecord, token: int) -> tuple[Binding, list[Envelope[Message]]]:
+    def _opening(self, record: RunRecord, token: int) -> tuple[Binding, str | None]:
         """What resuming a claimed instance needs, read before anything is written to it: its
-        binding and its event log (the start message first). `FlowChanged` (released) if
-        this choreography's actions cannot resume it; `StoreError` if its event log cannot
-        be read."""
+        binding and its start message's id (see `_opening_log`)."""
+        binding, events = self._opening_log(record, token)
+        return binding, events[0].message_id if events else None
+
+    def _opening_log(
+        self, record: RunRecord, token: int
+    ) -> tuple[Binding, list[Envelope[Message]]]:
+        """Its binding and its event log (the start message first). `FlowChanged`
+        (released) if this choreography's actions cannot resume it; `StoreError` if its
+        event log cannot be read."""
         binding = self.instances.binding_for(type(record.start))
         if binding is None:
             self.store.release_run(record.workflow_id, token, now=self.clock.now())
