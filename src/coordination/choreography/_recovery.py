@@ -78,12 +78,16 @@ class Recovery:
 
     def recover(self, max_recoveries: int, on_problem: Problem | None) -> list[ProcessView]:
         check, resume, parked = self._takeover(deliver_start=False)
+
+        # A delivery that keeps killing its process is set aside by its own count (naming the
+        # message and the action); the crash-loop park stays the backstop for what no
+        # delivery counts (an undo that kills its process), so it waits one recovery longer.
         return recover(
             self.store,
             self.instances.name,
             self.owner,
             self.clock,
-            max_recoveries=self._parking_after(max_recoveries),
+            max_recoveries=max(max_recoveries, self.max_deliveries + 1),
             resume=resume,
             parked=parked,
             check=check,
@@ -97,15 +101,9 @@ class Recovery:
         check, resume, parked = self._takeover(deliver_start=True)
         return resume_next(
             queue, self.store, self.instances.name, self.owner, self.clock,
-            max_recoveries=self._parking_after(max_recoveries), resume=resume, parked=parked,
-            check=check, on_problem=on_problem,
+            max_recoveries=max(max_recoveries, self.max_deliveries + 1), resume=resume,
+            parked=parked, check=check, on_problem=on_problem,
         )  # fmt: skip
-
-    def _parking_after(self, max_recoveries: int) -> int:
-        # A delivery that keeps killing its process is set aside by its own count (naming the
-        # message and the action); the crash-loop park stays the backstop for what no
-        # delivery counts (an undo that kills its process), so it waits one recovery longer.
-        return max(max_recoveries, self.max_deliveries + 1)
 
     def _takeover(
         self, *, deliver_start: bool

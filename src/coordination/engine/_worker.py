@@ -165,9 +165,12 @@ def resume_next(
     parked: Callable[[RunRecord], T],
     check: Callable[[RunRecord, int], None],
     on_problem: Problem | None,
+    **takeover: Any,
 ) -> bool:
     """Claim the next free instance of `flow` and take it over as `recover` does (check,
-    journal, park or `resume`); False if there was none this process may drive now."""
+    journal, park or `resume`); False if there was none this process may drive now.
+
+    `takeover`: further keywords of `resume_claimed`, passed on as they are."""
     claimed = queue.claim_next(flow, me, now=clock.now())
     if claimed is None:
         return False
@@ -183,7 +186,7 @@ def resume_next(
     try:
         resume_claimed(
             store, workflow_id, token, clock, was=previous, max_recoveries=max_recoveries,
-            resume=resume, parked=parked, check=check, on_problem=on_problem,
+            resume=resume, parked=parked, check=check, on_problem=on_problem, **takeover,
         )  # fmt: skip
     finally:
         ACTIVE.leave(workflow_id)
