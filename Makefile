@@ -71,6 +71,7 @@ bench: $(VENV)/.installed-bench
 	-PYTHONPATH=. $(BIN)/python bench/durable.py
 	-PYTHONPATH=. $(BIN)/python bench/recovery.py
 	-PYTHONPATH=. $(BIN)/python bench/lint.py
+	-$(WITH_POSTGRES) PYTHONPATH=. $(BIN)/python bench/workers.py; scripts/postgres.sh stop
 
 docs: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict

@@ -26,6 +26,7 @@ SMALL = {
     ],
     "recovery.py": ["--runs", "300", "--unfinished", "3"],
     "lint.py": ["--actions", "20", "--rounds", "1"],
+    "workers.py": ["--runs", "20", "--dbos-runs", "5", "--workers", "1"],
 }  # fmt: skip
 
 

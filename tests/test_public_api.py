@@ -113,6 +113,7 @@ EXPORTS: dict[str, list[str]] = {
         "SimulatedCrash",
         "StoreContract",
         "VirtualClock",
+        "WorkQueueContract",
         "assert_crash_safe",
         "assert_equivalent",
         "assert_invariants",

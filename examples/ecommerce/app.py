@@ -1,13 +1,14 @@
 """The order flow wired to fresh in-memory services, for the `coordination` command.
 
 `coordination runs recover|retry|cancel examples.ecommerce.app:place_order --db orders.db`
-loads `place_order` and passes it the store `--db` names.
+loads `place_order` and passes it the store `--db` names; `coordination worker
+examples.ecommerce.app:place_order --dsn postgresql://...` serves its submitted runs.
 """
 
 from __future__ import annotations
 
 from coordination.choreography import Choreography, EventBus
-from coordination.stores import SQLiteStore
+from coordination.stores import Store
 
 from .flow import PlaceOrder
 from .services import (
@@ -31,11 +32,11 @@ def _services() -> tuple[
     )
 
 
-def place_order(store: SQLiteStore | None = None) -> PlaceOrder:
+def place_order(store: Store | None = None) -> PlaceOrder:
     """PlaceOrder on fresh in-memory services, keeping its runs in `store`."""
     return PlaceOrder(*_services(), store=store)
 
 
-def place_order_choreography(store: SQLiteStore | None = None) -> Choreography:
+def place_order_choreography(store: Store | None = None) -> Choreography:
     """The same order as a choreography adopting PlaceOrder, keeping instances in `store`."""
     return Choreography(EventBus(), *_services(), flow=PlaceOrder, store=store)

@@ -5,6 +5,7 @@
     coordination lint MODULE:OBJECT
     coordination runs list|show --db FILE [--json]
     coordination runs recover|retry|cancel MODULE:OBJECT ... --db FILE [--json]
+    coordination worker MODULE:OBJECT [--db FILE | --dsn URL [--schema S]] [--workers N]
 
 `MODULE:OBJECT` is imported with the current directory on the import path (as uvicorn and
 celery do): an Orchestrator subclass or instance, a Choreography, a list of participants,
@@ -21,7 +22,9 @@ import importlib
 import inspect
 import json
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -39,7 +42,7 @@ from coordination.observe import graph as flow_graph
 from coordination.observe import lint as flow_lint
 from coordination.observe import timeline
 from coordination.orchestration import Orchestrator
-from coordination.stores import SQLiteStore
+from coordination.stores import MemoryStore, PostgresStore, SQLiteStore
 from coordination.stores._sqlite_raw import RawRun, read_run, read_runs
 
 __all__ = ["app", "main"]
@@ -154,19 +157,49 @@ def _runner(target: str, db: Path) -> Iterator[Any]:
 
 
 def _made(target: str, db: Path) -> Any:
+    return _built(
+        target,
+        lambda: SQLiteStore(db),
+        lambda store: isinstance(store, SQLiteStore) and store.path.resolve() == db.resolve(),
+        str(db),
+        "--db",
+    )
+
+
+def _built(
+    target: str,
+    open_store: Callable[[], Any] | None,
+    chosen: Callable[[Any], bool],
+    where: str,
+    option: str,
+) -> Any:
+    """The orchestrator or choreography `MODULE:OBJECT` names, on the store `open_store`
+    makes (a factory taking `store=` is given it; anything else must already use it)."""
     found = _import(target)
+    opened: Any = None
     if isinstance(found, type) or not callable(found):
         made = found
     else:
         parameters = inspect.signature(found).parameters
-        made = found(store=SQLiteStore(db)) if "store" in parameters else found()
+        if open_store is not None and "store" in parameters:
+            opened = open_store()
+            try:
+                made = found(store=opened)
+            except BaseException:
+                opened.close()
+                raise
+        else:
+            made = found()
+    if opened is not None and getattr(made, "store", None) is not opened:
+        opened.close()  # the factory did not use it
     if not isinstance(made, Orchestrator | Choreography):
         _fail(f"{target} is not an orchestrator or a choreography (nor a factory of one)", 2)
-    store = made.store
-    if not (isinstance(store, SQLiteStore) and store.path.resolve() == db.resolve()):
+    if open_store is not None and not (
+        made.store is opened if opened is not None else chosen(made.store)
+    ):
         _fail(
-            f"{target} keeps its runs in {store!r}, not in {db}; name a factory taking "
-            f"store= so that --db can choose the store",
+            f"{target} keeps its runs in {made.store!r}, not in {where}; name a factory taking "
+            f"store= so that {option} can choose the store",
             2,
         )
     return made
@@ -457,6 +490,73 @@ def runs_cancel(
 ) -> None:
     """Stop an unfinished run and undo what it did."""
     _operate(target, db, "cancel", workflow_id, as_json)
+
+
+# -- worker ---------------------------------------------------------------------------------
+
+
+@app.command()
+@_one_line
+def worker(
+    target: Annotated[str, typer.Argument(metavar="MODULE:OBJECT")],
+    db: Annotated[Path | None, typer.Option(help="serve the runs of this SQLite file")] = None,
+    dsn: Annotated[
+        str | None, typer.Option(help="serve the runs of this PostgreSQL database (a URL)")
+    ] = None,
+    schema: Annotated[str, typer.Option(help="the store's schema, with --dsn")] = "coordination",
+    workers: Annotated[int, typer.Option(help="worker loops in this process")] = 1,
+    poll: Annotated[float, typer.Option(help="seconds between looks when idle")] = 1.0,
+) -> None:
+    """Run a flow's submitted runs, fire its due timers and take over dead owners' runs,
+    until SIGINT or SIGTERM (it finishes what it is doing, then exits 0)."""
+    if db is not None and dsn is not None:
+        _fail("give --db FILE or --dsn URL, not both", 2)
+    if workers < 1:
+        _fail(f"--workers {workers}: at least 1", 2)
+    if not poll > 0:
+        _fail(f"--poll {poll}: seconds > 0", 2)
+    if dsn is not None:
+        url = dsn
+        runner = _built(
+            target, lambda: PostgresStore(url, schema=schema), lambda store: False,
+            "the --dsn database", "--dsn",
+        )  # fmt: skip
+    elif db is not None:
+        runner = _made(target, db)
+    else:
+        runner = _built(target, None, lambda store: True, "", "")
+        if isinstance(runner.store, MemoryStore):
+            _fail(
+                f"{target} keeps its runs in memory, where no other process can submit any; "
+                f"give --db FILE or --dsn URL (and a factory taking store=)",
+                2,
+            )
+    try:
+        _serve_until_signalled(runner, workers, poll)
+    finally:
+        runner.store.close()
+
+
+def _serve_until_signalled(runner: Any, workers: int, poll: float) -> None:
+    """`serve()` until SIGINT or SIGTERM: the signal only sets the stop, so each worker
+    loop ends between two runs, never inside one."""
+    stop = threading.Event()
+
+    def stopping(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, stopping) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        typer.echo(
+            f"serving {runner.name} from {runner.store!r} with {workers} worker(s); "
+            f"stop with Ctrl-C or SIGTERM",
+            err=True,
+        )
+        runner.serve(workers=workers, poll=poll, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    typer.echo("stopped", err=True)
 
 
 def main() -> None:

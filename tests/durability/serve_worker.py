@@ -1,6 +1,7 @@
 """A worker process: `serve()` the shop's orders on a store until `<folder>/stop` exists.
 
 python -m tests.durability.serve_worker STORE EFFECTS FOLDER [--lease S] [--pause S] [--seed N]
+    [--runner orchestration|choreography]
 
 STORE is a SQLite file or `postgres:<schema>` (tests.postgres.open_spec). It writes
 `<folder>/serving-<pid>` once it serves.
@@ -13,7 +14,9 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+from coordination.choreography import Choreography, EventBus
 from examples.ecommerce import PlaceOrder
 from tests.crash.shop import (
     DurableLogistics,
@@ -25,6 +28,20 @@ from tests.crash.shop import (
 from tests.postgres import open_spec
 
 
+def shop(runner: str, effects: Effects, store: Any) -> Any:
+    """The shop's orders as an orchestrator, or as a choreography of the same participants."""
+    participants = (
+        DurablePayments(effects),
+        DurableLogistics(effects),
+        DurableSellers(effects),
+        DurableNotifications(effects),
+    )
+    if runner == "choreography":
+        return Choreography(EventBus(), *participants, store=store)
+    assert runner == "orchestration", runner
+    return PlaceOrder(*participants, store=store)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("store")
@@ -34,16 +51,11 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--poll", type=float, default=0.2)
+    parser.add_argument("--runner", default="orchestration")
     args = parser.parse_args()
     effects = Effects(args.effects, pause=args.pause, seed=args.seed)
     store = open_spec(args.store, lease=args.lease)
-    orders = PlaceOrder(
-        DurablePayments(effects),
-        DurableSellers(effects),
-        DurableLogistics(effects),
-        DurableNotifications(effects),
-        store=store,
-    )
+    orders = shop(args.runner, effects, store)
     stop = threading.Event()
 
     def watch() -> None:

@@ -23,6 +23,7 @@ from tests.crash.shop import (
     Effects,
     order_for,
 )
+from tests.durability.serve_worker import shop
 from tests.postgres import Backend, DedicatedServer, PostgresServer, postgres_backend_of
 
 
@@ -32,16 +33,18 @@ def expected(index: int) -> WorkflowStatus:
 
 
 def worker(
-    backend: Backend, tmp_path: Path, seed: int, url: str | None = None
-) -> subprocess.Popen[bytes]:
-    """A worker process serving the shop on `backend` (on the server at `url`, if given)."""
+    backend: Backend, tmp_path: Path, seed: int, url: str | None = None,
+    runner: str = "orchestration",
+) -> subprocess.Popen[bytes]:  # fmt: skip
+    """A worker process serving the shop on `backend` (on the server at `url`, if given),
+    orchestrated or choreographed."""
     env = harness.worker_env()
     if url is not None:
         env["COORDINATION_TEST_POSTGRES"] = url
     return subprocess.Popen(
         [sys.executable, "-m", "tests.durability.serve_worker", backend.spec,
          str(tmp_path / "effects.db"), str(tmp_path), "--lease", "0.5", "--pause", "0.006",
-         "--seed", str(seed), "--poll", "0.2"],
+         "--seed", str(seed), "--poll", "0.2", "--runner", runner],
         cwd=harness.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
 
@@ -61,9 +64,32 @@ def test_eight_workers_serve_ten_thousand_orders_through_random_kills(
     serve_with_kills(tmp_path, postgres_backend, processes=8, count=10_000, kills=25, gap=2.0)
 
 
+def test_choreography_workers_killed_at_random_deliver_each_message_once(
+    tmp_path: Path, durable_backend: Backend
+) -> None:
+    """Four processes share one choreography's event log (a PostgreSQL schema, or one SQLite
+    file), each delivering the instances it claims; SIGKILLed at random and replaced."""
+    serve_with_kills(
+        tmp_path, durable_backend, processes=4, count=120, kills=3, gap=0.2,
+        runner="choreography",
+    )  # fmt: skip
+
+
+@pytest.mark.long
+@pytest.mark.timeout(3600)
+def test_four_choreography_workers_deliver_ten_thousand_orders_through_random_kills(
+    tmp_path: Path, postgres_backend: Backend
+) -> None:
+    """The issue's choreography figure, on PostgreSQL."""
+    serve_with_kills(
+        tmp_path, postgres_backend, processes=4, count=10_000, kills=25, gap=2.0,
+        runner="choreography",
+    )  # fmt: skip
+
+
 def serve_with_kills(
     tmp_path: Path, durable_backend: Backend, *, processes: int, count: int, kills: int,
-    gap: float,
+    gap: float, runner: str = "orchestration",
 ) -> None:  # fmt: skip
     """`processes` workers serve `count` submitted orders; `kills` times, one of them (at
     random, once it serves, after about `gap` seconds) is SIGKILLed and replaced."""
@@ -71,18 +97,19 @@ def serve_with_kills(
     wanted = kills
     effects = Effects(tmp_path / "effects.db")
     store = durable_backend.open()
-    client = PlaceOrder(
-        DurablePayments(effects),
-        DurableSellers(effects),
-        DurableLogistics(effects),
-        DurableNotifications(effects),
-        store=store,
-    )  # submits only: this process never runs a step
-    workers = [worker(durable_backend, tmp_path, seed) for seed in range(processes)]
+    client = shop(runner, effects, store)  # submits only: this process never runs a step
+
+    def spawn(seed: int) -> subprocess.Popen[bytes]:
+        return worker(durable_backend, tmp_path, seed, runner=runner)
+
+    workers = [spawn(seed) for seed in range(processes)]
     kills = 0
     try:
         for index in range(count):
-            client.submit(order_for(index), workflow_id=f"order-{index}")
+            if runner == "choreography":
+                client.submit(order_for(index), correlation_id=f"order-{index}")
+            else:
+                client.submit(order_for(index), workflow_id=f"order-{index}")
         deadline = time.monotonic() + 90 + count / 5
         while kills < wanted and time.monotonic() < deadline:
             victim = workers.pop(chance.randrange(len(workers)))
@@ -93,13 +120,10 @@ def serve_with_kills(
             victim.send_signal(signal.SIGKILL)
             victim.communicate()
             kills += 1
-            workers.append(worker(durable_backend, tmp_path, 10 + kills))
-        statuses = {
-            f"order-{i}": client.result(f"order-{i}", timeout=300).status for i in range(count)
-        }
-        journals = [
-            [entry.kind.value for entry in client.get(f"order-{i}").journal] for i in range(count)
-        ]
+            workers.append(spawn(10 + kills))
+        views = [client.result(f"order-{i}", timeout=300) for i in range(count)]
+        statuses = {f"order-{i}": view.status for i, view in enumerate(views)}
+        journals = [[entry.kind.value for entry in view.journal] for view in views]
     finally:
         (tmp_path / "stop").touch()
         for process in workers:

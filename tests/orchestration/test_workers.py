@@ -162,7 +162,7 @@ def test_serve_checks_its_arguments(effects: Effects, options: dict[str, Any]) -
 
 
 def test_without_a_queue_serve_polls_recover(effects: Effects) -> None:
-    """A store without the queue capability (memory, SQLite): serve() polls recover()."""
+    """A store without the queue capability (memory): serve() polls recover()."""
     store = MemoryStore()
     client = shop(effects, store)
     serving = Serving(shop(effects, store), poll=0.02)
@@ -171,3 +171,30 @@ def test_without_a_queue_serve_polls_recover(effects: Effects) -> None:
     finally:
         serving.close()
     assert run.status is WorkflowStatus.COMPLETED
+
+
+def test_a_worker_leaves_a_run_this_process_still_holds(tmp_path: Path, effects: Effects) -> None:
+    """A claimed run that this process still runs something of (an abandoned attempt, a
+    takeover on another thread) is given back, not driven a second time beside it."""
+    from coordination.engine import ACTIVE
+    from coordination.stores import SQLiteStore
+
+    with SQLiteStore(tmp_path / "s.db") as store:
+        orders = shop(effects, store)
+        workflow_id = orders.submit(order_for(0), workflow_id="held")
+        ACTIVE.enter(workflow_id)
+        try:
+            assert orders._serve_next(store, 5, None) is False
+            record = store.get_run(workflow_id)
+            assert record is not None
+            assert (record.owner, record.status) == (None, WorkflowStatus.RUNNING)
+        finally:
+            ACTIVE.leave(workflow_id)
+        assert orders._serve_next(store, 5, None) is True
+        assert orders.get(workflow_id).status is WorkflowStatus.COMPLETED
+    assert executions_of(effects) == 4
+
+
+def executions_of(effects: Effects) -> int:
+    (count,) = effects.connection.execute("SELECT COUNT(*) FROM executions").fetchone()
+    return int(count)

@@ -1,4 +1,4 @@
-"""Both stores keep the Store and EventLog contracts shipped in coordination.testing."""
+"""The stores keep the Store, EventLog and WorkQueue contracts shipped in coordination.testing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from coordination.stores import MemoryStore, PostgresStore, SQLiteStore
-from coordination.testing import EventLogContract, StoreContract
+from coordination.testing import EventLogContract, StoreContract, WorkQueueContract
 from tests.postgres import PostgresServer
 
 
@@ -38,6 +38,10 @@ class TestSQLiteEventLog(_OnDisk, EventLogContract):
     pass
 
 
+class TestSQLiteWorkQueue(_OnDisk, WorkQueueContract):
+    pass
+
+
 class _OnPostgres:
     @pytest.fixture(autouse=True)
     def _server(self, postgres: PostgresServer) -> None:
@@ -53,4 +57,8 @@ class TestPostgresStore(_OnPostgres, StoreContract):
 
 
 class TestPostgresEventLog(_OnPostgres, EventLogContract):
+    pass
+
+
+class TestPostgresWorkQueue(_OnPostgres, WorkQueueContract):
     pass

@@ -416,58 +416,7 @@ def test_the_store_reconnects_after_the_server_restarts(
 # -- the queue of workers ---------------------------------------------------------------
 
 
-def test_claim_next_takes_the_oldest_free_run_and_fences_its_last_owner(
-    postgres: PostgresServer,
-) -> None:
-    store = postgres.store(lease=10.0)
-    store.register_types([OrderPlaced])
-    tokens = {}
-    for n, name in enumerate(["held", "free-1", "expired", "free-2", "done"]):
-        _, tokens[name] = store.start_run(name, "flow", order(), owner="a", now=float(n))
-    for name in ("free-1", "free-2"):
-        store.release_run(name, tokens[name], now=5.0)
-    store.write(Write("done", tokens["done"], 5.0, finish=Finish(WorkflowStatus.COMPLETED)))
-    # At 12.5: "held" (started at 0, lease to 10) ran out too, "expired" (to 12) as well.
-    now = 12.5
-    claimed = [store.claim_next("flow", "w", now=now) for _ in range(5)]
-    assert claimed == [
-        ("held", 2, "a"),
-        ("free-1", 2, None),
-        ("expired", 2, "a"),
-        ("free-2", 2, None),
-        None,
-    ]
-    assert store.claim_next("other", "w", now=now) is None
-    with pytest.raises(LeaseLost):
-        store.write(Write("expired", tokens["expired"], now, (step(),)))
-    record = store.get_run("free-1")
-    assert record is not None
-    assert (record.owner, record.token) == ("w", 2)
-
-
-def test_workers_claiming_at_once_each_get_other_runs(postgres: PostgresServer) -> None:
-    schema = postgres.new_schema()
-    stores = [postgres.store(schema) for _ in range(2)]
-    stores[0].register_types([OrderPlaced])
-    for n in range(5):
-        _, token = stores[0].start_run(f"r{n}", "flow", order(), owner="a", now=float(n))
-        assert token is not None
-        stores[0].release_run(f"r{n}", token, now=9.0)
-    got: list[Any] = []
-    barrier = threading.Barrier(8)
-
-    def take(store: PostgresStore, owner: str) -> None:
-        barrier.wait()
-        got.append(store.claim_next("flow", owner, now=10.0))
-
-    threads = [threading.Thread(target=take, args=(stores[i % 2], f"w{i}")) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    claims = [claim for claim in got if claim is not None]
-    assert sorted(claim[0] for claim in claims) == [f"r{n}" for n in range(5)]
-    assert got.count(None) == 3
+# Claims of the next run: the shipped WorkQueueContract (tests/stores/test_contract.py).
 
 
 def test_an_announcement_wakes_a_waiting_process_and_is_kept_until_taken(

@@ -295,3 +295,25 @@ def test_a_start_rolled_back_leaves_its_flow_shape_to_be_stored_by_the_next(
         reread = again.get_run("second")
     assert reread is not None
     assert reread.shape == "the shape"
+
+
+def test_a_delivery_count_the_file_loses_is_a_store_error(tmp_path: Path) -> None:
+    """A damaged (here: tampered) file that loses the inbox row it just counted gives a
+    `StoreError` and changes nothing, never a TypeError (found by tests/test_fuzz.py)."""
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.register_types([OrderPlaced])
+        _, token = store.start_run("wf", "flow", order(), owner="a", now=1.0)
+        assert token is not None
+        tamper = sqlite3.connect(path)
+        tamper.execute(
+            "CREATE TRIGGER lose AFTER INSERT ON inbox BEGIN "
+            "DELETE FROM inbox WHERE message_id = NEW.message_id; END"
+        )
+        tamper.commit()
+        tamper.close()
+        with pytest.raises(StoreError, match="lost the delivery"):
+            store.count_delivery("wf", token, "m1", "Part.act")
+        record = store.get_run("wf")
+        assert record is not None
+        assert record.token == token

@@ -13,6 +13,7 @@ shows it, the unseen orchestrator made visible.
 from __future__ import annotations
 
 import random as _random
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -44,13 +45,13 @@ from coordination.engine import (
     loop_running,
     process_owner,
     same_start,
+    serve,
+    wait_for_result,
 )
-from coordination.errors import (
-    DefinitionError,
-    UsageError,
-)
+from coordination.errors import DefinitionError, UsageError, WorkflowNotFound
 from coordination.stores._memory import MemoryStore
-from coordination.stores._store import EventLog, Store
+from coordination.stores._records import RunRecord
+from coordination.stores._store import EventLog, Store, WorkQueue
 
 __all__ = ["Choreography"]
 
@@ -225,9 +226,9 @@ class Choreography:
 
     # -- starting ---------------------------------------------------------------------
 
-    def _check_start(self, message: Message) -> Binding:
+    def _check_start(self, message: Message, method: str = "publish") -> Binding:
         if not isinstance(message, Message):
-            raise UsageError(f"publish() takes a message, got {type(message).__name__}")
+            raise UsageError(f"{method}() takes a message, got {type(message).__name__}")
         binding = self.instances.binding_for(type(message))
         if binding is None:
             starts = ", ".join(sorted(t.__name__ for t in self.instances.bindings)) or "none"
@@ -344,6 +345,88 @@ class Choreography:
         `on_problem(correlation_id, error)`. Returns the instances as they stand after.
         """
         return self._recovery.recover(max_recoveries, on_problem)
+
+    # -- workers: instances shared by processes through the store -------------------------
+
+    def submit(self, message: Message, *, correlation_id: str | None = None) -> str:
+        """Start a flow instance for whichever worker delivers it first (`serve()`, in any
+        process sharing the store); its correlation id. Idempotent by `correlation_id`,
+        like `publish()`: nothing is delivered here, the start message is only logged."""
+        if self._operators.waits_for(message):
+            raise UsageError(
+                f"{type(message).__name__} is an outside message: submit() starts flow "
+                f"instances; deliver it with publish(message, correlation_id=...)"
+            )
+        binding = self._check_start(message, "submit")
+        envelope = self.bus.envelope(message, correlation_id=correlation_id or new_id())
+        record, token = self.store.start_run(
+            envelope.correlation_id,
+            binding.plan.name,
+            message,
+            owner=self._owner,
+            now=self.clock.now(),
+            shape=binding.plan.shape,
+            events=(envelope,),
+        )
+        if token is None:
+            same_start(record, binding.plan.name, message)
+            return str(record.workflow_id)
+        # Nobody's from now on, like an instance whose owner let go: a worker takes it.
+        self.store.release_run(envelope.correlation_id, token, now=self.clock.now())
+        if isinstance(self.store, WorkQueue):
+            self.store.announce(self.name)
+        return envelope.correlation_id
+
+    def serve(
+        self,
+        *,
+        workers: int = 1,
+        poll: float = 1.0,
+        stop: threading.Event | None = None,
+        max_recoveries: int = 5,
+        on_problem: Problem | None = None,
+    ) -> None:
+        """Deliver this choreography's instances that owe work, whichever process started
+        them, until `stop` is set: `workers` loops, this thread and `workers - 1` more.
+
+        Each loop claims one instance at a time (its lease and fencing token) and delivers
+        what it owes, each handling committing its inbox mark, outputs and record together,
+        so a participant's action runs once per message across all processes. On a store
+        that can (PostgreSQL, SQLite), it claims the oldest instance with work (PostgreSQL:
+        `FOR UPDATE SKIP LOCKED`); idle, it fires due timers, takes over dead owners'
+        instances and sleeps until an announcement or `poll` seconds; on others it polls
+        `recover()`. The same loop as `Orchestrator.serve()`.
+        """
+        if self._has_async and loop_running():
+            raise UsageError(
+                "this choreography has async actions and serve() was called inside a running "
+                "event loop; call it outside the loop (or from a worker thread)"
+            )
+        serve(
+            self, workers=workers, poll=poll, stop=stop, max_recoveries=max_recoveries,
+            on_problem=on_problem,
+        )  # fmt: skip
+
+    def result(self, correlation_id: str, *, timeout: float | None = None) -> ProcessView:
+        """Wait (in real time) until instance `correlation_id` finished or parked, wherever
+        it runs. `WorkflowNotFound` for an unknown id; `WorkflowBusy` if it is still going
+        after `timeout` seconds (None: as long as it takes)."""
+        wait_for_result(self, correlation_id, timeout)
+        return self.monitor.get(correlation_id)
+
+    def _serve_next(
+        self, queue: WorkQueue, max_recoveries: int, on_problem: Problem | None
+    ) -> bool:
+        return self._recovery.serve_next(queue, max_recoveries, on_problem)
+
+    def _record(self, correlation_id: str) -> RunRecord:
+        record = self.store.get_run(correlation_id)
+        if record is None or record.flow != self.name:
+            raise WorkflowNotFound(
+                f"no flow instance {correlation_id!r} of {self.name!r} in {self.store!r}",
+                workflow_id=correlation_id,
+            )
+        return record  # type: ignore[no-any-return]
 
     # -- operators ------------------------------------------------------------------------
 

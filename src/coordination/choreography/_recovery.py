@@ -14,6 +14,8 @@ from typing import Any
 
 from coordination._clock import Clock
 from coordination._journal import EntryKind, row
+from coordination._messages import Envelope, Message
+from coordination._status import WorkflowStatus
 from coordination.choreography._bus import EventBus
 from coordination.choreography._events import HandlerFailed
 from coordination.choreography._instances import Binding, Instance, Instances
@@ -27,12 +29,26 @@ from coordination.engine import (
     note,
     note_takeover,
     recover,
+    resume_next,
     take_over,
 )
 from coordination.errors import FlowChanged, JoinTimeout, LeaseLost, StoreError
-from coordination.stores._records import RunRecord
+from coordination.stores._records import RunRecord, StepOutcome
+from coordination.stores._store import WorkQueue
 
 __all__ = ["Recovery"]
+
+
+def _undelivered(record: RunRecord, events: list[Envelope[Message]]) -> bool:
+    """Whether nothing of an instance was delivered yet: its start message is all its log
+    holds and nothing but takeover notes is recorded (a submitted instance, or one whose
+    first delivery never committed)."""
+    return (
+        record.status is WorkflowStatus.RUNNING
+        and len(events) == 1
+        and all(step.outcome is StepOutcome.NOTED for step in record.steps)
+    )
+
 
 OpenInstance = Callable[[RunRecord, int, Binding, "str | None"], Instance]
 
@@ -65,20 +81,7 @@ class Recovery:
         self.observers = observers
 
     def recover(self, max_recoveries: int, on_problem: Problem | None) -> list[ProcessView]:
-        opening: dict[str, tuple[Binding, str | None]] = {}
-
-        def check(record: RunRecord, token: int) -> None:
-            opening[record.workflow_id] = self._opening(record, token)
-
-        def resume(record: RunRecord, token: int) -> ProcessView:
-            binding, start_id = opening.pop(record.workflow_id)
-            instance = self.open_instance(record, token, binding, start_id)
-            self.redeliver(instance)
-            return view_of(instance.saga.record, instance.binding.plan, instance.saga)
-
-        def parked(record: RunRecord) -> ProcessView:
-            binding = self.instances.binding_for(type(record.start))
-            return view_of(record, binding.plan if binding else None, None)
+        check, resume, parked = self._takeover(deliver_start=False)
 
         # A delivery that keeps killing its process is set aside by its own count (naming the
         # message and the action); the crash-loop park stays the backstop for what no
@@ -96,6 +99,53 @@ class Recovery:
             observers=self.observers,
         )
 
+    def serve_next(self, queue: WorkQueue, max_recoveries: int, on_problem: Problem | None) -> bool:
+        """Claim the next instance of this choreography with work owed and deliver it; False
+        if there was none. One never delivered (submitted) gets its start message published
+        here, free-form subscribers of this process included, as `publish()` would have."""
+        check, resume, parked = self._takeover(deliver_start=True)
+        return resume_next(
+            queue, self.store, self.instances.name, self.owner, self.clock,
+            max_recoveries=max(max_recoveries, self.max_deliveries + 1), resume=resume,
+            parked=parked, check=check, on_problem=on_problem,
+        )  # fmt: skip
+
+    def _takeover(
+        self, *, deliver_start: bool
+    ) -> tuple[
+        Callable[[RunRecord, int], None],
+        Callable[[RunRecord, int], ProcessView],
+        Callable[[RunRecord], ProcessView],
+    ]:
+        """What the engine's takeover calls: check (read before anything is written),
+        resume (deliver what is owed), parked (the view of one parked instead)."""
+        opening: dict[str, tuple[Binding, list[Envelope[Message]]]] = {}
+
+        def check(record: RunRecord, token: int) -> None:
+            opening[record.workflow_id] = self._opening_log(record, token)
+
+        def resume(record: RunRecord, token: int) -> ProcessView:
+            binding, events = opening.pop(record.workflow_id)
+            start = events[0] if events else None
+            instance = self.open_instance(
+                record, token, binding, start.message_id if start else None
+            )
+            if deliver_start and start is not None and _undelivered(record, events):
+                try:
+                    self.bus.publish(start)
+                except BaseException:
+                    self.reactor.release(instance)  # interrupted: it is owed again
+                    raise
+            else:
+                self.redeliver(instance)
+            return view_of(instance.saga.record, instance.binding.plan, instance.saga)
+
+        def parked(record: RunRecord) -> ProcessView:
+            binding = self.instances.binding_for(type(record.start))
+            return view_of(record, binding.plan if binding else None, None)
+
+        return check, resume, parked
+
     def resumed(self, correlation_id: str, token: int, *, was: str | None) -> Instance:
         """The instance of a claimed correlation, journaled as taken over."""
         record = self.store.get_run(correlation_id)
@@ -112,8 +162,16 @@ class Recovery:
 
     def _opening(self, record: RunRecord, token: int) -> tuple[Binding, str | None]:
         """What resuming a claimed instance needs, read before anything is written to it: its
-        binding and its start message's id. `FlowChanged` (released) if this choreography's
-        actions cannot resume it; `StoreError` if its event log cannot be read."""
+        binding and its start message's id (see `_opening_log`)."""
+        binding, events = self._opening_log(record, token)
+        return binding, events[0].message_id if events else None
+
+    def _opening_log(
+        self, record: RunRecord, token: int
+    ) -> tuple[Binding, list[Envelope[Message]]]:
+        """Its binding and its event log (the start message first). `FlowChanged`
+        (released) if this choreography's actions cannot resume it; `StoreError` if its
+        event log cannot be read."""
         binding = self.instances.binding_for(type(record.start))
         if binding is None:
             self.store.release_run(record.workflow_id, token, now=self.clock.now())
@@ -124,8 +182,7 @@ class Recovery:
                 workflow_id=record.workflow_id,
             )
         check_shape(self.store, record, token, binding.plan, self.clock.now())
-        events = self.store.events_of(record.workflow_id)
-        return binding, events[0].message_id if events else None
+        return binding, self.store.events_of(record.workflow_id)
 
     # -- delivering again -------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ from coordination.engine._saga import (
 )
 from coordination.engine._schedules import DueMessage, DueStart, make_start, mark_started
 from coordination.engine._undo import Undo, undo_key
+from coordination.engine._worker import Served, resume_next, serve, wait_for_result
 
 __all__ = [
     "ACTIVE",
@@ -99,6 +100,7 @@ __all__ = [
     "Problem",
     "Publishing",
     "Saga",
+    "Served",
     "Step",
     "Suspend",
     "Undo",
@@ -137,12 +139,15 @@ __all__ = [
     "recover",
     "reopen",
     "resume_claimed",
+    "resume_next",
     "retry_target",
     "same_start",
+    "serve",
     "shape_difference",
     "sleep",
     "step",
     "take_over",
     "undo_key",
     "wait",
+    "wait_for_result",
 ]

@@ -41,10 +41,12 @@ from coordination.engine import (
     process_owner,
     recover,
     reopen,
-    resume_claimed,
+    resume_next,
     retry_target,
     same_start,
+    serve,
     take_over,
+    wait_for_result,
 )
 from coordination.errors import (
     DefinitionError,
@@ -56,7 +58,6 @@ from coordination.errors import (
 from coordination.orchestration._drivers import Driver
 from coordination.orchestration._many import Batch
 from coordination.orchestration._run import WorkflowRun
-from coordination.orchestration._worker import serve, wait_for_result
 from coordination.stores._memory import MemoryStore
 from coordination.stores._records import RunRecord
 from coordination.stores._store import Store, WorkQueue
@@ -434,9 +435,10 @@ class Orchestrator(Generic[StartT, OutputT]):
         `stop` is set: `workers` loops, this thread and `workers - 1` more (the
         participants are then called from several threads).
 
-        On a store that can (PostgreSQL), a loop claims the oldest free run with `FOR
-        UPDATE SKIP LOCKED` and, with nothing to do, sleeps until a notification or `poll`
-        seconds; on others it polls `recover()` every `poll` seconds.
+        On a store that can (PostgreSQL, SQLite), a loop claims the oldest free run
+        (PostgreSQL: `FOR UPDATE SKIP LOCKED`) and, with nothing to do, fires due timers,
+        takes over dead owners' runs and sleeps until an announcement (PostgreSQL: from any
+        process) or `poll` seconds; on others it polls `recover()` every `poll` seconds.
         """
         self._check_sync_allowed("serve")
         serve(
@@ -456,20 +458,15 @@ class Orchestrator(Generic[StartT, OutputT]):
         self, queue: WorkQueue, max_recoveries: int, on_problem: Problem | None
     ) -> bool:
         """Claim the next free run of this flow and drive it; False if there was none."""
-        claimed = queue.claim_next(self.plan.name, self._owner, now=self.clock.now())
-        if claimed is None:
-            return False
-        workflow_id, token, previous = claimed
 
         def resume(record: RunRecord, token: int) -> None:
             self._drive(self._saga(record, token))
 
-        resume_claimed(
-            self.store, workflow_id, token, self.clock, was=previous,
+        return resume_next(
+            queue, self.store, self.plan.name, self._owner, self.clock,
             max_recoveries=max_recoveries, resume=resume, parked=lambda record: None,
             check=self._check_shape, on_problem=on_problem, observers=self._observers,
         )  # fmt: skip
-        return True
 
     # -- operators ------------------------------------------------------------------------
 

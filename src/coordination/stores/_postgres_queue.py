@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 
 from coordination.errors import StoreError
+from coordination.stores._announcements import Announcements
 from coordination.stores._postgres_database import PostgresDatabase
 
 __all__ = ["PostgresQueue"]
@@ -41,10 +42,10 @@ class PostgresQueue:
     def __init__(self, db: PostgresDatabase, channel: str) -> None:
         self._db = db
         self._channel = channel
-        self._wake = threading.Condition()
-        #: flow -> notifications not yet taken by a waiting worker: one that arrives while
-        #: the workers are busy still wakes the next one that waits.
-        self._pending: dict[str, int] = {}
+        #: Notifications not yet taken by a waiting worker: one that arrives while the
+        #: workers are busy still wakes the next one that waits.
+        self._heard = Announcements()
+        self._started = threading.Lock()
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -69,14 +70,10 @@ class PostgresQueue:
     def wait_for_work(self, flow: str, timeout: float) -> bool:
         """Wait until work of `flow` is announced (True) or `timeout` seconds passed."""
         self._listen()
-        with self._wake:
-            if not self._wake.wait_for(lambda: self._pending.get(flow, 0) > 0, timeout):
-                return False
-            self._pending[flow] -= 1
-            return True
+        return self._heard.wait(flow, timeout)
 
     def _listen(self) -> None:
-        with self._wake:
+        with self._started:
             if self._listener is None and not self._closed.is_set():
                 self._listener = threading.Thread(
                     target=self._loop, name="coordination:listen", daemon=True
@@ -87,10 +84,7 @@ class PostgresQueue:
         while not self._closed.is_set():
             try:
                 for flow in self._notifications():
-                    with self._wake:
-                        # Bounded: a flow nobody here waits for must not grow it forever.
-                        self._pending[flow] = min(self._pending.get(flow, 0) + 1, 1_000)
-                        self._wake.notify_all()
+                    self._heard.announce(flow)
             except StoreError:
                 pass  # the server went away: waiting workers poll until it is back
             self._closed.wait(0.5)

@@ -38,6 +38,7 @@ from coordination.stores._records import (
 )
 from coordination.stores._sqlite_database import Duplicate, SQLiteDatabase
 from coordination.stores._sqlite_events import SQLiteEvents
+from coordination.stores._sqlite_queue import SQLiteQueue
 from coordination.stores._sqlite_schema import RUN_COLUMNS, SCHEMA_VERSION
 from coordination.stores._starts import started, started_each
 
@@ -99,6 +100,7 @@ class SQLiteStore:
         self._db = SQLiteDatabase(
             self.path, synchronous=self.synchronous, busy_timeout=busy_timeout, lease=lease
         )
+        self._queue = SQLiteQueue(self._db)
         self._events = SQLiteEvents(self._db, self._codec)
         self._group = GroupCommit(self._write_alone, self.write_many)
 
@@ -573,6 +575,22 @@ class SQLiteStore:
         ).fetchone()
         if row is None:
             raise self._refusal(cursor, workflow_id, token)
+
+    # -- the queue of workers -------------------------------------------------------------
+
+    def claim_next(
+        self, flow: str, owner: str, *, now: float
+    ) -> tuple[str, int, str | None] | None:
+        """Claim the oldest free run of `flow` that owes work (one `BEGIN IMMEDIATE`)."""
+        return self._queue.claim_next(flow, owner, now=now)
+
+    def announce(self, flow: str) -> None:
+        """Wake this store's idle workers (other processes' find the work when they poll)."""
+        self._queue.announce(flow)
+
+    def wait_for_work(self, flow: str, timeout: float) -> bool:
+        """Wait for an announcement of work of `flow` here, at most `timeout` seconds."""
+        return self._queue.wait_for_work(flow, timeout)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"

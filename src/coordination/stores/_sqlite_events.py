@@ -15,7 +15,7 @@ from typing import Any
 
 from coordination._messages import Envelope, Message
 from coordination.errors import StoreError
-from coordination.stores._codec import MAYBE_TEXT, NUMBER, TEXT, Codec, column
+from coordination.stores._codec import INTEGER, MAYBE_TEXT, NUMBER, TEXT, Codec, column
 from coordination.stores._records import DeadLetter
 from coordination.stores._sqlite_database import SQLiteDatabase
 
@@ -101,11 +101,18 @@ class SQLiteEvents:
             "deliveries = deliveries + 1",
             (message_id, subscriber, workflow_id),
         )
-        (count,) = cursor.execute(
+        row = cursor.execute(
             "SELECT deliveries FROM inbox WHERE message_id = ? AND subscriber = ?",
             (message_id, subscriber),
         ).fetchone()
-        return int(count)
+        # A damaged or tampered file can lose the row it just wrote (a broken index, a
+        # trigger of someone else's): refused like any unreadable row, and rolled back.
+        if row is None:
+            raise StoreError(
+                f"run {workflow_id!r}: the inbox lost the delivery of {message_id!r} to "
+                f"{subscriber!r} as it counted it; the file is damaged, restore it from a backup"
+            )
+        return int(column(row[0], INTEGER, workflow_id, "delivery count"))
 
     @staticmethod
     def dead_letter(

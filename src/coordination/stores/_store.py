@@ -191,9 +191,11 @@ class EventLog(Protocol):
 class WorkQueue(Protocol):
     """What workers need beyond `Store` to share runs without queueing behind each other.
 
-    A capability some stores have (PostgreSQL); `serve()` uses it when the store has it,
-    and falls back to polling `recover()` otherwise. A submitted run is an unowned run that
-    owes work, so every store can hold one; this adds the fast claim and the wake-up.
+    A capability some stores have (PostgreSQL, SQLite); `serve()` uses it when the store has
+    it, for both runners, and falls back to polling `recover()` otherwise. A submitted run (or
+    choreography instance) is an unowned run that owes work, so every store can hold one;
+    this adds the fast claim and the wake-up. Proved by `coordination.testing`'s
+    `WorkQueueContract`.
     """
 
     def claim_next(

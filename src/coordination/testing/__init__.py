@@ -33,6 +33,7 @@ from coordination.testing._invariants import (
     journal_problems,
     status_problems,
 )
+from coordination.testing._queue_contract import WorkQueueContract
 from coordination.testing._saga import Prediction, assert_saga_atomic, predict, saga_problems
 from coordination.testing._store_contract import (
     ContractMessage,
@@ -78,6 +79,7 @@ __all__ = [
     "SimulatedCrash",
     "StoreContract",
     "VirtualClock",
+    "WorkQueueContract",
     "assert_crash_safe",
     "assert_equivalent",
     "assert_invariants",
