@@ -107,7 +107,7 @@ class Recovery:
         return resume_next(
             queue, self.store, self.instances.name, self.owner, self.clock,
             max_recoveries=max(max_recoveries, self.max_deliveries + 1), resume=resume,
-            parked=parked, check=check, on_problem=on_problem,
+            parked=parked, check=check, on_problem=on_problem, observers=self.observers,
         )  # fmt: skip
 
     def _takeover(
