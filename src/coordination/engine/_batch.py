@@ -20,18 +20,23 @@ closed, a late writer writes directly, after everything the batch held.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from coordination.engine._observers import notify
+from coordination._journal import Rows
+from coordination.engine._observers import Observer, notify
 from coordination.errors import LeaseLost, StoreError
 from coordination.stores._records import Write
 from coordination.stores._store import Store
 
-if TYPE_CHECKING:
-    from coordination._journal import Rows
-    from coordination.engine._recorder import Recorder
-
 __all__ = ["WriteBatch"]
+
+
+class Writer(Protocol):
+    """What a batch needs of the recorder a write came from (a `Recorder`)."""
+
+    #: Set once its write was refused or failed: its instance is driven no further.
+    lost: bool
+    observers: tuple[Observer, ...]
 
 
 class WriteBatch:
@@ -42,12 +47,12 @@ class WriteBatch:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._pending: list[tuple[Recorder, Write, list[Rows] | None]] = []
+        self._pending: list[tuple[Writer, Write, list[Rows] | None]] = []
         self.closed = False
         #: Commits made so far (a figure the benchmarks and tests read).
         self.commits = 0
 
-    def add(self, recorder: Recorder, write: Write, chunks: list[Rows] | None) -> bool:
+    def add(self, recorder: Writer, write: Write, chunks: list[Rows] | None) -> bool:
         """Hold `write` for the next flush; False once the batch is closed (write it alone).
 
         `chunks` are the journal rows observers get once it is committed (None: no observer).

@@ -12,17 +12,52 @@ records). Only the commits are shared: one `start_many` for the starts, then one
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
 
+from coordination._clock import Clock
 from coordination._messages import Message, new_id
-from coordination.engine import ACTIVE, LIVE, Saga, WriteBatch, claim_or_busy, same_start
+from coordination.engine import (
+    ACTIVE,
+    LIVE,
+    FlowPlan,
+    Saga,
+    Undo,
+    WriteBatch,
+    claim_or_busy,
+    same_start,
+)
 from coordination.errors import StoreError, UsageError, WorkflowBusy, WorkflowConflict
 from coordination.stores._records import RunRecord
+from coordination.stores._store import Store
 
-if TYPE_CHECKING:
-    from coordination.orchestration._orchestrator import Orchestrator
+__all__ = ["Batch", "Runner"]
 
-__all__ = ["Batch"]
+
+class Runner:
+    """What a batch needs of its orchestrator: where runs are kept, and how one is begun,
+    resumed, let go of, and owed undos run (the orchestrator's own, handed over)."""
+
+    __slots__ = ("clock", "owner", "plan", "release", "resumed", "run_owed", "saga", "store")
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        plan: FlowPlan,
+        clock: Clock,
+        owner: str,
+        saga: Callable[[RunRecord, int], Saga],
+        resumed: Callable[[str, int, str | None], Saga],
+        release: Callable[[Saga], None],
+        run_owed: Callable[[Saga, Undo], None],
+    ) -> None:
+        self.store = store
+        self.plan = plan
+        self.clock = clock
+        self.owner = owner
+        self.saga = saga
+        self.resumed = resumed
+        self.release = release
+        self.run_owed = run_owed
 
 
 class Batch:
@@ -30,7 +65,7 @@ class Batch:
 
     __slots__ = ("errors", "orchestrator", "places", "sagas", "write")
 
-    def __init__(self, orchestrator: Orchestrator[Any, Any]) -> None:
+    def __init__(self, orchestrator: Runner) -> None:
         self.orchestrator = orchestrator
         #: Per message, in order: its saga (driven here) or its record (finished already).
         self.places: list[Saga | RunRecord | None] = []
@@ -57,13 +92,13 @@ class Batch:
         started = store.start_many(
             plan.name,
             list(zip(ids, items, strict=True)),
-            owner=orchestrator._owner,
+            owner=orchestrator.owner,
             now=orchestrator.clock.now(),
             shape=plan.shape,
         )
         for (record, token), message in zip(started, items, strict=True):
             if token is not None:
-                self._add(orchestrator._saga(record, token))
+                self._add(orchestrator.saga(record, token))
                 continue
             try:
                 same_start(record, plan.name, message)  # started meanwhile by another caller
@@ -71,10 +106,10 @@ class Batch:
                     self.places.append(record)
                     continue
                 claimed = claim_or_busy(
-                    store, record, orchestrator._owner, orchestrator.clock.now(),
+                    store, record, orchestrator.owner, orchestrator.clock.now(),
                     "wait for it to finish",
                 )  # fmt: skip
-                self._add(orchestrator._resumed(record.workflow_id, claimed, was=record.owner))
+                self._add(orchestrator.resumed(record.workflow_id, claimed, record.owner))
             except (WorkflowBusy, WorkflowConflict) as error:
                 self.errors.append(error)
                 self.places.append(None)
@@ -134,15 +169,15 @@ class Batch:
         except StoreError:
             pass  # nothing of the last round was committed: those steps run again
         for saga in self.sagas:
-            self.orchestrator._release(saga)
+            self.orchestrator.release(saga)
 
     def _settle(self) -> None:
         """Run the late undos a finished run still owes (a crash left them owed)."""
-        driver = self.orchestrator._driver
+        run_owed = self.orchestrator.run_owed
         for saga in self.sagas:
             if saga.finished and not saga.lost:
                 for undo in saga.owed_after_end():
-                    driver.run_owed(saga, undo)
+                    run_owed(saga, undo)
 
     # -- results ----------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ from coordination.errors import (
     WorkflowNotFound,
 )
 from coordination.orchestration._drivers import Driver
-from coordination.orchestration._many import Batch
+from coordination.orchestration._many import Batch, Runner
 from coordination.orchestration._run import WorkflowRun
 from coordination.stores._memory import MemoryStore
 from coordination.stores._records import RunRecord
@@ -199,7 +199,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         A run another process is driving (`WorkflowBusy`) is raised after the others ran.
         """
         self._check_sync_allowed("run_many")
-        batch = Batch(self)
+        batch = Batch(self._runner())
         batch.begin(messages, workflow_ids)
         batch.drive(self._driver.run_batch)
         return [WorkflowRun(record) for record in batch.records()]
@@ -209,10 +209,22 @@ class Orchestrator(Generic[StartT, OutputT]):
     ) -> list[WorkflowRun[OutputT]]:
         """Like `run_many()`, without blocking the loop: a round's steps of every run run
         concurrently, then one commit records them."""
-        batch = Batch(self)
+        batch = Batch(self._runner())
         batch.begin(messages, workflow_ids)
         await batch.drive_async(self._driver.run_batch_async)
         return [WorkflowRun(record) for record in batch.records()]
+
+    def _runner(self) -> Runner:
+        """What a batch of runs needs of this orchestrator."""
+
+        def resumed(workflow_id: str, token: int, was: str | None) -> Saga:
+            return self._resumed(workflow_id, token, was=was)
+
+        return Runner(
+            store=self.store, plan=self.plan, clock=self.clock, owner=self._owner,
+            saga=self._saga, resumed=resumed, release=self._release,
+            run_owed=self._driver.run_owed,
+        )  # fmt: skip
 
     def _drive(self, saga: Saga) -> None:
         """Drive `saga` on this thread, letting go of it if that is interrupted."""
