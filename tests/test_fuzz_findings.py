@@ -133,6 +133,21 @@ def test_an_owner_holding_nothing_is_taken_over(
     assert problems == []
 
 
+def test_an_unreadable_ended_run_that_still_owes_work_does_not_stop_recovery(
+    tmp_path: Path,
+) -> None:
+    """An ended run that owes work (a scheduled start, say) is read before it is claimed;
+    with a damaged step that read raised StoreError out of recover() for every run."""
+    path = tmp_path / "s.db"
+    _two_interrupted(path)
+    _damage(path, "UPDATE runs SET status = 'completed', owner = NULL WHERE workflow_id = 'bad'")
+    _damage(path, "UPDATE steps SET outcome = '' WHERE workflow_id = 'bad'")
+    statuses, problems = _recover(path)
+    assert statuses == {"good": WorkflowStatus.COMPLETED}  # 'bad' cannot be read
+    assert [(run, type(error)) for run, error in problems] == [("bad", StoreError)]
+    assert "unknown outcome" in str(problems[0][1])
+
+
 def test_a_token_past_64_bits_is_refused_by_the_claim(tmp_path: Path) -> None:
     """A REAL token became a Python int too big for SQLite: OverflowError on the next write."""
     path = tmp_path / "s.db"
@@ -234,3 +249,29 @@ def test_a_damaged_schema_name_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         SQLiteStore(path)
     fuzzing.remove(path)
+
+
+def test_an_unreadable_waiting_run_keeps_only_its_own_timer_from_firing(tmp_path: Path) -> None:
+    """resume_due() read every owed waiting run unguarded: one damaged row raised StoreError
+    out of it, and no other run's timer fired either."""
+    from examples.checkout import CardPayments, CheckoutStarted, OrderBook, WebhookCheckout
+    from examples.checkout.flow import WEBHOOK_TIMEOUT
+
+    path = tmp_path / "w.db"
+    clock = VirtualClock()
+    with SQLiteStore(path) as store:
+        flow = WebhookCheckout(CardPayments(limit_cents=10_000), OrderBook(), store=store,
+                               clock=clock)  # fmt: skip
+        for order_id in ("bad", "good"):
+            run = flow.run(
+                CheckoutStarted(order_id=order_id, amount_cents=100), workflow_id=order_id
+            )
+            assert run.status is WorkflowStatus.WAITING
+    _damage(path, "UPDATE steps SET outcome = '' WHERE workflow_id = 'bad'")
+    with SQLiteStore(path) as store:
+        flow = WebhookCheckout(CardPayments(limit_cents=10_000), OrderBook(), store=store,
+                               clock=clock)  # fmt: skip
+        clock.advance(WEBHOOK_TIMEOUT + 1)
+        moved = flow.resume_due()
+        assert [run.workflow_id for run in moved] == ["good"]
+        assert moved[0].status.finished

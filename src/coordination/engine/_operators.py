@@ -9,11 +9,15 @@ the same whether an orchestrator or a choreography runs it.
 
 from __future__ import annotations
 
+import logging
+
+from pydantic import ValidationError
+
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
 from coordination.engine._plan import FlowPlan, PlannedWait
 from coordination.engine._schedules import DueMessage, DueStart, due_message, due_start
-from coordination.errors import UsageError, WorkflowBusy
+from coordination.errors import CoordinationError, UsageError, WorkflowBusy
 from coordination.stores._records import RunRecord, StepOutcome
 from coordination.stores._store import Store
 
@@ -28,6 +32,8 @@ __all__ = [
     "reopen",
     "retry_target",
 ]
+
+_log = logging.getLogger("coordination.engine")
 
 _S = WorkflowStatus
 
@@ -187,7 +193,12 @@ def due_instances(store: Store, plan: FlowPlan, now: float) -> list[tuple[RunRec
                 continue
         elif not owed.status.finished:
             continue  # running, or interrupted: recovery carries it to a wait or an end
-        record = store.get_run(owed.workflow_id)
+        try:
+            record = store.get_run(owed.workflow_id)
+        except (CoordinationError, ValidationError) as error:
+            # An unreadable row keeps only its own timers from firing, never the others'.
+            _log.warning("resume_due(): left %s alone: %s", owed.workflow_id, error)
+            continue
         if record is None:
             continue
         work = due_work(record, plan, now)

@@ -214,7 +214,11 @@ def recover(
         if owed.status is WorkflowStatus.WAITING and owed.owner is None:
             continue  # suspended for an outside message: nothing to do until it comes
         if owed.status.finished and owed.owner is None:
-            record = store.get_run(owed.workflow_id)
+            try:
+                record = store.get_run(owed.workflow_id)
+            except (CoordinationError, ValidationError) as error:
+                report(owed.workflow_id, error)  # an unreadable row: this run only, untouched
+                continue
             if record is not None and owes_only_starts(record):
                 continue  # ended, with the next instance to start when due: resume_due's
         # Held from the claim to the end of the drive: another thread of this process (a
