@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic_core import PydanticSerializationError
@@ -93,6 +93,13 @@ class Codec:
             return to_json(message)
         except MessageError as error:
             raise StoreError(f"cannot store {what}: {error}") from error
+
+    def starts(self, starts: Sequence[tuple[str, Message]]) -> list[str]:
+        """The start messages of a batch of runs, every one encoded before any is written."""
+        return [
+            self.message(start, f"the start message of {workflow_id!r}")
+            for workflow_id, start in starts
+        ]
 
     def read_message(self, text: Any, workflow_id: str, what: str) -> Message:
         if not isinstance(text, str | bytes):

@@ -182,10 +182,7 @@ class PostgresStore:
         now: float,
         shape: str | None = None,
     ) -> list[tuple[RunRecord, int | None]]:
-        encoded = [
-            self._codec.message(start, f"the start message of {workflow_id!r}")
-            for workflow_id, start in starts
-        ]  # every message encodes before anything is written
+        encoded = self._codec.starts(starts)
         shape_id = None if shape is None else hashlib.sha256(shape.encode()).hexdigest()[:32]
         lease_expires = now + self.lease
 

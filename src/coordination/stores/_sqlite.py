@@ -180,10 +180,7 @@ class SQLiteStore:
         now: float,
         shape: str | None = None,
     ) -> list[tuple[RunRecord, int | None]]:
-        encoded = [
-            self._codec.message(start, f"the start message of {workflow_id!r}")
-            for workflow_id, start in starts
-        ]  # every message encodes before anything is written
+        encoded = self._codec.starts(starts)
         lease_expires = now + self.lease
         created: list[bool] = []
         with self._db.transaction(f"starting {len(starts)} runs of {flow!r}") as cursor:
