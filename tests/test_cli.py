@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from typer.testing import CliRunner
 from coordination import NonRetryable, WorkflowStatus
 from coordination.choreography import Choreography, EventBus
 from coordination.cli import app
+from coordination.engine._ownership import _kernel_start
 from coordination.stores import SQLiteStore
 from coordination.testing import VirtualClock
 from examples.ecommerce import (
@@ -217,6 +221,26 @@ def test_recover_retry_and_cancel_give_the_factory_the_store(tmp_path: Path) -> 
     code, _, err = invoke("runs", "recover", "tests.test_cli:IN_MEMORY", "--db", db)
     assert code == 2
     assert "name a factory taking store=" in one_line_error(err)
+
+
+def test_cancel_of_a_run_another_live_process_drives_says_it_left_a_request(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "orders.db"
+    _interrupted(db, "order-13")
+    parent = os.getppid()  # a live process on this host that is not this one
+    live = f"{socket.gethostname()}:{parent}:{_kernel_start(parent)}"
+    with SQLiteStore(db) as store:
+        assert store.claim_run("order-13", live, now=time.time()) is not None
+    code, out, _ = invoke("runs", "cancel", FACTORY, "order-13", "--db", str(db))
+    assert code == 0
+    assert out.splitlines() == [
+        "order-13: running",
+        "order-13 is driven by another process: it stops at its next step boundary and is "
+        "undone there",
+    ]
+    with SQLiteStore(db) as store:
+        assert [request.cancel for request in store.requests("order-13")] == [True]
 
 
 def test_retry_and_cancel_work_on_a_choreography_too(tmp_path: Path) -> None:

@@ -75,6 +75,7 @@ EXPORTS: dict[str, list[str]] = {
         "MemoryStore",
         "OwedRun",
         "PostgresStore",
+        "Request",
         "RunRecord",
         "SQLiteStore",
         "StepOutcome",

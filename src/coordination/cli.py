@@ -465,7 +465,14 @@ def runs_recover(
 def _operate(target: str, db: Path, action: str, workflow_id: str, as_json: bool) -> None:
     with _runner(target, _existing(db)) as runner:
         # Both runners have the operator's retry and cancel (the engine's rules).
-        _report([getattr(runner, action)(workflow_id)], as_json)
+        found = getattr(runner, action)(workflow_id)
+        _report([found], as_json)
+        if action == "cancel" and not as_json and not found.status.finished:
+            # Another live process drives it: a cancel request was left for it.
+            typer.echo(
+                f"{workflow_id} is driven by another process: it stops at its next step "
+                f"boundary and is undone there"
+            )
 
 
 @runs_app.command("retry")

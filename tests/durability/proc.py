@@ -5,7 +5,8 @@ python -m tests.durability.proc MODE STORE EFFECTS [options]
 STORE is a SQLite file or `postgres:<schema>` (tests.postgres.open_spec); `open` and
 `disk-full` are about SQLite files only.
 
-- hold: run `--ids` (one thread each) through the checkout; `--block` actions wait for
+- hold: run `--ids` (one thread each) through the checkout (`--runner choreography`: publish
+  them to the same participants' choreography); `--block` actions wait for
   `<folder>/<--go>`. The main thread answers `<folder>/read` by writing `reads.json` (what
   `get()` and `runs()` say), then prints each run's outcome once all threads ended.
 - recover: `recover()` the checkout (`--after` actions wait for `<folder>/<--go>` once
@@ -81,13 +82,21 @@ def hold(args: argparse.Namespace) -> dict[str, Any]:
     folder: Path = args.folder
     gate = Gate(folder, block=frozenset(args.block), go=args.go, refuse_seen=args.refuse_seen)
     store = open_spec(args.store, lease=args.lease)
-    orders = Checkout(*Shop(Effects(args.effects), gate).participants(), store=store)
+    shop = Shop(Effects(args.effects), gate)
+    orders = Checkout(*shop.participants(), store=store)
     results: dict[str, Any] = {}
+    flow = None
+    if args.runner == "choreography":
+        flow = Choreography(EventBus(), *shop.participants(), store=store)
 
     def drive(workflow_id: str) -> None:
         try:
-            run = orders.run(order(workflow_id), workflow_id=workflow_id)
-            results[workflow_id] = outcome(None, run.status.name)
+            if flow is not None:
+                flow.publish(order(workflow_id), correlation_id=workflow_id)
+                status = flow.result(workflow_id, timeout=60).status.name
+            else:
+                status = orders.run(order(workflow_id), workflow_id=workflow_id).status.name
+            results[workflow_id] = outcome(None, status)
         except BaseException as error:
             results[workflow_id] = outcome(error)
 

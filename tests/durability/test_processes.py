@@ -566,3 +566,64 @@ def test_a_full_disk_fails_the_run_typed_and_never_wedges_it(tmp_path: Path) -> 
         for workflow_id in ("d-1", "d-2")
         for action, count in (("Bank.charge", 1), ("Depot.pack", 2), ("Courier.ship", 1))
     }
+
+
+# -- requests: cancelling an instance another live process drives -----------------------------
+
+
+@pytest.mark.parametrize("runner", ["orchestration", "choreography"])
+def test_a_cancel_from_another_process_stops_the_owner_at_its_next_boundary(
+    tmp_path: Path, durable_backend: Backend, reap: list[subprocess.Popen[bytes]], runner: str
+) -> None:
+    """A drives c-1 and is inside `pack`; this process's cancel() finds it busy, keeps a
+    durable request and returns it RUNNING. Once `pack` returns, A takes the request at its
+    next step boundary: `ship` never runs, `pack` and `charge` are undone, CANCELLED."""
+    owner = start(
+        command("hold", tmp_path, "--ids", "c-1", "--block", "pack", "--runner", runner,
+                store=durable_backend)
+    )  # fmt: skip
+    reap.append(owner)
+    wait_for((tmp_path / "entered-pack-c-1").exists, "A to enter pack", owner)
+    with durable_backend.open() as store:
+        shop = Shop(Effects(tmp_path / "effects.db"))
+        if runner == "choreography":
+            flow = Choreography(EventBus(), *shop.participants(), store=store)
+            kept = flow.cancel("c-1").status
+        else:
+            kept = Checkout(*shop.participants(), store=store).cancel("c-1").status
+        assert kept is WorkflowStatus.RUNNING
+        assert [request.cancel for request in store.requests("c-1")] == [True]
+        shop.effects.connection.close()
+    time.sleep(0.15)  # A looks for requests at most every 0.1 s while it drives
+    (tmp_path / "go").touch()
+    assert finish(owner) == {"c-1": outcome(None, "CANCELLED")}
+    effects, executions = ledger(tmp_path / "effects.db")
+    assert effects == {"c-1": {"charge": 1, "pack": 1}}  # both undone; ship never ran
+    assert "c-1:Courier.ship" not in executions
+    with durable_backend.open() as store:
+        assert store.requests("c-1") == []
+
+
+def test_a_cancel_request_outlives_its_owner_s_kill_9(
+    tmp_path: Path, durable_backend: Backend, reap: list[subprocess.Popen[bytes]]
+) -> None:
+    """The owner is SIGKILLed with a cancel request it never saw: whoever recovers the run
+    carries the request out, so the run ends CANCELLED, not COMPLETED."""
+    owner = start(command("hold", tmp_path, "--ids", "k-1", "--block", "pack",
+                          store=durable_backend))  # fmt: skip
+    reap.append(owner)
+    wait_for((tmp_path / "entered-pack-k-1").exists, "A to enter pack", owner)
+    with durable_backend.open() as store:
+        shop = Shop(Effects(tmp_path / "effects.db"))
+        orders = Checkout(*shop.participants(), store=store)
+        assert orders.cancel("k-1").status is WorkflowStatus.RUNNING
+        owner.send_signal(signal.SIGKILL)
+        owner.communicate()
+        (tmp_path / "go").touch()
+        (recovered,) = orders.recover()
+        assert recovered.status is WorkflowStatus.CANCELLED
+        assert store.requests("k-1") == []
+        shop.effects.connection.close()
+    effects, _executions = ledger(tmp_path / "effects.db")
+    assert all(undone == 1 for undone in effects["k-1"].values()), effects
+    assert "ship" not in effects["k-1"]

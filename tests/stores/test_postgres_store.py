@@ -103,8 +103,8 @@ def test_the_schema_is_created_in_its_own_namespace_with_a_version(
                 "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
             )
         }
-    assert meta == {"application": "coordination", "schema": "1"}
-    assert tables == {"coordination_meta", "shapes", "runs", "steps", "events", "inbox"}
+    assert meta == {"application": "coordination", "schema": "2"}
+    assert tables == {"coordination_meta", "shapes", "runs", "steps", "events", "inbox", "requests"}
 
 
 def test_stores_in_two_schemas_of_one_database_never_see_each_other(
@@ -143,6 +143,39 @@ def test_another_schema_version_is_refused_and_left_untouched(
     with pytest.raises(StoreError, match=match):
         PostgresStore(postgres.url, schema=schema)
     assert catalog(postgres, schema) == before
+
+
+def test_a_schema_of_version_1_is_upgraded_keeping_its_runs(postgres: PostgresServer) -> None:
+    """Version 1 had no requests table: opening it adds the table and moves the schema to
+    version 2 (in the openers' transaction); its runs read back as they were."""
+    schema = postgres.new_schema()
+    first = postgres.store(schema)
+    first.start_run("wf", "flow", order(), owner="a", now=1.0)
+    before = first.get_run("wf")
+    first.close()
+    _damage(postgres, schema, "DROP TABLE S.requests")
+    _damage(postgres, schema, "UPDATE S.coordination_meta SET value = '1' WHERE key = 'schema'")
+
+    store = PostgresStore(postgres.url, schema=schema)
+    try:
+        again = store.get_run("wf")
+        assert again is not None
+        assert before is not None
+        assert (again.start, again.status, again.owner, again.token) == (
+            before.start,
+            before.status,
+            before.owner,
+            before.token,
+        )
+        assert store.request("wf", None, now=2.0)
+        assert [request.cancel for request in store.requests("wf")] == [True]
+    finally:
+        store.close()
+    with postgres.connect() as connection:
+        (version,) = connection.execute(
+            f"SELECT value FROM \"{schema}\".coordination_meta WHERE key = 'schema'"
+        ).fetchone()
+    assert version == "2"
 
 
 def test_a_schema_of_something_else_is_refused_and_left_untouched(

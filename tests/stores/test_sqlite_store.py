@@ -75,7 +75,7 @@ def test_the_file_is_wal_with_a_schema_version(tmp_path: Path) -> None:
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     meta = dict(connection.execute("SELECT key, value FROM coordination_meta"))
-    assert meta == {"application": "coordination", "schema": "2"}
+    assert meta == {"application": "coordination", "schema": "3"}
     connection.close()
 
 
@@ -120,6 +120,39 @@ def test_an_older_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="schema version 1, written by an earlier"):
         SQLiteStore(path)
     assert path.read_bytes() == before
+
+
+def test_a_file_of_schema_version_2_is_upgraded_keeping_its_runs(tmp_path: Path) -> None:
+    """Version 2 had no requests table: opening it adds the table (one transaction) and
+    moves the file to version 3; its runs read back as they were."""
+    path = tmp_path / "v2.db"
+    with SQLiteStore(path) as store:
+        store.start_run("wf", "flow", order(), owner="me", now=1.0)
+        before = store.get_run("wf")
+    connection = sqlite3.connect(path)
+    connection.execute("DROP TABLE requests")  # the file as version 2 wrote it
+    connection.execute("UPDATE coordination_meta SET value = '2' WHERE key = 'schema'")
+    connection.commit()
+    connection.close()
+
+    with SQLiteStore(path) as store:
+        again = store.get_run("wf")
+        assert again is not None
+        assert before is not None
+        assert (again.start, again.status, again.owner, again.token) == (
+            before.start,
+            before.status,
+            before.owner,
+            before.token,
+        )
+        assert store.request("wf", None, now=2.0)
+        assert [request.cancel for request in store.requests("wf")] == [True]
+    connection = sqlite3.connect(path)
+    (version,) = connection.execute(
+        "SELECT value FROM coordination_meta WHERE key = 'schema'"
+    ).fetchone()
+    connection.close()
+    assert version == "3"
 
 
 @pytest.mark.parametrize("value", ["v2", "", "2.0", "-1"])

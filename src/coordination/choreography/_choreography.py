@@ -244,7 +244,8 @@ class Choreography:
         Idempotent by `correlation_id`, like `Orchestrator.run()`: the same message again
         returns its envelope and runs nothing; a different one raises `WorkflowConflict`.
         An outside message (one the flow's `wait(...)` steps wait for) goes to the instance
-        `correlation_id` names, like `Orchestrator.send()`: a WAITING one resumes here.
+        `correlation_id` names, like `Orchestrator.send()`: a WAITING one resumes here; one
+        another live process drives gets it as a durable request, taken there.
         """
         if self._operators.waits_for(message):
             return self._operators.send(message, correlation_id)
@@ -439,8 +440,10 @@ class Choreography:
 
     def cancel(self, correlation_id: str) -> ProcessView:
         """Stop an instance that has not finished (or is parked): undo what it did, end
-        CANCELLED. One this process is driving stops at its next step boundary; past its
-        pivot (the point of no return) nothing can be undone: `UsageError`."""
+        CANCELLED. One this process is driving stops at its next step boundary; one another
+        live process drives is left a durable cancel request, carried out there at its next
+        step boundary (or by whoever recovers it). Past its pivot (the point of no return)
+        nothing can be undone: `UsageError`."""
         return self._operators.cancel(correlation_id)
 
     def resume_due(self) -> list[ProcessView]:

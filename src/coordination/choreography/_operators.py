@@ -26,6 +26,7 @@ from coordination.engine import (
     FlowPlan,
     cancel_refusal,
     claim_or_busy,
+    claim_or_request,
     due_instances,
     loop_running,
     make_start,
@@ -99,7 +100,10 @@ class Operators:
         if record.status is WorkflowStatus.PARKED:
             token = reopen(self.store, record, self._owner, now, WorkflowStatus.COMPENSATING)
         else:
-            token = claim_or_busy(self.store, record, self._owner, now, "cancel it once it stopped")
+            claimed = claim_or_request(self.store, record, self._owner, now, None)
+            if claimed is None:  # another live process drives it: it stops there and undoes
+                return self.monitor.get(correlation_id)
+            token = claimed
         instance = self._recovery.resumed(correlation_id, token, was=record.owner)
         instance.saga.cancel()
         self._carry_on(instance)
@@ -195,8 +199,9 @@ class Operators:
                 if live.saga.status is WorkflowStatus.RUNNING and not live.saga.lost:
                     live.saga.arrive(planned, message)  # kept for its wait, published
                     return envelope, None, None
-        now = self.clock.now()
-        token = claim_or_busy(self.store, record, self._owner, now, "publish it once it stopped")
+        token = claim_or_request(self.store, record, self._owner, self.clock.now(), message)
+        if token is None:  # another live process drives it: kept for it, taken there
+            return envelope, None, None
         return envelope, self._recovery.resumed(correlation_id, token, was=record.owner), planned
 
     def send(self, message: Message, correlation_id: str | None) -> Envelope[Message]:

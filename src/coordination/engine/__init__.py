@@ -62,6 +62,7 @@ from coordination.engine._recovery import (
     same_start,
     take_over,
 )
+from coordination.engine._requests import REQUEST_POLL, claim_or_request
 from coordination.engine._runs import ActionRun, UndoRun, finish_async, finish_sync
 from coordination.engine._saga import (
     SUSPEND,
@@ -80,6 +81,7 @@ __all__ = [
     "EVERYWHERE",
     "GATHERED",
     "LIVE",
+    "REQUEST_POLL",
     "SUSPEND",
     "WAIT",
     "ActionNode",
@@ -117,6 +119,7 @@ __all__ = [
     "checked_observers",
     "claim",
     "claim_or_busy",
+    "claim_or_request",
     "compile_plan",
     "derive_groups",
     "describe",

@@ -107,6 +107,18 @@ class Recorder:
         if chunks is not None:
             notify(self.observers, chunks)
 
+    def drop_requests(self, upto: int) -> None:
+        """Drop the instance's requests up to `upto`, carried out: after what carrying
+        them out wrote is committed (a batch's writes first)."""
+        batch = self.batch
+        if batch is not None:
+            batch.flush()
+        try:
+            self.store.drop_requests(self.workflow_id, self.token, upto)
+        except (LeaseLost, StoreError):
+            self.lost = True
+            raise
+
     def _chunks(self, records: tuple[StepRecord, ...], finish: Finish | None) -> list[Rows] | None:
         """The journal rows observers get for a write (None when nobody observes)."""
         if not (self.observers or EVERYWHERE):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -32,6 +33,7 @@ from coordination.engine._observers import Observer
 from coordination.engine._plan import FlowPlan, PlannedAction, PlannedWait
 from coordination.engine._progress import Progress
 from coordination.engine._recorder import Recorder
+from coordination.engine._requests import REQUEST_POLL, carry_out, pending
 from coordination.engine._schedules import check_scheduled, pending_starts, scheduled_records
 from coordination.engine._undo import Undo, UndoBook, undo_progress
 from coordination.errors import CompensationFailed, StepFailed
@@ -126,6 +128,7 @@ class Saga:
         "publishing",
         "record",
         "recorder",
+        "requests_due",
         "resumed",
         "store",
         "token",
@@ -168,6 +171,9 @@ class Saga:
         #: The generation open when the instance was resumed (its actions may have been in
         #: flight: their attempt numbers continue).
         self.resumed: int | None = None
+        #: When to look for requests next (a claimed instance: at once, requests may have
+        #: been left for its previous owner; a new one: once it has run a while).
+        self.requests_due = 0.0 if token > 1 else time.monotonic() + REQUEST_POLL
         # A claimed instance (token > 1) is resumed, records or not: its owner may have died
         # before recording anything, and what it had published must be delivered again.
         if token > 1 or record.has_any_step() or record.status is not _RUNNING:
@@ -293,7 +299,12 @@ class Saga:
 
     def next(self) -> tuple[PlannedAction, ...] | Undo | Wait | Suspend | None:
         """What to run now: actions (taken: run each to its end), an undo, WAIT (something
-        is in flight), SUSPEND (stand at a wait for an outside message), or None (done)."""
+        is in flight), SUSPEND (stand at a wait for an outside message), or None (done).
+
+        A step boundary: requests other processes left for the instance (a cancel, an
+        early message) are carried out here first, when it is time to look for them."""
+        if time.monotonic() >= self.requests_due:
+            self.take_requests()
         with self.lock:
             if self.recorder.lost or self.record.status in _FINISHED:
                 return None
@@ -339,23 +350,53 @@ class Saga:
     def suspend(self) -> bool:
         """Suspend at the wait the instance stands at: WAITING, its lease let go (no thread
         and no lease are held while it waits). False if there is nothing to wait for any
-        more (its message came meanwhile): go on driving it."""
+        more (its message came meanwhile, or a request came for it while it let go: it was
+        claimed back): go on driving it."""
         with self.lock:
             planned = self.progress.awaiting()
             if planned is None or self.progress.left or self.recorder.lost:
                 return False
+            owner = self.record.owner
             if self.record.status is WorkflowStatus.WAITING:
                 # Claimed while waiting (its message never came: a crash between claim and
                 # arrival): let go of it again.
                 self.recorder.write(release=True)
-                return True
-            key = f"{planned.key}:waiting"
-            records: tuple[StepRecord, ...] = ()
-            if not self.record.has_step(key):  # suspended again after a crash: once
-                entry = self.recorder.waiting(planned)  # with its timer, if it has one
-                records = (StepRecord(key, StepOutcome.NOTED, 0, None, None, entry),)
-            self.recorder.write(records, status=WorkflowStatus.WAITING, release=True)
-            return True
+            else:
+                key = f"{planned.key}:waiting"
+                records: tuple[StepRecord, ...] = ()
+                if not self.record.has_step(key):  # suspended again after a crash: once
+                    entry = self.recorder.waiting(planned)  # with its timer, if it has one
+                    records = (StepRecord(key, StepOutcome.NOTED, 0, None, None, entry),)
+                self.recorder.write(records, status=WorkflowStatus.WAITING, release=True)
+        return not self._claimed_back(owner)
+
+    def _claimed_back(self, owner: str | None) -> bool:
+        """Right after letting go: if a request came meanwhile (its requester found the
+        instance still held, so nobody else looks for it), claim the instance back to carry
+        it out. False if there was none, or someone else claimed it first."""
+        if owner is None or not pending(self.store, self):
+            return False
+        token = self.store.claim_run(self.workflow_id, owner, now=self.clock.now())
+        if token is None:
+            return False  # its requester (or a timer) took it: carried out there
+        with self.lock:
+            self.token = self.recorder.token = self.record.token = token
+            self.record.owner = owner
+            self.requests_due = 0.0
+        return True
+
+    def take_requests(self) -> None:
+        """Carry out the requests left for this instance, if any (see `_requests`)."""
+        found = pending(self.store, self)
+        if found:
+            carry_out(self, found)
+
+    def received(self, planned: PlannedWait) -> bool:
+        with self.lock:
+            return self.progress.arrived(planned) or self.record.has_step(planned.key)
+
+    def drop_requests(self, upto: int) -> None:
+        self.recorder.drop_requests(upto)
 
     def arrive(self, planned: PlannedWait, message: Message, *, timed_out: bool = False) -> bool:
         """An outside message for `planned` arrived: record it (the instance wakes if it was

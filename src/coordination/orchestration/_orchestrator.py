@@ -32,6 +32,7 @@ from coordination.engine import (
     check_shape,
     checked_observers,
     claim_or_busy,
+    claim_or_request,
     compile_plan,
     due_instances,
     make_start,
@@ -303,7 +304,9 @@ class Orchestrator(Generic[StartT, OutputT]):
 
         A WAITING run resumes on this thread, to its next suspension or its end. A run still
         on its way to the wait keeps the message for it (durably): one this process drives
-        takes it at once; an interrupted one is resumed here. A duplicate of a message it
+        takes it at once; one another live process drives gets it as a durable request,
+        taken at its next step boundary (the run is returned as it stands); an interrupted
+        one is resumed here. A duplicate of a message it
         received already changes nothing. `WorkflowNotFound` for an unknown run;
         `UsageError` for a type it does not wait for, or a run that finished without it.
         """
@@ -345,8 +348,9 @@ class Orchestrator(Generic[StartT, OutputT]):
                 if live.status is WorkflowStatus.RUNNING and not live.lost:
                     live.arrive(planned, message)  # kept for its wait; its driver goes on
                     return WorkflowRun(live.record)
-        now = self.clock.now()
-        token = claim_or_busy(self.store, record, self._owner, now, "send it once it stopped")
+        token = claim_or_request(self.store, record, self._owner, self.clock.now(), message)
+        if token is None:  # another live process drives it: kept for it, taken there
+            return WorkflowRun(self._record(workflow_id))
         saga = self._resumed(workflow_id, token, was=record.owner)
         saga.arrive(planned, message)
         return saga
@@ -500,8 +504,11 @@ class Orchestrator(Generic[StartT, OutputT]):
         """Stop a run that has not finished (or is parked): undo what it did, end CANCELLED.
 
         A run this process is driving right now stops at its next step boundary: `cancel()`
-        returns it COMPENSATING, and its driver undoes it. Past the pivot (the point of no
-        return) nothing can be undone: `UsageError`.
+        returns it COMPENSATING, and its driver undoes it. A run another live process drives
+        is left a durable cancel request, and `cancel()` returns it as it stands: that
+        process stops it at its next step boundary (it looks at least every 0.1 s while it
+        runs) and undoes it; if it dies first, whoever recovers the run does. Past the pivot
+        (the point of no return) nothing can be undone: `UsageError`.
         """
         record = self._record(workflow_id)
         refusal = cancel_refusal(record, self.plan)
@@ -517,8 +524,9 @@ class Orchestrator(Generic[StartT, OutputT]):
         if record.status is WorkflowStatus.PARKED:
             saga = self._reopened(record, WorkflowStatus.COMPENSATING)
         else:
-            now = self.clock.now()
-            token = claim_or_busy(self.store, record, self._owner, now, "cancel it once it stopped")
+            token = claim_or_request(self.store, record, self._owner, self.clock.now(), None)
+            if token is None:  # another live process drives it: it stops there and undoes
+                return WorkflowRun(self._record(workflow_id))
             saga = self._resumed(workflow_id, token, was=record.owner)
         saga.cancel()
         self._drive(saga)

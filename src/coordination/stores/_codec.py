@@ -20,6 +20,7 @@ from pydantic_core import to_json as to_json_bytes
 from coordination._journal import ROW_WIDTH, EntryKind, Rows
 from coordination._messages import Message, from_json, persistence_problem, to_json, type_name_of
 from coordination.errors import CompensationFailed, MessageError, StepFailed, StoreError
+from coordination.stores._records import Request
 
 __all__ = ["INTEGER", "MAYBE_NUMBER", "MAYBE_TEXT", "NUMBER", "TEXT", "Codec", "column"]
 
@@ -115,6 +116,13 @@ class Codec:
                 f"intact: import the module that defines the message type (reading never "
                 f"imports) or add an upcaster"
             ) from error
+
+    def read_request(self, workflow_id: str, seq: Any, at: Any, text: Any) -> Request:
+        """A stored request's row (its number, when it was made, its message or NULL)."""
+        column(seq, INTEGER, workflow_id, "request number")
+        column(at, NUMBER, workflow_id, "request time")
+        message = None if text is None else self.read_message(text, workflow_id, "a request")
+        return Request(int(seq), float(at), message)
 
     def output(self, output: Any, workflow_id: str, what: str) -> str | None:
         """A step's output: None, one message, or a tuple of messages (a JSON list)."""

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
 from coordination.errors import LeaseLost, StoreError
-from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
+from coordination.stores._records import DeadLetter, OwedRun, Request, RunRecord, Write
 
 __all__ = ["MemoryStore"]
 
@@ -58,6 +58,9 @@ class MemoryStore:
         self._logs: dict[str, _Log] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._dead: list[DeadLetter] = []
+        #: Requests for runs another owner drives (cancels, early messages), by run.
+        self._requests: dict[str, list[Request]] = {}
+        self._requested = 0
         self._lock = threading.Lock()
 
     def register_types(self, types: Iterable[type[Message]]) -> None:
@@ -264,6 +267,33 @@ class MemoryStore:
             forgotten, _ = self._finished.popitem(last=False)
             del self._runs[forgotten]
             self._logs.pop(forgotten, None)
+            self._requests.pop(forgotten, None)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def request(self, workflow_id: str, message: Message | None, *, now: float) -> bool:
+        with self._lock:
+            record = self._runs.get(workflow_id)
+            if record is None or record.status.finished:
+                return False
+            self._requested += 1
+            self._requests.setdefault(workflow_id, []).append(
+                Request(self._requested, now, message)
+            )
+            return True
+
+    def requests(self, workflow_id: str) -> list[Request]:
+        with self._lock:
+            return list(self._requests.get(workflow_id, ()))
+
+    def drop_requests(self, workflow_id: str, token: int, upto: int) -> None:
+        with self._lock:
+            self._fenced(workflow_id, token)
+            kept = self._requests.get(workflow_id)
+            if kept is not None:
+                kept[:] = [request for request in kept if request.seq > upto]
+                if not kept:
+                    del self._requests[workflow_id]
 
     # -- reading --------------------------------------------------------------------------
 
@@ -304,6 +334,7 @@ class MemoryStore:
             for workflow_id in gone:
                 del self._runs[workflow_id]
                 self._logs.pop(workflow_id, None)
+                self._requests.pop(workflow_id, None)
                 self._finished.pop(workflow_id, None)
             return len(gone)
 

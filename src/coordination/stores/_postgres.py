@@ -26,7 +26,7 @@ from coordination.stores._postgres_events import PostgresEvents
 from coordination.stores._postgres_queue import PostgresQueue
 from coordination.stores._postgres_reads import PostgresReads
 from coordination.stores._postgres_schema import check_schema_name
-from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
+from coordination.stores._records import DeadLetter, OwedRun, Request, RunRecord, Write
 from coordination.stores._starts import started, started_each
 
 __all__ = ["PostgresStore"]
@@ -427,10 +427,40 @@ class PostgresStore:
             ]
             if ids:
                 connection.execute("DELETE FROM steps WHERE workflow_id = ANY(%s)", (ids,))
+                connection.execute("DELETE FROM requests WHERE workflow_id = ANY(%s)", (ids,))
                 self._events.forget(connection, ids)
             return len(ids)
 
         return self._db.run("forgetting finished runs", body)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def request(self, workflow_id: str, message: Message | None, *, now: float) -> bool:
+        text = None if message is None else self._codec.message(message, "a request")
+        changed = self._db.execute(
+            "INSERT INTO requests (workflow_id, at, message) SELECT %s, %s, %s WHERE EXISTS "
+            "(SELECT 1 FROM runs WHERE workflow_id = %s AND finished_at IS NULL)",
+            (workflow_id, now, text, workflow_id),
+            f"keeping a request for run {workflow_id!r}",
+        )
+        return changed == 1
+
+    def requests(self, workflow_id: str) -> list[Request]:
+        rows = self._db.fetch(
+            "SELECT seq, at, message FROM requests WHERE workflow_id = %s ORDER BY seq",
+            (workflow_id,),
+            f"reading the requests of run {workflow_id!r}",
+        )
+        return [self._codec.read_request(workflow_id, *row) for row in rows]
+
+    def drop_requests(self, workflow_id: str, token: int, upto: int) -> None:
+        def body(connection: Any) -> None:
+            self._fence(connection, workflow_id, token)
+            connection.execute(
+                "DELETE FROM requests WHERE workflow_id = %s AND seq <= %s", (workflow_id, upto)
+            )
+
+        self._db.run(f"dropping the requests of run {workflow_id!r}", body)
 
     # -- the event log --------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from coordination.stores._postgres_schema import (
     SCHEMA,
     SCHEMA_VERSION,
     TABLES,
+    UPGRADES,
     check_meta,
 )
 
@@ -278,12 +279,23 @@ class PostgresDatabase:
                     f"{untouched}: it is not a coordination store"
                 )
             rows = connection.execute("SELECT key, value FROM coordination_meta").fetchall()
-            check_meta({str(key): value for key, value in rows}, self.where)
-            missing = [table for table in TABLES if table not in found]
+            version = check_meta({str(key): value for key, value in rows}, self.where)
+            upgrades = [UPGRADES[earlier] for earlier in range(version, SCHEMA_VERSION)]
+            added = {table for _, tables in upgrades for table in tables}
+            missing = [table for table in TABLES if table not in found | added]
             if missing:
                 raise StoreError(
                     f"{self.where} lacks the tables {missing}; {untouched}: restore it from a "
                     f"backup, or use another schema"
+                )
+            for statements, _ in upgrades:
+                for statement in statements.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+            if upgrades:
+                connection.execute(
+                    "UPDATE coordination_meta SET value = %s WHERE key = 'schema'",
+                    (str(SCHEMA_VERSION),),
                 )
 
         self.run("opening the store", body)

@@ -21,17 +21,30 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "TABLES",
+    "UPGRADES",
     "check_meta",
     "check_schema_name",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION = "coordination"
 
 #: Every table the schema creates (a schema holding exactly these is ours).
-TABLES = ("coordination_meta", "shapes", "runs", "steps", "events", "inbox")
+TABLES = ("coordination_meta", "shapes", "runs", "steps", "events", "inbox", "requests")
 
-SCHEMA = """
+#: The requests table (cancels, early messages for runs another process drives).
+_REQUESTS = """
+CREATE TABLE requests (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workflow_id text NOT NULL,
+    at double precision NOT NULL,
+    message text
+);
+CREATE INDEX requests_by_run ON requests (workflow_id, seq)
+"""
+
+SCHEMA = (
+    """
 CREATE TABLE coordination_meta (
     key text PRIMARY KEY,
     value text NOT NULL
@@ -96,8 +109,18 @@ CREATE TABLE inbox (
     dead_at double precision,
     PRIMARY KEY (message_id, subscriber)
 );
-CREATE INDEX inbox_by_run ON inbox (workflow_id)
+CREATE INDEX inbox_by_run ON inbox (workflow_id);
 """
+    + _REQUESTS
+)
+
+#: What brings a schema of an earlier version to the next one (its statements, and the
+#: tables they add), applied when the store is opened, under the openers' lock and in one
+#: transaction (only ever adding).
+UPGRADES: dict[int, tuple[str, tuple[str, ...]]] = {
+    # 1 -> 2: requests (cancels, early messages) for runs another process drives.
+    1: (_REQUESTS, ("requests",)),
+}
 
 #: The run's columns as `_record` reads them, the shape's text joined in.
 RUN_COLUMNS = (
@@ -119,8 +142,9 @@ def check_schema_name(schema: object) -> str:
     return schema
 
 
-def check_meta(meta: Mapping[str, object], where: str) -> None:
-    """`StoreError` unless `meta` (the `coordination_meta` rows) names this schema version."""
+def check_meta(meta: Mapping[str, object], where: str) -> int:
+    """The schema version `meta` (the `coordination_meta` rows) names: this one, or one it
+    can be upgraded from; else `StoreError`."""
     untouched = "it was left untouched"
     if meta.get("application") != APPLICATION:
         raise StoreError(f"{where} is not a coordination store; {untouched}")
@@ -135,8 +159,9 @@ def check_meta(meta: Mapping[str, object], where: str) -> None:
             f"{where} has schema version {version}, newer than this coordination (which reads "
             f"up to {SCHEMA_VERSION}); {untouched}: upgrade coordination"
         )
-    if int(version) < SCHEMA_VERSION:
+    if int(version) < SCHEMA_VERSION and int(version) not in UPGRADES:
         raise StoreError(
             f"{where} has schema version {version}, written by an earlier coordination; "
             f"{untouched}: finish its runs with that version, or use a new schema"
         )
+    return int(version)

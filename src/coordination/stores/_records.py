@@ -21,6 +21,7 @@ __all__ = [
     "DeadLetter",
     "Finish",
     "OwedRun",
+    "Request",
     "RunRecord",
     "StepOutcome",
     "StepRecord",
@@ -110,6 +111,23 @@ class OwedRun(NamedTuple):
     owner: str | None
     lease_expires: float | None
     token: int
+
+
+class Request(NamedTuple):
+    """An operator's request for a run another process drives: a cancel (`message` None)
+    or an outside message that came before the run reached its wait.
+
+    Kept durably beside the run (not fenced: whoever asks does not own it) until its owner
+    carries it out at a step boundary and drops it; a new owner after a crash finds it.
+    `seq` orders a run's requests (the store numbers them)."""
+
+    seq: int
+    at: float
+    message: Message | None = None
+
+    @property
+    def cancel(self) -> bool:
+        return self.message is None
 
 
 class DeadLetter(NamedTuple):

@@ -31,6 +31,7 @@ from coordination.stores._group import GroupCommit
 from coordination.stores._records import (
     DeadLetter,
     OwedRun,
+    Request,
     RunRecord,
     StepOutcome,
     StepRecord,
@@ -539,9 +540,37 @@ class SQLiteStore:
             ]
             pairs = [(workflow_id,) for workflow_id in ids]
             cursor.executemany("DELETE FROM steps WHERE workflow_id = ?", pairs)
+            cursor.executemany("DELETE FROM requests WHERE workflow_id = ?", pairs)
             self._events.forget(cursor, pairs)
             cursor.executemany("DELETE FROM runs WHERE workflow_id = ?", pairs)
         return len(ids)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def request(self, workflow_id: str, message: Message | None, *, now: float) -> bool:
+        text = None if message is None else self._codec.message(message, "a request")
+        changed = self._db.execute(
+            "INSERT INTO requests (workflow_id, at, message) SELECT ?, ?, ? WHERE EXISTS "
+            "(SELECT 1 FROM runs WHERE workflow_id = ? AND finished_at IS NULL)",
+            (workflow_id, now, text, workflow_id),
+            f"keeping a request for run {workflow_id!r}",
+        )
+        return changed == 1
+
+    def requests(self, workflow_id: str) -> list[Request]:
+        rows = self._db.query(
+            "SELECT seq, at, message FROM requests WHERE workflow_id = ? ORDER BY seq",
+            (workflow_id,),
+            f"reading the requests of run {workflow_id!r}",
+        )
+        return [self._codec.read_request(workflow_id, *row) for row in rows]
+
+    def drop_requests(self, workflow_id: str, token: int, upto: int) -> None:
+        with self._db.transaction(f"dropping the requests of run {workflow_id!r}") as cursor:
+            self._fence(cursor, workflow_id, token)
+            cursor.execute(
+                "DELETE FROM requests WHERE workflow_id = ? AND seq <= ?", (workflow_id, upto)
+            )
 
     # -- the event log --------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from coordination.errors import StoreError
 from coordination.stores._leases import Heartbeat
-from coordination.stores._sqlite_schema import APPLICATION, SCHEMA, SCHEMA_VERSION
+from coordination.stores._sqlite_schema import APPLICATION, SCHEMA, SCHEMA_VERSION, UPGRADES
 
 __all__ = ["CHECKPOINT_BYTES", "SQLiteDatabase"]
 
@@ -126,8 +126,7 @@ class SQLiteDatabase:
                 f"{self.path} is a SQLite database of something else (tables: "
                 f"{', '.join(sorted(tables)[:10])}); {untouched}: use a separate file"
             )
-        if tables:
-            self._check_version()
+        version = self._check_version() if tables else SCHEMA_VERSION
         with self._mapped("preparing the database"):
             mode = self._into_wal()
             if not mode or str(mode[0]).lower() != "wal":
@@ -158,6 +157,24 @@ class SQLiteDatabase:
                     )
             if found:
                 self._check_version()
+        elif version < SCHEMA_VERSION:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring a file of an earlier schema version up to this one, in one transaction
+        (another process opening it at the same time may have done so already)."""
+        with self.transaction("upgrading the schema") as cursor:
+            (text,) = cursor.execute(
+                "SELECT value FROM coordination_meta WHERE key = 'schema'"
+            ).fetchone()
+            for version in range(int(text), SCHEMA_VERSION):
+                for statement in UPGRADES[version].split(";"):
+                    if statement.strip():
+                        cursor.execute(statement)
+            cursor.execute(
+                "UPDATE coordination_meta SET value = ? WHERE key = 'schema'",
+                (str(SCHEMA_VERSION),),
+            )
 
     def _into_wal(self) -> Any:
         """`PRAGMA journal_mode = WAL`, waiting for other openers of a new file: converting
@@ -173,7 +190,9 @@ class SQLiteDatabase:
                     raise
             time.sleep(0.002)
 
-    def _check_version(self) -> None:
+    def _check_version(self) -> int:
+        """The file's schema version: this one's, or an earlier one it can be upgraded
+        from; `StoreError` for anything else."""
         untouched = "it was left untouched"
         try:
             rows = self._connection.execute("SELECT key, value FROM coordination_meta").fetchall()
@@ -202,12 +221,13 @@ class SQLiteDatabase:
                 f"{self.path} has schema version {version}, newer than this coordination "
                 f"(which reads up to {SCHEMA_VERSION}); {untouched}: upgrade coordination"
             )
-        if int(version) < SCHEMA_VERSION:
+        if int(version) < SCHEMA_VERSION and int(version) not in UPGRADES:
             raise StoreError(
                 f"{self.path} has schema version {version}, written by an earlier "
                 f"coordination; {untouched}: finish its runs with that version, or start a "
                 f"new file"
             )
+        return int(version)
 
     # -- statements -----------------------------------------------------------------------
 

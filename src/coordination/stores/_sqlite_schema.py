@@ -8,12 +8,24 @@ the unfinished runs cost, however many finished runs the file keeps.
 
 from __future__ import annotations
 
-__all__ = ["APPLICATION", "RUN_COLUMNS", "SCHEMA", "SCHEMA_VERSION"]
+__all__ = ["APPLICATION", "RUN_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "UPGRADES"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION = "coordination"
 
-SCHEMA = """
+#: The requests table (cancels, early messages for runs another process drives).
+_REQUESTS = """
+CREATE TABLE requests (
+    seq INTEGER PRIMARY KEY,
+    workflow_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    message TEXT
+);
+CREATE INDEX requests_by_run ON requests (workflow_id, seq)
+"""
+
+SCHEMA = (
+    """
 CREATE TABLE coordination_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -75,8 +87,17 @@ CREATE TABLE inbox (
     dead_at REAL,
     PRIMARY KEY (message_id, subscriber)
 ) WITHOUT ROWID;
-CREATE INDEX inbox_by_run ON inbox (workflow_id)
+CREATE INDEX inbox_by_run ON inbox (workflow_id);
 """
+    + _REQUESTS
+)
+
+#: What brings a file of an earlier schema version to the next one, applied in one
+#: transaction when the file is opened (only ever adding: nothing stored is rewritten).
+UPGRADES: dict[int, str] = {
+    # 2 -> 3: requests (cancels, early messages) for runs another process drives.
+    2: _REQUESTS,
+}
 
 RUN_COLUMNS = (
     "workflow_id, flow, start, status, owner, token, lease_expires, owed, created_at, "

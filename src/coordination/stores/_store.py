@@ -20,6 +20,8 @@ The contract, in short:
   (batches, group commit), refusing only the fenced-out ones.
 - **The owed-work index.** `owed_runs` lists, without decoding anything, the runs that are
   unfinished or owe an undo: recovery never reads finished runs.
+- **Requests.** An operator's cancel or an early outside message for a run another process
+  drives is kept (`request`) until that owner, or the next one, carries it out.
 - **Reading never imports**, and is never stale: `get_run` reads what the store holds now.
 """
 
@@ -30,7 +32,7 @@ from typing import Protocol, runtime_checkable
 
 from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
-from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
+from coordination.stores._records import DeadLetter, OwedRun, Request, RunRecord, Write
 
 __all__ = ["EventLog", "Store", "WorkQueue"]
 
@@ -126,6 +128,22 @@ class Store(Protocol):
 
     def note_recovery(self, workflow_id: str, token: int, position: str) -> int:
         """Count a recovery at `position`; how many recoveries in a row were there."""
+        ...
+
+    def request(self, workflow_id: str, message: Message | None, *, now: float) -> bool:
+        """Keep a request for an unfinished run another process may be driving: a cancel
+        (`message` None) or an outside message; False (nothing kept) if the run is unknown
+        or finished. Not fenced: the caller does not own the run. Its owner reads it at a
+        step boundary (`requests`), carries it out, then drops it (`drop_requests`)."""
+        ...
+
+    def requests(self, workflow_id: str) -> list[Request]:
+        """The run's requests not dropped yet, oldest first."""
+        ...
+
+    def drop_requests(self, workflow_id: str, token: int, upto: int) -> None:
+        """Drop the run's requests numbered up to `upto`, carried out by their owner;
+        `LeaseLost` if `token` is not the run's (the new owner carries them out instead)."""
         ...
 
     def get_run(self, workflow_id: str) -> RunRecord | None:

@@ -30,7 +30,7 @@ from coordination.choreography._bus import EventBus
 from coordination.choreography._choreography import Choreography
 from coordination.orchestration._orchestrator import Orchestrator
 from coordination.stores._memory import MemoryStore
-from coordination.stores._records import DeadLetter, OwedRun, RunRecord, Write
+from coordination.stores._records import DeadLetter, OwedRun, Request, RunRecord, Write
 from coordination.stores._store import Store
 from coordination.testing._clock import VirtualClock
 from coordination.testing._equivalence import net_effects, settle_late_results
@@ -129,6 +129,19 @@ class _CrashingStore:
             "note_recovery", lambda: self.inner.note_recovery(workflow_id, token, position)
         )
         return result
+
+    def request(self, workflow_id: str, message: Message | None, *, now: float) -> bool:
+        result: bool = self._write(
+            "request", lambda: self.inner.request(workflow_id, message, now=now)
+        )
+        return result
+
+    def requests(self, workflow_id: str) -> list[Request]:
+        result: list[Request] = self._read(lambda: self.inner.requests(workflow_id))
+        return result
+
+    def drop_requests(self, workflow_id: str, token: int, upto: int) -> None:
+        self._write("drop_requests", lambda: self.inner.drop_requests(workflow_id, token, upto))
 
     def get_run(self, workflow_id: str) -> RunRecord | None:
         result: RunRecord | None = self._read(lambda: self.inner.get_run(workflow_id))

@@ -458,6 +458,50 @@ class StoreContract(_Base):
             "stuck",
         ]
 
+    def test_requests_are_kept_for_unfinished_runs_only_in_order(self) -> None:
+        store = self._store()
+        token = self._start(store)
+        assert store.requests("wf") == []
+        assert store.request("wf", ContractMessage(n=5), now=2.0)
+        assert store.request("wf", None, now=3.0)  # a cancel
+        first, second = store.requests("wf")
+        assert (first.message, first.at, first.cancel) == (ContractMessage(n=5), 2.0, False)
+        assert (second.message, second.at, second.cancel) == (None, 3.0, True)
+        assert first.seq < second.seq
+        assert not store.request("nobody", None, now=3.0)
+        store.write(Write("wf", token, 4.0, finish=Finish(S.COMPLETED)))
+        assert not store.request("wf", None, now=5.0)  # finished: nothing to ask of it
+        assert len(store.requests("wf")) == 2  # what was kept stays until dropped
+
+    def test_requests_are_dropped_by_their_owner_only_up_to_a_number(self) -> None:
+        store = self._store()
+        self._start(store, owner="a")
+        for n in range(3):
+            assert store.request("wf", ContractMessage(n=n), now=2.0)
+        first, second, third = store.requests("wf")
+        token = store.claim_run("wf", "b", now=50.0, replacing="a")
+        assert token == 2
+        try:
+            store.drop_requests("wf", 1, third.seq)
+        except LeaseLost:
+            pass
+        else:
+            raise AssertionError("a superseded owner dropped requests")
+        assert store.requests("wf") == [first, second, third]
+        store.drop_requests("wf", 2, second.seq)
+        assert store.requests("wf") == [third]
+        assert store.request("wf", None, now=3.0)
+        later = store.requests("wf")[-1]
+        assert later.seq > third.seq
+
+    def test_forgotten_runs_take_their_requests_along(self) -> None:
+        store = self._store()
+        token = self._start(store)
+        assert store.request("wf", None, now=1.5)
+        store.write(Write("wf", token, 2.0, finish=Finish(S.COMPLETED)))
+        assert store.forget_finished(before=10.0) == 1
+        assert store.requests("wf") == []
+
 
 class EventLogContract(_Base):
     """What a durable choreography relies on: outbox and inbox. Subclass with `create_store()`."""
