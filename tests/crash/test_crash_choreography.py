@@ -38,7 +38,7 @@ def check(tmp_path: Path, backend: Backend, count: int, kills: int) -> None:
 def test_a_durable_choreography_survives_repeated_kill_9(
     tmp_path: Path, durable_backend: Backend
 ) -> None:
-    kills = run_with_kills(tmp_path, durable_backend, count=100, kills=5, seed=3)
+    kills = run_with_kills(tmp_path, durable_backend, count=100, kills=3, seed=3)
     assert kills >= 3, "the test barely managed to kill the worker"
     check(tmp_path, durable_backend, count=100, kills=kills)
 
