@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from coordination import WorkflowStatus
-from coordination.engine import _saga
+from coordination.engine import _requests
 from coordination.errors import LeaseLost
 from coordination.stores import MemoryStore, SQLiteStore
 from coordination.testing import ENTRY_POINTS
 from tests.test_waits import ORDER, SETTLED, Rig
-from tests.waiting_flow import OrderConfirmed
+from tests.waiting_flow import OrderConfirmed, WebhookCheckout, webhook_services
 
 S = WorkflowStatus
 
@@ -30,7 +30,7 @@ S = WorkflowStatus
 @pytest.fixture(params=["next boundary", "after letting go"])
 def poll(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "next boundary":
-        monkeypatch.setattr(_saga, "REQUEST_POLL", 0.0)  # the owner looks at every boundary
+        monkeypatch.setattr(_requests, "REQUEST_POLL", 0.0)  # the owner looks at every boundary
     return str(request.param)
 
 
@@ -158,3 +158,21 @@ def test_dropping_requests_is_fenced() -> None:
         store.drop_requests("wf", 1, second.seq)
     store.drop_requests("wf", 2, first.seq)
     assert store.requests("wf") == [second]
+
+
+def test_a_cancel_for_a_run_of_a_batch_stops_that_run_only(handle: Opener, poll: str) -> None:
+    """run_many(): the request is carried out by the run it is for, at its next round (or
+    once its letting go is committed); the batch's other run goes on (here, to its wait)."""
+    requester = WebhookCheckout(*webhook_services(), store=handle())
+    replies: list[Any] = []
+
+    def cancel_a_from_elsewhere() -> None:
+        if not replies:
+            replies.append(requester.cancel("a"))
+
+    owner = WebhookCheckout(*webhook_services(cancel_a_from_elsewhere), store=handle())
+    first, second = owner.run_many([ORDER, ORDER], workflow_ids=["a", "b"])
+
+    assert replies[0].status is S.RUNNING
+    assert (first.status, second.status) == (S.CANCELLED, S.WAITING)
+    assert owner.store.requests("a") == []

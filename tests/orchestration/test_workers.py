@@ -62,6 +62,25 @@ class Serving:
         return time.monotonic() - began
 
 
+def test_a_submitted_run_taken_by_a_worker_is_no_takeover(
+    durable_backend: Backend, effects: Effects
+) -> None:
+    """Nobody drove a submitted run before the worker: its journal shows no takeover and
+    no recovery is counted (the claim is its first; two bookkeeping commits saved)."""
+    client = shop(effects, durable_backend.open())
+    client.submit(order_for(0), workflow_id="order-0")
+    serving = Serving(shop(effects, durable_backend.open()), poll=0.05)
+    try:
+        run = client.result("order-0", timeout=30)
+    finally:
+        serving.close()
+    assert run.status is WorkflowStatus.COMPLETED
+    assert [e for e in run.journal if e.kind.value == "recovered"] == []
+    record = client.store.get_run("order-0")
+    assert record is not None
+    assert (record.recoveries, record.token) == (0, 2)  # one claim: the worker's
+
+
 def test_submitted_runs_are_run_by_a_worker_and_waited_for(
     durable_backend: Backend, effects: Effects
 ) -> None:

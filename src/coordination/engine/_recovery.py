@@ -294,6 +294,11 @@ def resume_claimed(
             # Ended, owing only a start when due: resume_due's. The claim is kept until its
             # lease runs out, so a worker's next claim does not take it again at once.
             return None
+        if never_driven(record, was):
+            # A submitted run a worker takes first (or one let go before it recorded
+            # anything): no takeover to journal or count, and two commits fewer a run.
+            record.token = token
+            return resume(record, token)
         note_takeover(store, record, token)
         if record.recoveries > max_recoveries:
             _park(store, record, token, clock)
@@ -311,6 +316,17 @@ def resume_claimed(
             pass  # its lease runs out: recovery tries again later
         report(workflow_id, error)
         return None
+
+
+def never_driven(record: RunRecord, was: str | None) -> bool:
+    """Whether nobody ever drove `record` past its start: it was let go (a submitted run,
+    or one interrupted before its first record), never taken over, and has no record."""
+    return (
+        was is None
+        and record.recoveries == 0
+        and record.status is WorkflowStatus.RUNNING
+        and not record.has_any_step()
+    )
 
 
 def _park(store: Store, record: RunRecord, token: int, clock: Clock) -> None:

@@ -32,7 +32,14 @@ from coordination.errors import CoordinationError, UsageError
 from coordination.stores._records import Request, RunRecord
 from coordination.stores._store import Store
 
-__all__ = ["REQUEST_POLL", "Requestable", "carry_out", "claim_or_request", "pending"]
+__all__ = [
+    "REQUEST_POLL",
+    "Requestable",
+    "carry_out",
+    "claim_or_request",
+    "first_look",
+    "pending",
+]
 
 _log = logging.getLogger("coordination.engine")
 
@@ -72,6 +79,13 @@ class Requestable(Protocol):
     def arrive(self, planned: PlannedWait, message: Message) -> bool: ...
 
     def drop_requests(self, upto: int) -> None: ...
+
+
+def first_look(claimed: bool) -> float:
+    """When an instance looks for requests first (`time.monotonic()`): a claimed one at
+    once (requests may have been left for its previous owner), a new one once it has run
+    for `REQUEST_POLL` (so an instance that ends sooner never pays a read)."""
+    return 0.0 if claimed else time.monotonic() + REQUEST_POLL
 
 
 def pending(store: Store, instance: Requestable) -> list[Request]:

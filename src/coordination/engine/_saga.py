@@ -33,7 +33,7 @@ from coordination.engine._observers import Observer
 from coordination.engine._plan import FlowPlan, PlannedAction, PlannedWait
 from coordination.engine._progress import Progress
 from coordination.engine._recorder import Recorder
-from coordination.engine._requests import REQUEST_POLL, carry_out, pending
+from coordination.engine._requests import carry_out, first_look, pending
 from coordination.engine._schedules import check_scheduled, pending_starts, scheduled_records
 from coordination.engine._undo import Undo, UndoBook, undo_progress
 from coordination.errors import CompensationFailed, StepFailed
@@ -56,6 +56,7 @@ _PARKED = ":parked"
 # NamedTuple's generated __new__ is a Python function; the tuple constructor is not, and a
 # step record is made for every step of every instance.
 _new_step = functools.partial(tuple.__new__, StepRecord)
+_monotonic = time.monotonic
 
 
 class Wait:
@@ -173,7 +174,7 @@ class Saga:
         self.resumed: int | None = None
         #: When to look for requests next (a claimed instance: at once, requests may have
         #: been left for its previous owner; a new one: once it has run a while).
-        self.requests_due = 0.0 if token > 1 else time.monotonic() + REQUEST_POLL
+        self.requests_due = first_look(token > 1)
         # A claimed instance (token > 1) is resumed, records or not: its owner may have died
         # before recording anything, and what it had published must be delivered again.
         if token > 1 or record.has_any_step() or record.status is not _RUNNING:
@@ -303,7 +304,7 @@ class Saga:
 
         A step boundary: requests other processes left for the instance (a cancel, an
         early message) are carried out here first, when it is time to look for them."""
-        if time.monotonic() >= self.requests_due:
+        if _monotonic() >= self.requests_due:
             self.take_requests()
         with self.lock:
             if self.recorder.lost or self.record.status in _FINISHED:
@@ -374,7 +375,12 @@ class Saga:
         """Right after letting go: if a request came meanwhile (its requester found the
         instance still held, so nobody else looks for it), claim the instance back to carry
         it out. False if there was none, or someone else claimed it first."""
-        if owner is None or not pending(self.store, self):
+        if owner is None:
+            return False
+        batch = self.recorder.batch
+        if batch is not None:
+            batch.flush()  # the letting go is committed first: a request after it claims it
+        if not pending(self.store, self):
             return False
         token = self.store.claim_run(self.workflow_id, owner, now=self.clock.now())
         if token is None:
