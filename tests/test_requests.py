@@ -10,6 +10,8 @@ letting go (`default`: the instance ends sooner than it looks). Under all four e
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 
 from coordination import WorkflowStatus
 from coordination.engine import _requests
-from coordination.errors import LeaseLost
+from coordination.errors import LeaseLost, StoreError
 from coordination.stores import MemoryStore, SQLiteStore
 from coordination.testing import ENTRY_POINTS
 from tests.test_waits import ORDER, SETTLED, Rig
@@ -176,3 +178,34 @@ def test_a_cancel_for_a_run_of_a_batch_stops_that_run_only(handle: Opener, poll:
     assert replies[0].status is S.RUNNING
     assert (first.status, second.status) == (S.CANCELLED, S.WAITING)
     assert owner.store.requests("a") == []
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        ("wf", 1.0, '{"type": "coordination_evil_module_xyz:X", "data": {}}'),
+        ("wf", "yesterday", None),
+        ("wf", 1.0, "not json"),
+        ("wf", 1.0, 42),
+    ],
+    ids=["foreign type", "bad time", "bad json", "not text"],
+)
+def test_a_hostile_request_row_is_reported_and_never_stops_the_instance(
+    handle: Opener, row: tuple[Any, ...], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tampered requests row imports nothing and stops nothing: the owner reports it and
+    goes on (it looks again later); the row is left as it is."""
+    rig = Rig("run", store=handle())
+    rig.start()
+    store = rig.runner.store
+    connection = sqlite3.connect(store.path)
+    with connection:
+        connection.execute("INSERT INTO requests (workflow_id, at, message) VALUES (?, ?, ?)", row)
+    connection.close()
+    with pytest.raises(StoreError, match="the row is left intact"):
+        store.requests("wf")
+
+    rig.send(SETTLED)  # claims it: looks for requests at once, reports, goes on
+    assert rig.get().status is S.COMPLETED
+    assert "its requests are left for now" in caplog.text
+    assert "coordination_evil_module_xyz" not in sys.modules
