@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ EVIL = "coordination_evil_module_xyz"
 
 
 @pytest.fixture
-def evil_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def evil_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An importable module whose import leaves a marker file: a side effect to look for."""
     marker = tmp_path / "imported.marker"
     (tmp_path / f"{EVIL}.py").write_text(
@@ -34,7 +35,8 @@ def evil_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, EVIL, raising=False)
-    return marker
+    yield marker
+    sys.modules.pop(EVIL, None)  # a test that imported it on purpose leaves nothing behind
 
 
 @pytest.mark.parametrize("name", [f"{EVIL}:X", f"{EVIL}.sub:X", f"{EVIL}:os.system"])

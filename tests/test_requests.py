@@ -183,7 +183,7 @@ def test_a_cancel_for_a_run_of_a_batch_stops_that_run_only(handle: Opener, poll:
 @pytest.mark.parametrize(
     "row",
     [
-        ("wf", 1.0, '{"type": "coordination_evil_module_xyz:X", "data": {}}'),
+        ("wf", 1.0, '{"type": "coordination_request_evil_xyz:X", "data": {}}'),
         ("wf", "yesterday", None),
         ("wf", 1.0, "not json"),
         ("wf", 1.0, 42),
@@ -191,10 +191,20 @@ def test_a_cancel_for_a_run_of_a_batch_stops_that_run_only(handle: Opener, poll:
     ids=["foreign type", "bad time", "bad json", "not text"],
 )
 def test_a_hostile_request_row_is_reported_and_never_stops_the_instance(
-    handle: Opener, row: tuple[Any, ...], caplog: pytest.LogCaptureFixture
+    handle: Opener,
+    row: tuple[Any, ...],
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A tampered requests row imports nothing and stops nothing: the owner reports it and
     goes on (it looks again later); the row is left as it is."""
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "coordination_request_evil_xyz.py").write_text(
+        "from coordination import Event\nclass X(Event):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(modules))  # importable: reading must still not import it
     rig = Rig("run", store=handle())
     rig.start()
     store = rig.runner.store
@@ -208,4 +218,4 @@ def test_a_hostile_request_row_is_reported_and_never_stops_the_instance(
     rig.send(SETTLED)  # claims it: looks for requests at once, reports, goes on
     assert rig.get().status is S.COMPLETED
     assert "its requests are left for now" in caplog.text
-    assert "coordination_evil_module_xyz" not in sys.modules
+    assert "coordination_request_evil_xyz" not in sys.modules

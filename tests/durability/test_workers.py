@@ -136,10 +136,9 @@ def serve_with_kills(
         store.close()
         effects.connection.close()
     assert kills == wanted
-    # A worker's claim of a submitted run is journaled as a takeover (from the submitter,
-    # which let go): a run taken over twice was taken from a worker killed in the middle.
-    assert all(kinds.count("recovered") >= 1 for kinds in journals)
-    assert any(kinds.count("recovered") >= 2 for kinds in journals)
+    # A worker's claim of a submitted run nobody drove yet is no takeover; a run taken from
+    # a worker killed in the middle of it is journaled as recovered.
+    assert any(kinds.count("recovered") >= 1 for kinds in journals)
     assert set(statuses.values()) <= {WorkflowStatus.COMPLETED, WorkflowStatus.COMPENSATED}
     harness.check_outcome(tmp_path, statuses, count, kills)
 
