@@ -87,8 +87,8 @@ FAILED = PaymentFailed(order_id="o-1", reason="refused")
 COMPLETED = WorkflowStatus.COMPLETED
 COMPENSATED = WorkflowStatus.COMPENSATED
 COMPENSATION_FAILED = WorkflowStatus.COMPENSATION_FAILED
-#: 100 examples a case in `make test`; the long profile's 2,000 in `make test-long`.
-EXAMPLES = max(100, settings().max_examples)
+#: 200 examples a case in `make test` (issue 8); the long profile's 2,000 in `make test-long`.
+EXAMPLES = max(200, settings().max_examples)
 
 
 def shop() -> tuple[Participant, ...]:
