@@ -219,3 +219,28 @@ def test_a_hostile_request_row_is_reported_and_never_stops_the_instance(
     assert rig.get().status is S.COMPLETED
     assert "its requests are left for now" in caplog.text
     assert "coordination_request_evil_xyz" not in sys.modules
+
+
+@pytest.mark.parametrize("request_for", ["cancel", "message"])
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_requests_left_for_a_waiting_instance_nobody_holds_are_carried_out_by_resume_due(
+    handle: Opener, entry_point: str, request_for: str
+) -> None:
+    """The one window a requester cannot close: the owner let go to wait and died before it
+    looked for requests (here: the request is written after it let go, as if by then).
+    Nobody holds the instance and nothing wakes it, so `resume_due()` (the worker loop)
+    finds the request through the owed-work index and carries it out."""
+    rig = Rig(entry_point, store=handle())
+    rig.start()
+    store = rig.runner.store
+    assert rig.get().status is S.WAITING
+    assert rig.runner.resume_due() == []  # nothing due, nothing requested: nothing moves
+    assert store.request("wf", None if request_for == "cancel" else SETTLED, now=1.0)
+
+    (moved,) = rig.runner.resume_due()
+
+    done = rig.get()
+    assert moved.status is done.status
+    assert done.status is (S.CANCELLED if request_for == "cancel" else S.COMPLETED)
+    assert store.requests("wf") == []
+    assert rig.runner.resume_due() == []

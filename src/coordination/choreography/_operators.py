@@ -22,6 +22,7 @@ from coordination.choreography._reactor import Reactor
 from coordination.choreography._recovery import Recovery
 from coordination.engine import (
     DueMessage,
+    DueRequests,
     DueStart,
     FlowPlan,
     cancel_refusal,
@@ -156,7 +157,7 @@ class Operators:
                 def fire(instance: Instance = instance, planned: Any = due) -> None:
                     if isinstance(planned, DueMessage):
                         instance.saga.arrive(planned.planned, planned.message)  # when due
-                    else:
+                    elif not isinstance(planned, DueRequests):  # taken at its first boundary
                         instance.saga.fire(planned)
                     self._reactor.advance(instance)
 

@@ -31,7 +31,9 @@ from coordination.engine._graph import ActionNode, FlowGraph
 from coordination.engine._live import LIVE, LiveSagas
 from coordination.engine._observers import EVERYWHERE, Observer, checked_observers, notify
 from coordination.engine._operators import (
+    REQUESTED,
     Due,
+    DueRequests,
     cancel_refusal,
     due_instances,
     due_timer,
@@ -81,6 +83,7 @@ __all__ = [
     "EVERYWHERE",
     "GATHERED",
     "LIVE",
+    "REQUESTED",
     "REQUEST_POLL",
     "SUSPEND",
     "WAIT",
@@ -91,6 +94,7 @@ __all__ = [
     "BoundAction",
     "Due",
     "DueMessage",
+    "DueRequests",
     "DueStart",
     "FlowGraph",
     "FlowPlan",

@@ -22,7 +22,9 @@ from coordination.stores._records import RunRecord, StepOutcome
 from coordination.stores._store import Store
 
 __all__ = [
+    "REQUESTED",
     "Due",
+    "DueRequests",
     "cancel_refusal",
     "due_instances",
     "due_timer",
@@ -164,9 +166,22 @@ def _due_timer(record: RunRecord, plan: FlowPlan, now: float) -> tuple[PlannedWa
     return None
 
 
+class DueRequests:
+    """Requests wait for an instance nobody holds (its owner let go to wait, then died
+    before it looked for them): resuming it carries them out at its first boundary."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "REQUESTED"
+
+
+REQUESTED = DueRequests()
+
 #: What came due for an instance: a timer (a sleep's end, a wait's timeout), a message it
-#: scheduled for itself, or a start it scheduled for the next instance.
-Due = PlannedWait | DueMessage | DueStart
+#: scheduled for itself, a start it scheduled for the next instance, or requests left for
+#: it.
+Due = PlannedWait | DueMessage | DueStart | DueRequests
 
 
 def due_work(record: RunRecord, plan: FlowPlan, now: float) -> Due | None:
@@ -185,7 +200,8 @@ def due_work(record: RunRecord, plan: FlowPlan, now: float) -> Due | None:
 def due_instances(store: Store, plan: FlowPlan, now: float) -> list[tuple[RunRecord, Due]]:
     """The instances of `plan`'s flow with work due at `now` (see `due_work`), read from
     the owed-work index: a waiting instance is in it, and so is one, finished or not, that
-    scheduled a start not made yet."""
+    scheduled a start not made yet. A waiting instance nobody holds with requests left for
+    it is due too (`REQUESTED`)."""
     due: list[tuple[RunRecord, Due]] = []
     for owed in store.owed_runs(plan.name):
         if owed.status is _S.WAITING:
@@ -202,6 +218,19 @@ def due_instances(store: Store, plan: FlowPlan, now: float) -> list[tuple[RunRec
         if record is None:
             continue
         work = due_work(record, plan, now)
+        if work is None and record.status is _S.WAITING and record.owner is None:
+            work = _requested(store, record)
         if work is not None:
             due.append((record, work))
     return due
+
+
+def _requested(store: Store, record: RunRecord) -> DueRequests | None:
+    """`REQUESTED` if requests were left for waiting `record` (a cancel, a message that
+    came while its owner let go and was not seen by it); an unreadable one is reported."""
+    try:
+        found = store.requests(record.workflow_id)
+    except CoordinationError as error:
+        _log.warning("resume_due(): left the requests of %s: %s", record.workflow_id, error)
+        return None
+    return REQUESTED if found else None

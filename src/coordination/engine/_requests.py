@@ -15,7 +15,9 @@ changes nothing.
 No request is ever lost between an owner letting go and a requester finding it busy: the
 requester claims the instance itself once its request is kept (an owner that let go
 meanwhile left it free), and an owner that lets go looks for requests after letting go
-(and claims the instance back for them).
+(and claims the instance back for them). An owner killed between letting go and looking
+leaves a waiting instance nobody holds with a request: `resume_due()` finds it (see
+`_operators.due_instances`) and carries it out.
 """
 
 from __future__ import annotations

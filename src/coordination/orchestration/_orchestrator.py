@@ -19,6 +19,7 @@ from coordination.engine import (
     ACTIVE,
     LIVE,
     DueMessage,
+    DueRequests,
     DueStart,
     FlowPlan,
     Observer,
@@ -361,7 +362,8 @@ class Orchestrator(Generic[StartT, OutputT]):
         A `sleep(...)` that ended carries its run on (here, to its next suspension or end);
         a `wait(..., timeout=...)` past its timeout fails like a step, and what was done is
         undone. Each timer fires once: firing claims the run, and a run another process
-        fires (or holds) is left to it.
+        fires (or holds) is left to it. A waiting run nobody holds that has requests left
+        for it (a cancel or a message its owner let go without seeing) carries them out.
         """
         self._check_sync_allowed("resume_due")
         moved: list[WorkflowRun[OutputT]] = []
@@ -378,7 +380,7 @@ class Orchestrator(Generic[StartT, OutputT]):
             saga = self._resumed(record.workflow_id, token, was=record.owner)
             if isinstance(due, DueMessage):
                 saga.arrive(due.planned, due.message)  # as if sent, when due
-            else:
+            elif not isinstance(due, DueRequests):  # requests: taken at its first boundary
                 saga.fire(due)
             self._drive(saga)
             moved.append(WorkflowRun(saga.record))
