@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -220,6 +220,17 @@ class Held:
             assert not self.thread.is_alive()
 
 
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Python's own SIGINT handler (KeyboardInterrupt), whatever this process inherited: a
+    shell starting `make test` in the background without job control ignores SIGINT, and
+    Python then installs no handler of its own."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_while_a_timed_attempt_runs_keeps_the_run_busy_until_it_returns() -> None:
     # The rule (defect 16): Ctrl-C interrupts the wait, not the attempt's thread. The run
     # stays busy in this process until the attempt returns, so running it again never runs
