@@ -21,8 +21,6 @@ from coordination.choreography._outbox import Outbox
 from coordination.choreography._reactor import Reactor
 from coordination.choreography._recovery import Recovery
 from coordination.engine import (
-    DueMessage,
-    DueRequests,
     DueStart,
     FlowPlan,
     cancel_refusal,
@@ -34,6 +32,7 @@ from coordination.engine import (
     outside_wait,
     reopen,
     retry_target,
+    wake,
 )
 from coordination.errors import UsageError, WorkflowBusy, WorkflowNotFound
 from coordination.stores._records import RunRecord
@@ -155,10 +154,7 @@ class Operators:
                 instance = self._recovery.resumed(correlation_id, token, was=record.owner)
 
                 def fire(instance: Instance = instance, planned: Any = due) -> None:
-                    if isinstance(planned, DueMessage):
-                        instance.saga.arrive(planned.planned, planned.message)  # when due
-                    elif not isinstance(planned, DueRequests):  # taken at its first boundary
-                        instance.saga.fire(planned)
+                    wake(instance.saga, planned)
                     self._reactor.advance(instance)
 
                 try:

@@ -31,9 +31,7 @@ from coordination.engine._graph import ActionNode, FlowGraph
 from coordination.engine._live import LIVE, LiveSagas
 from coordination.engine._observers import EVERYWHERE, Observer, checked_observers, notify
 from coordination.engine._operators import (
-    REQUESTED,
     Due,
-    DueRequests,
     cancel_refusal,
     due_instances,
     due_timer,
@@ -41,6 +39,7 @@ from coordination.engine._operators import (
     past_pivot,
     reopen,
     retry_target,
+    wake,
 )
 from coordination.engine._ownership import ACTIVE, owner_alive, process_owner
 from coordination.engine._plan import (
@@ -83,7 +82,6 @@ __all__ = [
     "EVERYWHERE",
     "GATHERED",
     "LIVE",
-    "REQUESTED",
     "REQUEST_POLL",
     "SUSPEND",
     "WAIT",
@@ -94,7 +92,6 @@ __all__ = [
     "BoundAction",
     "Due",
     "DueMessage",
-    "DueRequests",
     "DueStart",
     "FlowGraph",
     "FlowPlan",
@@ -157,4 +154,5 @@ __all__ = [
     "undo_key",
     "wait",
     "wait_for_result",
+    "wake",
 ]

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from coordination._messages import Message
 from coordination._status import WorkflowStatus
 from coordination.engine._plan import FlowPlan, PlannedWait
+from coordination.engine._saga import Saga
 from coordination.engine._schedules import DueMessage, DueStart, due_message, due_start
 from coordination.errors import CoordinationError, UsageError, WorkflowBusy
 from coordination.stores._records import RunRecord, StepOutcome
@@ -33,6 +34,7 @@ __all__ = [
     "past_pivot",
     "reopen",
     "retry_target",
+    "wake",
 ]
 
 _log = logging.getLogger("coordination.engine")
@@ -223,6 +225,16 @@ def due_instances(store: Store, plan: FlowPlan, now: float) -> list[tuple[RunRec
         if work is not None:
             due.append((record, work))
     return due
+
+
+def wake(saga: Saga, due: PlannedWait | DueMessage | DueRequests) -> None:
+    """Hand a claimed instance what came due for it (a start is made, not handed): a
+    scheduled message arrives as if sent, a timer fires, and requests need nothing here (a
+    claimed instance carries them out at its first boundary)."""
+    if isinstance(due, DueMessage):
+        saga.arrive(due.planned, due.message)
+    elif isinstance(due, PlannedWait):
+        saga.fire(due)
 
 
 def _requested(store: Store, record: RunRecord) -> DueRequests | None:

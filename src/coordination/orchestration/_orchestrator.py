@@ -18,8 +18,6 @@ from coordination._status import WorkflowStatus
 from coordination.engine import (
     ACTIVE,
     LIVE,
-    DueMessage,
-    DueRequests,
     DueStart,
     FlowPlan,
     Observer,
@@ -49,6 +47,7 @@ from coordination.engine import (
     serve,
     take_over,
     wait_for_result,
+    wake,
 )
 from coordination.errors import (
     DefinitionError,
@@ -378,10 +377,7 @@ class Orchestrator(Generic[StartT, OutputT]):
                     moved.append(started)
                 continue
             saga = self._resumed(record.workflow_id, token, was=record.owner)
-            if isinstance(due, DueMessage):
-                saga.arrive(due.planned, due.message)  # as if sent, when due
-            elif not isinstance(due, DueRequests):  # requests: taken at its first boundary
-                saga.fire(due)
+            wake(saga, due)
             self._drive(saga)
             moved.append(WorkflowRun(saga.record))
         return moved
