@@ -49,10 +49,13 @@ WITH_POSTGRES = scripts/postgres.sh start && \
 # missing, in seconds when present.
 RENDERERS = scripts/renderers.sh
 
-## test: lint, then the whole (fast, deterministic) test suite
+# The suite runs on every core (pytest-xdist); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= auto
+
+## test: lint, then the whole (fast, deterministic) test suite, on every core
 test: lint
 	$(RENDERERS)
-	$(WITH_POSTGRES) $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	$(WITH_POSTGRES) $(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS); \
 	status=$$?; scripts/postgres.sh stop; exit $$status
 
 ## test-long: long hypothesis and crash runs (a test may take up to 30 minutes there: the
