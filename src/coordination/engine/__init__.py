@@ -51,6 +51,7 @@ from coordination.engine._plan import (
     normalise,
     shape_difference,
 )
+from coordination.engine._publishing import Publishing
 from coordination.engine._recovery import (
     Problem,
     check_shape,
@@ -65,14 +66,7 @@ from coordination.engine._recovery import (
 )
 from coordination.engine._requests import REQUEST_POLL, claim_or_request
 from coordination.engine._runs import ActionRun, UndoRun, finish_async, finish_sync
-from coordination.engine._saga import (
-    SUSPEND,
-    WAIT,
-    Publishing,
-    Saga,
-    Suspend,
-    Wait,
-)
+from coordination.engine._saga import SUSPEND, WAIT, Saga, Suspend, Wait
 from coordination.engine._schedules import DueMessage, DueStart, make_start, mark_started
 from coordination.engine._undo import Undo, undo_key
 from coordination.engine._worker import Served, resume_next, serve, wait_for_result

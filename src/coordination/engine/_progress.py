@@ -14,6 +14,7 @@ from typing import Any
 
 from coordination._clock import Clock
 from coordination._messages import Envelope, Message
+from coordination.engine._deliveries import Deliveries
 from coordination.engine._fanout import (
     GATHERED,
     fanned_causation,
@@ -28,21 +29,16 @@ from coordination.stores._records import StepOutcome
 
 __all__ = ["Progress"]
 
-_NONE_DELIVERED: Any = frozenset()
-
 
 class Progress:
     """The forward state of one instance."""
 
     __slots__ = (
         "clock",
-        "delivered",
         "deliveries",
         "failing",
-        "fanned",
         "fired",
         "generation",
-        "held_items",
         "ids",
         "items_left",
         "left",
@@ -70,22 +66,14 @@ class Progress:
         self.values: list[Any] = [None] * len(plan.slot_types)
         self.values[0] = start
         #: Under a choreography, an action runs once its inputs were delivered to it, not
-        #: merely produced: deliveries are the choreography's trigger.
-        self.deliveries = deliveries
-        # A choreography's only (an orchestrated run makes neither: one container less per
-        # run for every garbage collection to walk).
-        self.delivered: set[tuple[str, int]] = set() if deliveries else _NONE_DELIVERED
+        #: merely produced: deliveries are the choreography's trigger (None: orchestrated).
+        self.deliveries = Deliveries(self) if deliveries else None
         #: The message id of each slot's envelope (a choreography's inputs are checked by it);
         #: a slot holding a fan-out keeps one id per item (a list).
         self.ids: list[Any] = [None] * len(plan.slot_types) if deliveries else []
-        #: Under a choreography, the ids of a fan-out delivered to a gather, by (key, index).
-        self.fanned: dict[tuple[str, int], set[str]] = {}
         #: Per mapped step: how many of its items have not settled (counted when the
         #: first settles, then down).
         self.items_left: dict[str, int] = {}
-        #: Under a choreography, per mapped step: its items whose own member of the fan-out
-        #: was delivered but that were not handed out yet (what take_ready looks at).
-        self.held_items: dict[str, set[PlannedAction]] = {}
         if deliveries:
             self.ids[0] = start_id
         self.generation = 1
@@ -119,7 +107,8 @@ class Progress:
         taken = self.taken
         members = generations[level - 1]
         fans = self.plan.many_slots
-        if not self.deliveries and not fans and not taken.intersection(a.key for a in members):
+        deliveries = self.deliveries
+        if deliveries is None and not fans and not taken.intersection(a.key for a in members):
             taken.update(a.key for a in members)  # the common case: a fresh generation
             return members
         ready = []
@@ -130,7 +119,7 @@ class Progress:
                 continue
             if action.key in taken:
                 continue
-            if self.deliveries and not all(self.came(action, i) for i in self.indexes(action)):
+            if deliveries is not None and not deliveries.ready(action):
                 continue
             taken.add(action.key)
             ready.append(action)
@@ -140,81 +129,22 @@ class Progress:
         """Hand out the items of mapped step `action` that may run now."""
         taken, ready = self.taken, []
         candidates: Any = items(action, self.values)
-        if self.deliveries:  # only those whose own item came (not every item, every time)
-            held = self.held_items.get(action.key)
+        deliveries = self.deliveries
+        if deliveries is not None:  # only those whose own item came (not every item, every time)
+            held = deliveries.held_items.get(action.key)
             candidates = sorted(held, key=_item_index) if held else ()
         for item in candidates:
             if item.key in taken:
                 continue
-            if self.deliveries and not all(self.came(item, i) for i in self.indexes(item)):
+            if deliveries is not None and not deliveries.ready(item):
                 continue
             taken.add(item.key)
             ready.append(item)
         if ready:
             taken.add(action.key)
-            if self.deliveries:
-                self.held_items[action.key].difference_update(ready)
+            if deliveries is not None:
+                deliveries.held_items[action.key].difference_update(ready)
         return ready
-
-    def deliver(self, key: str, index: int, message_id: str) -> PlannedAction | None:
-        """Input `index` of action `key` was delivered: the action, if it may run now.
-
-        A message that is not the one this instance produced for that input (published by
-        someone else, or for another instance) is ignored. An item of a fan-out delivered
-        to a mapped step is its own item's input; to a gather, one of the ids it waits for.
-        """
-        action = self.plan.by_key.get(key)
-        if action is None:
-            return None
-        slot = action.input_slots[index]
-        if slot in self.plan.many_slots:
-            found = self._fanned_in(action, index, message_id)
-            if found is None:
-                return None
-            action, key = found, found.key
-        elif self.ids[slot] != message_id:
-            return None
-        self.delivered.add((key, index))
-        if key in self.taken:
-            return None
-        open_level = self.generation if self.failing is None else self.failing
-        if action.generation != open_level:
-            return None  # held: its generation is not open (yet), or it never will be
-        if action.mapped_slot is not None and action.item is None:
-            # A whole message for every item of a mapped step: the step itself says that
-            # items may be ready now (take_ready hands them out); None if none is.
-            ready = any(
-                item.key not in self.taken and all(self.came(item, i) for i in self.indexes(item))
-                for item in items(action, self.values)
-            )
-            return action if ready else None
-        if not all(self.came(action, i) for i in self.indexes(action)):
-            return None  # a join waiting for its other inputs
-        self.taken.add(key)
-        if action.item is not None:
-            self.held_items[action.step.key].discard(action)
-        return action
-
-    def _fanned_in(self, action: PlannedAction, index: int, message_id: str) -> Any:
-        """A fan-out's item delivered: the item it is the input of (to a mapped step), or
-        the gather once every item came (else None; False-y if not this fan-out's)."""
-        ids = self.ids[action.input_slots[index]]
-        if not ids or message_id not in ids:
-            return None
-        if index not in action.signature.gathers:
-            item = action.item_of(ids.index(message_id))
-            if item.key not in self.taken:
-                self.held_items.setdefault(action.key, set()).add(item)
-            return item
-        came = self.fanned.setdefault((action.key, index), set())
-        came.add(message_id)
-        full = len(came) == len(ids) and came.issuperset(ids)
-        if self.values[action.input_slots[index]] is None or not full:
-            return None  # the join waits for the other items
-        self.delivered.add((action.key, index))
-        if action.key in self.taken:
-            return None
-        return action
 
     def settled_all(self, generation: int) -> bool:
         """Every action of `generation` settled (or failed past the pivot, held parked)."""
@@ -431,24 +361,6 @@ class Progress:
         started = [action(key) for key in self.taken | set(self.outcomes)]
         return max((a.generation for a in started if a is not None), default=0)
 
-    def delivered_what_was_published(self) -> None:
-        """After an interruption: what was produced then was published then, its deliveries
-        happened or never will (that cascade is gone); recovery delivers it again."""
-        many = self.plan.many_slots
-        for action in self.plan.actions:
-            for index, slot in enumerate(action.input_slots):
-                if self.ids[slot] is None:
-                    continue
-                if slot not in many or index in action.signature.gathers:
-                    self.delivered.add((action.key, index))
-                    if slot in many:
-                        self.fanned[(action.key, index)] = set(self.ids[slot])
-                else:  # each item of a mapped step had its own member delivered
-                    held = self.held_items.setdefault(action.key, set())
-                    for item in items(action, self.values):
-                        self.delivered.add((item.key, index))
-                        held.add(item)
-
     # -- reading ----------------------------------------------------------------------------
 
     def inputs(self, action: PlannedAction) -> list[Any]:
@@ -495,38 +407,6 @@ class Progress:
             if done:
                 return tuple(self.outputs[m.key] for m in done)
         return None
-
-    @staticmethod
-    def indexes(action: PlannedAction) -> range:
-        return range(len(action.input_slots))
-
-    def came(self, action: PlannedAction, index: int) -> bool:
-        if self.plan.many_slots and self.values[action.input_slots[index]] == ():
-            return True  # a fan-out of zero items: nothing to deliver, nothing to wait for
-        if action.item is not None and action.input_slots[index] != action.mapped_slot:
-            return (action.step.key, index) in self.delivered  # a whole message: the step's
-        return (action.key, index) in self.delivered
-
-    def undelivered(self) -> list[tuple[PlannedAction, list[int]]]:
-        """Actions of the open generation waiting for inputs: which input indexes are missing."""
-        level = self.generation if self.failing is None else self.failing
-        if level < 1 or level > len(self.plan.generations):
-            return []
-        return [
-            (action, [i for i in self.indexes(action) if not self.came(action, i)])
-            for action in self.plan.generations[level - 1]
-            if action.key not in self.taken
-        ]
-
-    def waiting(self) -> dict[str, list[int]]:
-        """Joins holding some of their inputs: action key -> indexes of inputs still to come."""
-        held: dict[str, list[int]] = {}
-        for action in self.plan.actions:
-            if action.key in self.taken or len(action.input_slots) < 2:
-                continue
-            if any(self.came(action, i) for i in self.indexes(action)):
-                held[action.key] = [i for i in self.indexes(action) if not self.came(action, i)]
-        return held
 
     def replayed_ids(
         self,

@@ -12,11 +12,10 @@ from typing import Any, ClassVar, Generic
 from typing_extensions import TypeVar
 
 from coordination._clock import Clock, SystemClock
-from coordination._messages import Message, new_id
+from coordination._messages import Message
 from coordination._participants import Action, Participant
 from coordination._status import WorkflowStatus
 from coordination.engine import (
-    ACTIVE,
     LIVE,
     DueStart,
     FlowPlan,
@@ -28,7 +27,6 @@ from coordination.engine import (
     WaitStep,
     bind,
     cancel_refusal,
-    check_shape,
     checked_observers,
     claim_or_busy,
     claim_or_request,
@@ -36,29 +34,25 @@ from coordination.engine import (
     due_instances,
     make_start,
     normalise,
-    note_takeover,
     outside_wait,
     process_owner,
     recover,
-    reopen,
     resume_next,
     retry_target,
     same_start,
     serve,
-    take_over,
     wait_for_result,
     wake,
 )
 from coordination.errors import (
     DefinitionError,
-    StoreError,
     UsageError,
     WorkflowBusy,
-    WorkflowNotFound,
 )
 from coordination.orchestration._drivers import Driver
 from coordination.orchestration._many import Batch, Runner
 from coordination.orchestration._run import WorkflowRun
+from coordination.orchestration._sagas import Sagas
 from coordination.stores._memory import MemoryStore
 from coordination.stores._records import RunRecord
 from coordination.stores._store import Store, WorkQueue
@@ -146,6 +140,9 @@ class Orchestrator(Generic[StartT, OutputT]):
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._driver = Driver(plan, bound, self.clock, random or _random.random)
         self._owner = process_owner()
+        self._sagas = Sagas(
+            plan, self.store, self.clock, self._driver, self._owner, self._observers
+        )
 
     @property
     def name(self) -> str:
@@ -163,29 +160,20 @@ class Orchestrator(Generic[StartT, OutputT]):
         recorded steps never run again.
         """
         self._check_sync_allowed("run")
-        begun = self._begin(message, workflow_id)
-        if isinstance(begun, WorkflowRun):
-            return begun
-        self._drive(begun)
+        begun = self._sagas.begin(message, workflow_id)
+        if isinstance(begun, RunRecord):
+            return WorkflowRun(begun)
+        self._sagas.drive(begun)
         return WorkflowRun(begun.record)
 
     async def run_async(
         self, message: StartT, *, workflow_id: str | None = None
     ) -> WorkflowRun[OutputT]:
         """Like `run()`, without blocking the loop: a generation's steps run concurrently."""
-        begun = self._begin(message, workflow_id)
-        if isinstance(begun, WorkflowRun):
-            return begun
-        ACTIVE.enter(begun.workflow_id)
-        LIVE.add(begun)
-        try:
-            await self._driver.run_async(begun)
-        except BaseException:  # cancelled, interrupted: the run can be resumed
-            self._release(begun)
-            raise
-        finally:
-            LIVE.discard(begun)
-            ACTIVE.leave(begun.workflow_id)
+        begun = self._sagas.begin(message, workflow_id)
+        if isinstance(begun, RunRecord):
+            return WorkflowRun(begun)
+        await self._sagas.drive_async(begun)
         return WorkflowRun(begun.record)
 
     def run_many(
@@ -218,84 +206,16 @@ class Orchestrator(Generic[StartT, OutputT]):
     def _runner(self) -> Runner:
         """What a batch of runs needs of this orchestrator."""
 
+        sagas = self._sagas
+
         def resumed(workflow_id: str, token: int, was: str | None) -> Saga:
-            return self._resumed(workflow_id, token, was=was)
+            return sagas.resumed(workflow_id, token, was=was)
 
         return Runner(
             store=self.store, plan=self.plan, clock=self.clock, owner=self._owner,
-            saga=self._saga, resumed=resumed, release=self._release,
+            saga=sagas.saga, resumed=resumed, release=sagas.release,
             run_owed=self._driver.run_owed,
         )  # fmt: skip
-
-    def _drive(self, saga: Saga) -> None:
-        """Drive `saga` on this thread, letting go of it if that is interrupted."""
-        ACTIVE.enter(saga.workflow_id)
-        LIVE.add(saga)
-        try:
-            self._driver.run(saga)
-            if saga.finished:
-                for undo in saga.owed_after_end():  # late undos a crash left owed
-                    self._driver.run_owed(saga, undo)
-        except BaseException:
-            self._release(saga)
-            raise
-        finally:
-            LIVE.discard(saga)
-            ACTIVE.leave(saga.workflow_id)
-
-    def _release(self, saga: Saga) -> None:
-        """Let go of a run interrupted half-way, so running its workflow_id again resumes it."""
-        if saga.finished:
-            return
-        try:
-            self.store.release_run(saga.workflow_id, saga.token, now=self.clock.now())
-        except StoreError:
-            pass  # the store is failing: the lease runs out, then recover() takes it
-
-    def _saga(self, record: RunRecord, token: int) -> Saga:
-        return Saga(self.plan, record, token, self.store, self.clock, observers=self._observers)
-
-    def _start(self, message: Message, workflow_id: str | None) -> tuple[RunRecord, int | None]:
-        """Check what a run starts with, and start it (or find it): `store.start_run`."""
-        plan = self.plan
-        if not isinstance(message, plan.start_type):
-            raise UsageError(
-                f"{plan.name} starts with {plan.start_type.__name__}, got {type(message).__name__}"
-            )
-        if workflow_id is None:
-            workflow_id = new_id()
-        elif not isinstance(workflow_id, str) or not workflow_id:
-            raise UsageError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
-        return self.store.start_run(
-            workflow_id, plan.name, message, owner=self._owner, now=self.clock.now(),
-            shape=plan.shape,
-        )  # fmt: skip
-
-    def _begin(self, message: Message, workflow_id: str | None) -> Saga | WorkflowRun[OutputT]:
-        plan = self.plan
-        record, token = self._start(message, workflow_id)
-        workflow_id, now = record.workflow_id, self.clock.now()
-        if token is not None:
-            return self._saga(record, token)
-        same_start(record, plan.name, message)
-        if record.status.finished:
-            return WorkflowRun(record)
-        # Interrupted earlier (its owner let go, or died): resume from its records.
-        claimed = claim_or_busy(self.store, record, self._owner, now, "wait for it to finish")
-        return self._resumed(workflow_id, claimed, was=record.owner)
-
-    def _resumed(self, workflow_id: str, token: int, *, was: str | None) -> Saga:
-        """The saga of a claimed run, if this flow's definition can resume it."""
-        record = self.store.get_run(workflow_id)
-        if record is None:
-            raise WorkflowNotFound(f"run {workflow_id!r} vanished", workflow_id=workflow_id)
-        self._check_shape(record, token)
-        note_takeover(self.store, record, token)
-        take_over(self.store, record, token, self.clock, was=was, observers=self._observers)
-        return self._saga(record, token)
-
-    def _check_shape(self, record: RunRecord, token: int) -> None:
-        check_shape(self.store, record, token, self.plan, self.clock.now())
 
     # -- outside messages -------------------------------------------------------------------
 
@@ -314,7 +234,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         if isinstance(saga, WorkflowRun):
             return saga
         self._check_sync_allowed("send")
-        self._drive(saga)
+        self._sagas.drive(saga)
         return WorkflowRun(saga.record)
 
     async def send_async(self, workflow_id: str, message: Message) -> WorkflowRun[OutputT]:
@@ -322,23 +242,14 @@ class Orchestrator(Generic[StartT, OutputT]):
         saga = self._sent(workflow_id, message)
         if isinstance(saga, WorkflowRun):
             return saga
-        ACTIVE.enter(saga.workflow_id)
-        LIVE.add(saga)
-        try:
-            await self._driver.run_async(saga)
-        except BaseException:
-            self._release(saga)
-            raise
-        finally:
-            LIVE.discard(saga)
-            ACTIVE.leave(saga.workflow_id)
+        await self._sagas.drive_async(saga)
         return WorkflowRun(saga.record)
 
     def _sent(self, workflow_id: str, message: Message) -> Saga | WorkflowRun[OutputT]:
         """Record `message`'s arrival: the saga to drive on, or the run as it stands."""
         if not isinstance(message, Message):
             raise UsageError(f"send() takes a message, got {type(message).__name__}")
-        record = self._record(workflow_id)
+        record = self._sagas.record(workflow_id)
         planned = outside_wait(record, self.plan, message)
         if planned is None:
             return WorkflowRun(record)
@@ -350,8 +261,8 @@ class Orchestrator(Generic[StartT, OutputT]):
                     return WorkflowRun(live.record)
         token = claim_or_request(self.store, record, self._owner, self.clock.now(), message)
         if token is None:  # another live process drives it: kept for it, taken there
-            return WorkflowRun(self._record(workflow_id))
-        saga = self._resumed(workflow_id, token, was=record.owner)
+            return WorkflowRun(self._sagas.record(workflow_id))
+        saga = self._sagas.resumed(workflow_id, token, was=record.owner)
         saga.arrive(planned, message)
         return saga
 
@@ -376,9 +287,9 @@ class Orchestrator(Generic[StartT, OutputT]):
                 if started is not None:
                     moved.append(started)
                 continue
-            saga = self._resumed(record.workflow_id, token, was=record.owner)
+            saga = self._sagas.resumed(record.workflow_id, token, was=record.owner)
             wake(saga, due)
-            self._drive(saga)
+            self._sagas.drive(saga)
             moved.append(WorkflowRun(saga.record))
         return moved
 
@@ -404,8 +315,8 @@ class Orchestrator(Generic[StartT, OutputT]):
         self._check_sync_allowed("recover")
 
         def resume(record: RunRecord, token: int) -> WorkflowRun[OutputT]:
-            saga = self._saga(record, token)
-            self._drive(saga)
+            saga = self._sagas.saga(record, token)
+            self._sagas.drive(saga)
             return WorkflowRun(saga.record)
 
         return recover(
@@ -416,7 +327,7 @@ class Orchestrator(Generic[StartT, OutputT]):
             max_recoveries=max_recoveries,
             resume=resume,
             parked=WorkflowRun,
-            check=self._check_shape,
+            check=self._sagas.check_shape,
             on_problem=on_problem,
             observers=self._observers,
         )
@@ -426,7 +337,7 @@ class Orchestrator(Generic[StartT, OutputT]):
     def submit(self, message: StartT, *, workflow_id: str | None = None) -> str:
         """Enqueue a run for whichever worker claims it first (`serve()`, in any process
         sharing the store); its workflow_id. Idempotent by `workflow_id`, like `run()`."""
-        record, token = self._start(message, workflow_id)
+        record, token = self._sagas.start(message, workflow_id)
         if token is None:
             same_start(record, self.plan.name, message)
             return record.workflow_id
@@ -474,12 +385,12 @@ class Orchestrator(Generic[StartT, OutputT]):
         """Claim the next free run of this flow and drive it; False if there was none."""
 
         def resume(record: RunRecord, token: int) -> None:
-            self._drive(self._saga(record, token))
+            self._sagas.drive(self._sagas.saga(record, token))
 
         return resume_next(
             queue, self.store, self.plan.name, self._owner, self.clock,
             max_recoveries=max_recoveries, resume=resume, parked=lambda record: None,
-            check=self._check_shape, on_problem=on_problem, observers=self._observers,
+            check=self._sagas.check_shape, on_problem=on_problem, observers=self._observers,
         )  # fmt: skip
 
     # -- operators ------------------------------------------------------------------------
@@ -492,10 +403,10 @@ class Orchestrator(Generic[StartT, OutputT]):
         new record) and goes on undoing, newest first.
         """
         self._check_sync_allowed("retry")
-        record = self._record(workflow_id)
-        saga = self._reopened(record, retry_target(record))
+        record = self._sagas.record(workflow_id)
+        saga = self._sagas.reopened(record, retry_target(record))
         saga.retry_forward()
-        self._drive(saga)
+        self._sagas.drive(saga)
         return WorkflowRun(saga.record)
 
     def cancel(self, workflow_id: str) -> WorkflowRun[OutputT]:
@@ -508,7 +419,7 @@ class Orchestrator(Generic[StartT, OutputT]):
         runs) and undoes it; if it dies first, whoever recovers the run does. Past the pivot
         (the point of no return) nothing can be undone: `UsageError`.
         """
-        record = self._record(workflow_id)
+        record = self._sagas.record(workflow_id)
         refusal = cancel_refusal(record, self.plan)
         if refusal is not None:
             raise refusal
@@ -520,28 +431,18 @@ class Orchestrator(Generic[StartT, OutputT]):
             raise refusal or UsageError(f"workflow {workflow_id!r} cannot be cancelled now")
         self._check_sync_allowed("cancel")
         if record.status is WorkflowStatus.PARKED:
-            saga = self._reopened(record, WorkflowStatus.COMPENSATING)
+            saga = self._sagas.reopened(record, WorkflowStatus.COMPENSATING)
         else:
             token = claim_or_request(self.store, record, self._owner, self.clock.now(), None)
             if token is None:  # another live process drives it: it stops there and undoes
-                return WorkflowRun(self._record(workflow_id))
-            saga = self._resumed(workflow_id, token, was=record.owner)
+                return WorkflowRun(self._sagas.record(workflow_id))
+            saga = self._sagas.resumed(workflow_id, token, was=record.owner)
         saga.cancel()
-        self._drive(saga)
+        self._sagas.drive(saga)
         return WorkflowRun(saga.record)
 
-    def _reopened(self, record: RunRecord, status: WorkflowStatus) -> Saga:
-        token = reopen(self.store, record, self._owner, self.clock.now(), status)
-        return self._resumed(record.workflow_id, token, was=record.owner)
-
     def _record(self, workflow_id: str) -> RunRecord:
-        record = self.store.get_run(workflow_id)
-        if record is None or record.flow != self.plan.name:
-            raise WorkflowNotFound(
-                f"no run {workflow_id!r} of flow {self.plan.name!r} in {self.store!r}",
-                workflow_id=workflow_id,
-            )
-        return record
+        return self._sagas.record(workflow_id)
 
     def _check_sync_allowed(self, method: str) -> None:
         """Refuse to drive a flow with async actions on a private loop inside a running one."""
@@ -560,7 +461,7 @@ class Orchestrator(Generic[StartT, OutputT]):
 
     def get(self, workflow_id: str) -> WorkflowRun[OutputT]:
         """A past or current run of this flow, as the store holds it now."""
-        return WorkflowRun(self._record(workflow_id))
+        return WorkflowRun(self._sagas.record(workflow_id))
 
     def runs(self, status: WorkflowStatus | None = None) -> list[WorkflowRun[OutputT]]:
         """This flow's runs in the store, oldest first, optionally only those in `status`."""

@@ -1,31 +1,29 @@
 """PostgresStore: flow instances in a PostgreSQL schema, shared by processes on many machines.
 
 It says what to write; the `PostgresDatabase` it composes says how (the pool,
-transactions, heartbeat, the one place errors are mapped), `PostgresReads` reads runs
-back, `PostgresEvents` keeps the event log, `PostgresQueue` serves workers, and the
-`Codec` turns values into JSON text and back. The fence is the run's row lock: every
-write for a run starts by locking its row under the token it was made with (`UPDATE ...
-WHERE token = ...`, or `SELECT ... FOR UPDATE`), so a claim and a write of one run are
-ordered one after the other, and a write whose token was superseded changes nothing.
-Everything a write stores is encoded before its transaction opens: a value that cannot be
-stored is refused before anything is sent.
+transactions, heartbeat, the one place errors are mapped), `PostgresWrites` writes runs
+(each fenced by the run's row lock: see there), `PostgresReads` reads them back,
+`PostgresEvents` keeps the event log, `PostgresQueue` serves workers, and the `Codec`
+turns values into JSON text and back. Everything a write stores is encoded before its
+transaction opens: a value that cannot be stored is refused before anything is sent.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
-from coordination.errors import LeaseLost, StoreError
+from coordination.errors import StoreError
 from coordination.stores._codec import Codec
-from coordination.stores._postgres_database import Duplicate, PostgresDatabase
+from coordination.stores._postgres_database import PostgresDatabase
 from coordination.stores._postgres_events import PostgresEvents
 from coordination.stores._postgres_queue import PostgresQueue
 from coordination.stores._postgres_reads import PostgresReads
 from coordination.stores._postgres_schema import check_schema_name
+from coordination.stores._postgres_writes import FENCE, PostgresWrites, refusal
 from coordination.stores._records import DeadLetter, OwedRun, Request, RunRecord, Write
 from coordination.stores._starts import started, started_each
 
@@ -38,28 +36,10 @@ _INSERT_RUN = (
     "ON CONFLICT (workflow_id) DO NOTHING"
 )
 
-_STEP_COLUMNS = "workflow_id, key, outcome, attempts, output, error, journal"
-#: One record and nothing else: one statement, fenced by the row lock it takes.
-_INSERT_FENCED_STEP = (
-    f"INSERT INTO steps ({_STEP_COLUMNS}) SELECT workflow_id, %s, %s, %s, %s, %s, %s "
-    "FROM runs WHERE workflow_id = %s AND token = %s FOR UPDATE"
-)
-_INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-_FENCE = "SELECT 1 FROM runs WHERE workflow_id = %s AND token = %s FOR UPDATE"
-#: A run with its shape's text and its steps in order, read in one statement (one snapshot).
 _FORGETTABLE = [
     s.value
     for s in (WorkflowStatus.COMPLETED, WorkflowStatus.COMPENSATED, WorkflowStatus.CANCELLED)
 ]
-
-
-class _Encoded(NamedTuple):
-    """A `Write` as the statements it needs, every value already encoded."""
-
-    write: Write
-    update: tuple[str, tuple[Any, ...]] | None
-    steps: list[tuple[Any, ...]]
-    events: list[tuple[Any, ...]]
 
 
 class PostgresStore:
@@ -110,6 +90,7 @@ class PostgresStore:
         )
         self._events = PostgresEvents(self._db, self._codec)
         self._reads = PostgresReads(self._db, self._codec)
+        self._writes = PostgresWrites(self._db, self._codec, self._events)
         # A channel name is an identifier of at most 63 bytes.
         channel = f"coordination:{schema}"
         if len(channel) > 63:
@@ -265,142 +246,18 @@ class PostgresStore:
                 (position, position, workflow_id, token),
             ).fetchone()
             if row is None:
-                raise self._refusal(connection, workflow_id, token)
+                raise refusal(connection, workflow_id, token)
             return int(row[0])
 
         return self._db.run(f"counting a recovery of {workflow_id!r}", body)
 
-    # -- writing --------------------------------------------------------------------------
-
-    def _encode(self, write: Write) -> _Encoded:
-        workflow_id = write.workflow_id
-        codec = self._codec
-        steps = [
-            (workflow_id, step.key, step.outcome.value, step.attempts,
-             codec.output(step.output, workflow_id, f"the output of {step.key}"),
-             step.error, codec.rows(step.rows))
-            for step in write.records
-        ]  # fmt: skip
-        events = self._events.encode(workflow_id, write.events)
-        return _Encoded(write, self._run_update(write), steps, events)
-
-    def _run_update(self, write: Write) -> tuple[str, tuple[Any, ...]] | None:
-        """The fenced UPDATE of the run's row this write needs, if any."""
-        finish = write.finish
-        codec = self._codec
-        if finish is not None:
-            finished = finish.status.finished
-            return (
-                "UPDATE runs SET status = %s, output = %s, error = %s, compensation_error = %s, "
-                "parked_reason = %s, updated_at = %s, finished_at = CASE WHEN %s THEN %s ELSE "
-                "finished_at END, owner = NULL, lease_expires = NULL, owed = %s "
-                "WHERE workflow_id = %s AND token = %s",
-                (finish.status.value,
-                 codec.output(finish.output, write.workflow_id, "its output"),
-                 codec.error(finish.error), codec.error(finish.compensation_error),
-                 finish.parked_reason, write.now, finished, write.now,
-                 bool(write.owes or not finished), write.workflow_id, write.token),
-            )  # fmt: skip
-        sets: list[str] = []
-        values: list[Any] = []
-        if write.status is not None:
-            sets.append("status = %s")
-            values.append(write.status.value)
-        if write.owes is not None:
-            sets.append("owed = (%s OR finished_at IS NULL)")
-            values.append(bool(write.owes))
-        if write.release:
-            sets.append("owner = NULL, lease_expires = NULL")
-        if not sets:
-            return None
-        sql = (
-            f"UPDATE runs SET {', '.join(sets)}, updated_at = %s "
-            f"WHERE workflow_id = %s AND token = %s"
-        )
-        return sql, (*values, write.now, write.workflow_id, write.token)
-
-    @staticmethod
-    def _refusal(connection: Any, workflow_id: str, token: int) -> StoreError | LeaseLost:
-        """Why a fenced statement changed nothing: the run is gone, or claimed by another."""
-        row = connection.execute(
-            "SELECT owner, token FROM runs WHERE workflow_id = %s", (workflow_id,)
-        ).fetchone()
-        if row is None:
-            return StoreError(f"no run {workflow_id!r} in this store")
-        owner, current = row
-        return LeaseLost(
-            f"run {workflow_id!r} was claimed by {owner!r} (token {current}, this owner holds "
-            f"{token}): this owner stops",
-            workflow_id=workflow_id,
-        )
-
-    def _apply(self, connection: Any, encoded: _Encoded) -> None:
-        """Apply one write inside an open transaction; raise (to roll back) if fenced out."""
-        write = encoded.write
-        # The fence first: it takes the run's row lock, so nothing below races a claim.
-        if encoded.update is not None:
-            changed = connection.execute(*encoded.update).rowcount
-        else:
-            changed = len(connection.execute(_FENCE, (write.workflow_id, write.token)).fetchall())
-        if changed != 1:
-            raise self._refusal(connection, write.workflow_id, write.token)
-        if encoded.steps:
-            connection.cursor().executemany(_INSERT_STEP, encoded.steps)
-        if encoded.events:
-            self._events.insert(connection, encoded.events)
-        if write.handled:
-            self._events.mark(connection, write.workflow_id, write.handled)
+    # -- writing (`PostgresWrites`) ----------------------------------------------------------
 
     def write(self, write: Write) -> None:
-        doing = f"writing run {write.workflow_id!r}"
-        encoded = self._encode(write)
-        try:
-            if (
-                len(encoded.steps) == 1
-                and encoded.update is None
-                and not (encoded.events or write.handled)
-            ):
-                # One record and nothing else: one fenced statement, committed on its own.
-                values = (*encoded.steps[0][1:], write.workflow_id, write.token)
-                if self._db.execute(_INSERT_FENCED_STEP, values, doing) != 1:
-                    raise self._db.run(
-                        doing,
-                        lambda connection: self._refusal(
-                            connection, write.workflow_id, write.token
-                        ),
-                    )
-            else:
-                self._db.run(doing, lambda connection: self._apply(connection, encoded))
-        except Duplicate as error:
-            keys = [step.key for step in write.records]
-            raise StoreError(
-                f"run {write.workflow_id!r} already has a record for one of {keys}; a step is "
-                f"recorded once"
-            ) from error
-        except (LeaseLost, StoreError):
-            self._db.heartbeat.let_go(write.workflow_id)  # no heartbeat for a lost run
-            raise
-        if write.finish is not None or write.release:
-            self._db.heartbeat.let_go(write.workflow_id)
+        self._writes.write(write)
 
     def write_many(self, writes: Sequence[Write]) -> list[str]:
-        batch = [self._encode(write) for write in writes]
-
-        def body(connection: Any) -> list[str]:
-            refused: list[str] = []
-            for encoded in batch:
-                try:
-                    with connection.transaction():  # a savepoint: one write rolls back alone
-                        self._apply(connection, encoded)
-                except LeaseLost:
-                    refused.append(encoded.write.workflow_id)
-            return refused
-
-        refused = self._db.run(f"writing {len(writes)} runs", body)
-        for write in writes:
-            if write.workflow_id in refused or write.finish is not None or write.release:
-                self._db.heartbeat.let_go(write.workflow_id)
-        return refused
+        return self._writes.write_many(writes)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -490,8 +347,8 @@ class PostgresStore:
         return self._events.dead_letters()
 
     def _fence(self, connection: Any, workflow_id: str, token: int) -> None:
-        if not connection.execute(_FENCE, (workflow_id, token)).fetchall():
-            raise self._refusal(connection, workflow_id, token)
+        if not connection.execute(FENCE, (workflow_id, token)).fetchall():
+            raise refusal(connection, workflow_id, token)
 
     # -- the queue of workers -------------------------------------------------------------
 

@@ -17,13 +17,9 @@ from typing import Any
 
 from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
-from coordination.errors import LeaseLost, StoreError
+from coordination.errors import StoreError
 from coordination.stores._codec import (
     INTEGER,
-    MAYBE_NUMBER,
-    MAYBE_TEXT,
-    NUMBER,
-    TEXT,
     Codec,
     column,
 )
@@ -33,25 +29,18 @@ from coordination.stores._records import (
     OwedRun,
     Request,
     RunRecord,
-    StepOutcome,
-    StepRecord,
     Write,
 )
-from coordination.stores._sqlite_database import Duplicate, SQLiteDatabase
+from coordination.stores._sqlite_database import SQLiteDatabase
 from coordination.stores._sqlite_events import SQLiteEvents
 from coordination.stores._sqlite_queue import SQLiteQueue
-from coordination.stores._sqlite_schema import RUN_COLUMNS, SCHEMA_VERSION
+from coordination.stores._sqlite_reads import SQLiteReads
+from coordination.stores._sqlite_schema import SCHEMA_VERSION
+from coordination.stores._sqlite_writes import SQLiteWrites
 from coordination.stores._starts import started, started_each
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-#: One b-tree keyed (run, step): the key enforces one record per step, `seq` (the run's
-#: count of records so far) keeps their order, and the WHERE is the fence.
-_INSERT_STEP = (
-    "INSERT INTO steps (workflow_id, key, seq, outcome, attempts, output, error, rows) "
-    "SELECT ?, ?, (SELECT COUNT(*) FROM steps WHERE workflow_id = ?), ?, ?, ?, ?, ? "
-    "WHERE EXISTS (SELECT 1 FROM runs WHERE workflow_id = ? AND token = ?)"
-)
 #: A run is created once: a second start of the same id changes nothing (and is told so).
 _INSERT_RUN = (
     "INSERT OR IGNORE INTO runs (workflow_id, flow, start, status, owner, token, "
@@ -103,7 +92,9 @@ class SQLiteStore:
         )
         self._queue = SQLiteQueue(self._db)
         self._events = SQLiteEvents(self._db, self._codec)
-        self._group = GroupCommit(self._write_alone, self.write_many)
+        self._reads = SQLiteReads(self._db, self._codec, self._shapes)
+        self._writes = SQLiteWrites(self._db, self._codec, self._events, self.path)
+        self._group = GroupCommit(self._writes.write_alone, self._writes.write_many)
 
     def close(self) -> None:
         """Stop the background threads and close the connection (the file stays as it is)."""
@@ -261,271 +252,33 @@ class SQLiteStore:
                 (position, position, workflow_id, token),
             )
             if cursor.rowcount != 1:
-                raise self._refusal(cursor, workflow_id, token)
+                raise self._writes.refusal(cursor, workflow_id, token)
             (count,) = cursor.execute(
                 "SELECT recoveries FROM runs WHERE workflow_id = ?", (workflow_id,)
             ).fetchone()
         return int(count)
 
-    # -- writing --------------------------------------------------------------------------
-
-    def _step_values(self, write: Write, step: StepRecord) -> tuple[Any, ...]:
-        workflow_id = write.workflow_id
-        output = self._codec.output(step.output, workflow_id, f"the output of {step.key}")
-        rows = self._codec.rows(step.rows)
-        return (workflow_id, step.key, workflow_id, step.outcome.value, step.attempts,
-                output, step.error, rows, workflow_id, write.token)  # fmt: skip
-
-    def _run_update(self, write: Write) -> tuple[str, tuple[Any, ...]] | None:
-        """The fenced UPDATE of the run's row this write needs, if any."""
-        finish = write.finish
-        codec = self._codec
-        if finish is not None:
-            finished = finish.status.finished
-            return (
-                "UPDATE runs SET status = ?, output = ?, error = ?, compensation_error = ?, "
-                "parked_reason = ?, updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE "
-                "finished_at END, owner = NULL, lease_expires = NULL, owed = ? "
-                "WHERE workflow_id = ? AND token = ?",
-                (finish.status.value,
-                 codec.output(finish.output, write.workflow_id, "its output"),
-                 codec.error(finish.error), codec.error(finish.compensation_error),
-                 finish.parked_reason, write.now, finished, write.now,
-                 1 if (write.owes or not finished) else 0, write.workflow_id, write.token),
-            )  # fmt: skip
-        sets: list[str] = []
-        values: list[Any] = []
-        if write.status is not None:
-            sets.append("status = ?")
-            values.append(write.status.value)
-        if write.owes is not None:
-            sets.append("owed = CASE WHEN ? OR finished_at IS NULL THEN 1 ELSE 0 END")
-            values.append(1 if write.owes else 0)
-        if write.release:
-            sets.append("owner = NULL, lease_expires = NULL")
-        if not sets:
-            return None
-        sql = (
-            f"UPDATE runs SET {', '.join(sets)}, updated_at = ? WHERE workflow_id = ? AND token = ?"
-        )
-        return sql, (*values, write.now, write.workflow_id, write.token)
-
-    def _refusal(self, cursor: Any, workflow_id: str, token: int) -> StoreError | LeaseLost:
-        """Why a fenced statement changed nothing: the run is gone, or claimed by another."""
-        row = cursor.execute(
-            "SELECT owner, token FROM runs WHERE workflow_id = ?", (workflow_id,)
-        ).fetchone()
-        if row is None:
-            return StoreError(f"no run {workflow_id!r} in {self.path}")
-        owner, current = row
-        return LeaseLost(
-            f"run {workflow_id!r} was claimed by {owner!r} (token {current}, this owner holds "
-            f"{token}): this owner stops",
-            workflow_id=workflow_id,
-        )
-
-    def _apply(self, cursor: Any, write: Write) -> None:
-        """Apply one write inside an open transaction; raise (to roll back) if fenced out."""
-        update = self._run_update(write)
-        fenced = False
-        if update is not None:
-            cursor.execute(*update)
-            if cursor.rowcount != 1:
-                raise self._refusal(cursor, write.workflow_id, write.token)
-            fenced = True
-        for step in write.records:
-            cursor.execute(_INSERT_STEP, self._step_values(write, step))
-            if cursor.rowcount != 1:
-                raise self._refusal(cursor, write.workflow_id, write.token)
-            fenced = True
-        if not fenced:
-            row = cursor.execute(
-                "SELECT 1 FROM runs WHERE workflow_id = ? AND token = ?",
-                (write.workflow_id, write.token),
-            ).fetchone()
-            if row is None:
-                raise self._refusal(cursor, write.workflow_id, write.token)
-        if write.events:
-            self._events.insert(cursor, write.workflow_id, write.events)
-        if write.handled:
-            self._events.mark(cursor, write.workflow_id, write.handled)
+    # -- writing (`SQLiteWrites`) ------------------------------------------------------------
 
     def write(self, write: Write) -> None:
         # Threads writing at the same time share a commit; a lone writer writes at once.
         self._group.write(write)
 
-    def _write_alone(self, write: Write) -> None:
-        doing = f"writing run {write.workflow_id!r}"
-        try:
-            if (
-                len(write.records) == 1
-                and self._run_update(write) is None
-                and not (write.events or write.handled)
-            ):
-                # One record and nothing else: one fenced statement, committed on its own.
-                changed = self._db.execute(
-                    _INSERT_STEP, self._step_values(write, write.records[0]), doing
-                )
-                if changed != 1:
-                    with self._db.transaction(doing) as cursor:
-                        raise self._refusal(cursor, write.workflow_id, write.token)
-            else:
-                with self._db.transaction(doing) as cursor:
-                    self._apply(cursor, write)
-        except Duplicate as error:
-            keys = [step.key for step in write.records]
-            raise StoreError(
-                f"run {write.workflow_id!r} already has a record for one of {keys}; a step is "
-                f"recorded once"
-            ) from error
-        except (LeaseLost, StoreError):
-            self._db.heartbeat.let_go(write.workflow_id)  # no heartbeat for a run this owner lost
-            raise
-        if write.finish is not None or write.release:
-            self._db.heartbeat.let_go(write.workflow_id)
-
     def write_many(self, writes: Sequence[Write]) -> list[str]:
-        refused: list[str] = []
-        with self._db.transaction(f"writing {len(writes)} runs") as cursor:
-            for write in writes:
-                # A write's first statement is its fence (see `_apply`): refused there, it
-                # changed nothing, so no savepoint is needed to take it back.
-                try:
-                    self._apply(cursor, write)
-                except LeaseLost:
-                    refused.append(write.workflow_id)
-        for write in writes:
-            if write.workflow_id in refused or write.finish is not None or write.release:
-                self._db.heartbeat.let_go(write.workflow_id)
-        return refused
+        return self._writes.write_many(writes)
 
-    # -- reading --------------------------------------------------------------------------
-
-    def _shape_text(self, workflow_id: str, shape_id: Any) -> str | None:
-        if shape_id is None:
-            return None
-        column(shape_id, TEXT, workflow_id, "shape id")
-        known = self._shapes.get(shape_id)
-        if known is not None:
-            return known
-        rows = self._db.query(
-            "SELECT shape FROM shapes WHERE id = ?", (shape_id,), "reading a shape"
-        )
-        if not rows:  # without it, a changed flow would resume it unchecked
-            raise StoreError(
-                f"run {workflow_id!r}: its flow shape {shape_id!r} is missing; the row is left "
-                f"intact"
-            )
-        text: str = column(rows[0][0], TEXT, workflow_id, "flow shape")
-        self._shapes[shape_id] = text
-        return text
-
-    def _record(self, row: tuple[Any, ...], steps: list[tuple[Any, ...]]) -> RunRecord:
-        (workflow_id, flow, start, status, owner, token, lease_expires, owed, created_at,
-         updated_at, finished_at, output, error, compensation_error, recoveries,
-         recovery_step, shape, parked_reason) = row  # fmt: skip
-        codec = self._codec
-        column(workflow_id, TEXT, workflow_id, "id")
-        try:
-            run_status = WorkflowStatus(status)
-        except ValueError as bad:
-            raise StoreError(
-                f"run {workflow_id!r} has an unknown status {status!r}; the row is left intact"
-            ) from bad
-        record = RunRecord(
-            workflow_id=workflow_id,
-            flow=column(flow, TEXT, workflow_id, "flow"),
-            start=codec.read_message(start, workflow_id, "start message"),
-            status=run_status,
-            owner=column(owner, MAYBE_TEXT, workflow_id, "owner"),
-            created_at=column(created_at, NUMBER, workflow_id, "created_at"),
-            updated_at=column(updated_at, NUMBER, workflow_id, "updated_at"),
-            token=column(token, INTEGER, workflow_id, "token"),
-            lease_expires=column(lease_expires, MAYBE_NUMBER, workflow_id, "lease_expires"),
-            finished_at=column(finished_at, MAYBE_NUMBER, workflow_id, "finished_at"),
-            output=codec.read_output(output, workflow_id, "output"),
-            error=codec.read_error(error, workflow_id),
-            compensation_error=codec.read_error(compensation_error, workflow_id),
-            shape=self._shape_text(workflow_id, shape),
-            recoveries=column(recoveries, INTEGER, workflow_id, "recoveries"),
-            recovery_step=column(recovery_step, MAYBE_TEXT, workflow_id, "recovery_step"),
-            owed=bool(column(owed, INTEGER, workflow_id, "owed")),
-            parked_reason=column(parked_reason, MAYBE_TEXT, workflow_id, "parked_reason"),
-        )
-        for key, outcome, attempts, step_output, step_error, rows in steps:
-            column(key, TEXT, workflow_id, "step key")
-            try:
-                step_outcome = StepOutcome(outcome)
-            except ValueError as bad:
-                raise StoreError(
-                    f"run {workflow_id!r}: step {key!r} has an unknown outcome {outcome!r}"
-                ) from bad
-            record.add_step(
-                StepRecord(
-                    key,
-                    step_outcome,
-                    column(attempts, INTEGER, workflow_id, f"attempts of {key}"),
-                    codec.read_output(step_output, workflow_id, f"output of {key}"),
-                    column(step_error, MAYBE_TEXT, workflow_id, f"error of {key}"),
-                    codec.read_rows(rows, workflow_id, key),
-                )
-            )
-        return record
+    # -- reading (`SQLiteReads`) ------------------------------------------------------------
 
     def get_run(self, workflow_id: str) -> RunRecord | None:
-        with self._db.transaction(f"reading run {workflow_id!r}", read_only=True) as cursor:
-            row = cursor.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE workflow_id = ?", (workflow_id,)
-            ).fetchone()
-            if row is None:
-                return None
-            steps = cursor.execute(
-                "SELECT key, outcome, attempts, output, error, rows FROM steps "
-                "WHERE workflow_id = ? ORDER BY seq",
-                (workflow_id,),
-            ).fetchall()
-        return self._record(row, steps)
+        return self._reads.get_run(workflow_id)
 
     def list_runs(
         self, *, flow: str | None = None, status: WorkflowStatus | None = None
     ) -> list[RunRecord]:
-        clauses: list[str] = []
-        parameters: list[Any] = []
-        if flow is not None:
-            clauses.append("flow = ?")
-            parameters.append(flow)
-        if status is not None:
-            clauses.append("status = ?")
-            parameters.append(status.value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        ids = self._db.query(
-            f"SELECT workflow_id FROM runs{where} ORDER BY created_at, workflow_id",
-            parameters,
-            "listing runs",
-        )
-        records = [self.get_run(workflow_id) for (workflow_id,) in ids]
-        return [record for record in records if record is not None]
+        return self._reads.list_runs(flow=flow, status=status)
 
     def owed_runs(self, flow: str) -> list[OwedRun]:
-        rows = self._db.query(
-            "SELECT workflow_id, status, owner, lease_expires, token FROM runs "
-            "INDEXED BY runs_owed WHERE flow = ? AND owed = 1 ORDER BY created_at",
-            (flow,),
-            "listing runs that owe work",
-        )
-        owed: list[OwedRun] = []
-        for workflow_id, status, owner, lease_expires, token in rows:
-            if not isinstance(workflow_id, str):
-                continue  # a damaged id names no run that could be claimed
-            try:
-                run_status = WorkflowStatus(status)
-            except ValueError:
-                continue  # a tampered status: get_run names it when this run is read
-            # A damaged owner (not text) is nobody's, here as in the claim: the read that
-            # follows the claim reports the row.
-            holder = owner if isinstance(owner, str) else None
-            owed.append(OwedRun(workflow_id, run_status, holder, lease_expires, token))
-        return owed
+        return self._reads.owed_runs(flow)
 
     def forget_finished(self, before: float) -> int:
         marks = ", ".join("?" for _ in _FORGETTABLE)
@@ -600,7 +353,7 @@ class SQLiteStore:
             "SELECT 1 FROM runs WHERE workflow_id = ? AND token = ?", (workflow_id, token)
         ).fetchone()
         if row is None:
-            raise self._refusal(cursor, workflow_id, token)
+            raise self._writes.refusal(cursor, workflow_id, token)
 
     # -- the queue of workers -------------------------------------------------------------
 
