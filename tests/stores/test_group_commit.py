@@ -35,7 +35,7 @@ class Gated:
             self.entered.set()
             assert self.gate.wait(10)
         self.alone.append(write.workflow_id)
-        self.store._write_alone(write)
+        self.store._writes.write_alone(write)
 
     def write_many(self, writes: Any) -> list[str]:
         self.together.append([write.workflow_id for write in writes])

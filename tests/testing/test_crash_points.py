@@ -248,16 +248,17 @@ def test_a_branch_left_applied_after_a_crash_is_caught(monkeypatch: pytest.Monke
     # The seeded bug (issue 9's defect 4): recovery knows only recorded steps, so a branch
     # that was still running when its sibling failed, and had no record when the process
     # died, is taken as never started; its input-typed undo never runs.
-    real = _saga.Saga._replay
+    real = _saga.replay
 
-    def replay(self: Any) -> None:
-        real(self)
-        failing = self.progress.failing
+    def replay(plan: Any, record: Any, progress: Any, publishing: Any) -> Any:
+        replayed = real(plan, record, progress, publishing)
+        failing = progress.failing
         if failing:
-            for planned in self.plan.generations[failing - 1]:
-                if planned.key not in self.progress.outcomes:
-                    self.progress.settle(planned, StepOutcome.SKIPPED, None)
+            for planned in plan.generations[failing - 1]:
+                if planned.key not in progress.outcomes:
+                    progress.settle(planned, StepOutcome.SKIPPED, None)
+        return replayed
 
-    monkeypatch.setattr(_saga.Saga, "_replay", replay)
+    monkeypatch.setattr(_saga, "replay", replay)
     with pytest.raises(AssertionError, match="Airline"):
         assert_crash_safe(Trip, refused_car, TRIP)
