@@ -46,6 +46,14 @@ class Deliveries:
 
     def ready(self, action: PlannedAction) -> bool:
         """Every input of `action` was delivered."""
+        if action.item is None and not self.progress.plan.many_slots:
+            # No fan-out in the flow (the common case, checked on every delivery): an input
+            # came when its (key, index) was delivered.
+            delivered, key = self.delivered, action.key
+            for index in range(len(action.input_slots)):  # noqa: SIM110 (no generator frame)
+                if (key, index) not in delivered:
+                    return False
+            return True
         return all(self.came(action, i) for i in self.indexes(action))
 
     def deliver(self, key: str, index: int, message_id: str) -> PlannedAction | None:
@@ -77,12 +85,11 @@ class Deliveries:
             # A whole message for every item of a mapped step: the step itself says that
             # items may be ready now (take_ready hands them out); None if none is.
             ready = any(
-                item.key not in progress.taken
-                and all(self.came(item, i) for i in self.indexes(item))
+                item.key not in progress.taken and self.ready(item)
                 for item in items(action, progress.values)
             )
             return action if ready else None
-        if not all(self.came(action, i) for i in self.indexes(action)):
+        if not self.ready(action):
             return None  # a join waiting for its other inputs
         progress.taken.add(key)
         if action.item is not None:

@@ -89,12 +89,13 @@ class Saga:
     """One flow instance: its forward state and the decisions both runners carry out."""
 
     __slots__ = (
+        "_arrivals",
+        "_failures",
+        "_undo_facts",
         "abandoned",
-        "arrivals",
         "cancelling",
         "clock",
         "failure",
-        "failures",
         "late_held",
         "lock",
         "plan",
@@ -106,7 +107,6 @@ class Saga:
         "resumed",
         "store",
         "token",
-        "undo_facts",
         "undos",
         "workflow_id",
     )
@@ -149,15 +149,40 @@ class Saga:
         #: When to look for requests next (a claimed instance: at once, requests may have
         #: been left for its previous owner; a new one: once it has run a while).
         self.requests_due = first_look(token > 1)
-        self.arrivals = Arrivals(self)
-        self.undo_facts = UndoFacts(self)
-        self.failures = Failures(self)
+        # Made when first needed: most instances never wait, fail or undo.
+        self._arrivals: Arrivals | None = None
+        self._failures: Failures | None = None
+        self._undo_facts: UndoFacts | None = None
         # A claimed instance (token > 1) is resumed, records or not: its owner may have died
         # before recording anything, and what it had published must be delivered again.
         if token > 1 or record.has_any_step() or record.status is not _RUNNING:
             self.failure, self.undos, self.resumed, self.cancelling = replay(
                 plan, record, self.progress, publishing
             )
+
+    @property
+    def arrivals(self) -> Arrivals:
+        """Records outside messages and timers for this instance."""
+        arrivals = self._arrivals
+        if arrivals is None:
+            arrivals = self._arrivals = Arrivals(self)
+        return arrivals
+
+    @property
+    def failures(self) -> Failures:
+        """Records this instance's failed actions."""
+        failures = self._failures
+        if failures is None:
+            failures = self._failures = Failures(self)
+        return failures
+
+    @property
+    def undo_facts(self) -> UndoFacts:
+        """Records this instance's undos and late results."""
+        facts = self._undo_facts
+        if facts is None:
+            facts = self._undo_facts = UndoFacts(self)
+        return facts
 
     @property
     def status(self) -> WorkflowStatus:
