@@ -35,7 +35,11 @@ def derived_id(correlation_id: str, producer: str, causes: Iterable[str | None])
     of every action gets one); stored ids are compared with ids derived again on replay,
     so the value must never change.
     """
-    key = f"{correlation_id}|{producer}|{'|'.join(sorted(c or '' for c in causes))}"
+    if type(causes) is tuple and len(causes) == 1:
+        joined = causes[0] or ""  # one cause (most actions): nothing to sort
+    else:
+        joined = "|".join(sorted([c or "" for c in causes]))
+    key = f"{correlation_id}|{producer}|{joined}"
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + key.encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
@@ -82,6 +86,14 @@ class Outbox:
                 )
                 for index, member in enumerate(members)
             )  # fmt: skip
+        if len(members) == 1:  # one output (most actions): no generator
+            member = members[0]
+            producer = _producer(action.key, type(member))
+            return (
+                Envelope(
+                    member, correlation_id, cause, derived_id(correlation_id, producer, causes)
+                ),
+            )
         return tuple(
             Envelope(
                 member,
@@ -116,6 +128,12 @@ class Outbox:
     def handled(
         self, action: PlannedAction, causes: tuple[str | None, ...]
     ) -> tuple[tuple[str, str], ...]:
+        if len(causes) == 1:  # one cause (most actions): no generator
+            cause = causes[0]
+            if cause is None:
+                return ()
+            if GATHERED not in cause:
+                return ((cause, action.key),)
         return tuple(
             (one, action.key)
             for cause in causes
