@@ -9,6 +9,7 @@ know the runner: it holds sagas, plans and their bound participants.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from coordination._messages import Message
@@ -43,6 +44,9 @@ class Instances:
         self.bindings = bindings
         self._active: dict[str, Instance] = {}
         self._lock = threading.Lock()
+        #: The live instance of a correlation id, or None: the dict's own `get`, as every
+        #: delivery asks it (a method calling it would add a frame to each).
+        self.get: Callable[[str], Instance | None] = self._active.get
 
     def binding_for(self, start: type[Message]) -> Binding | None:
         """The plan a `start` message (or one of its subclasses) follows."""
@@ -53,9 +57,6 @@ class Instances:
             if issubclass(start, start_type):
                 return binding
         return None
-
-    def get(self, correlation_id: str) -> Instance | None:
-        return self._active.get(correlation_id)
 
     def add(self, instance: Instance) -> None:
         """Register a live instance (this process drives it: nobody here may take it over)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from coordination._messages import Message, type_name_of
@@ -63,6 +63,13 @@ class FlowPlan:
     #: The slots holding a fan-out (a tuple of items): a `tuple[X, ...]` output, and what
     #: a mapped step produced from its items (gathered in item order).
     many_slots: frozenset[int] = frozenset()
+    #: Each generation's action keys, in declared order (what `Progress.take_ready` hands
+    #: out at once when a generation opens: made here, not for every instance).
+    generation_keys: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        keys = tuple(tuple(action.key for action in members) for members in self.generations)
+        object.__setattr__(self, "generation_keys", keys)
 
     def action(self, key: str) -> PlannedAction | None:
         """The action recorded under `key`: a planned one, or an item of a mapped step

@@ -108,8 +108,9 @@ class Progress:
         members = generations[level - 1]
         fans = self.plan.many_slots
         deliveries = self.deliveries
-        if deliveries is None and not fans and not taken.intersection(a.key for a in members):
-            taken.update(a.key for a in members)  # the common case: a fresh generation
+        keys = self.plan.generation_keys[level - 1]
+        if deliveries is None and not fans and taken.isdisjoint(keys):
+            taken.update(keys)  # the common case: a fresh generation
             return members
         ready = []
         for action in members:
@@ -185,7 +186,10 @@ class Progress:
         """Whether every input of `action` was produced (a business outcome may have taken
         another branch: then it is skipped)."""
         values = self.values
-        return all(values[slot] is not None for slot in action.input_slots)
+        for slot in action.input_slots:  # noqa: SIM110 (no generator frame: every step asks)
+            if values[slot] is None:
+                return False
+        return True
 
     def missing(self, action: PlannedAction | PlannedWait) -> list[type[Message]]:
         """The input types of `action` that were not produced (none for a wait)."""

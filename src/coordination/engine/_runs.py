@@ -57,7 +57,7 @@ class ActionRun(Attempts):
         self.saga = saga
         self.bound = bound
         self.check_schedule = saga.check_schedule
-        self.inputs = saga.inputs(planned)
+        self.inputs = saga.progress.inputs(planned)
 
     @property
     def attempts(self) -> Attempts:

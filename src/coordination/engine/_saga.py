@@ -279,7 +279,7 @@ class Saga:
         now (else it is held until its generation opens, or never). A mapped step (not one
         of its items) means: items of it may run now, hand them out with `next()`."""
         with self.lock:
-            if self.recorder.lost or self.finished:
+            if self.recorder.lost or self.record.status in _FINISHED:
                 return None
             deliveries = self.progress.deliveries
             assert deliveries is not None, "an orchestrated instance is never delivered to"

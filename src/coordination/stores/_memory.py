@@ -189,12 +189,13 @@ class MemoryStore:
                 record is not None
                 and record.token == write.token
                 and len(write.records) == 1
-                and not (write.status or write.finish or write.events or write.handled)
+                and not (write.status or write.finish)
                 and write.owes is None
                 and not write.release
             ):
-                # One record and nothing else (every step but the last): the path to keep
-                # short. `_apply` is the same check, for every write.
+                # One record (and what a choreography published with it) and nothing else:
+                # every step but the last, the path to keep short. `_apply` is the same
+                # check, for every write.
                 step = write.records[0]
                 if record.has_step(step.key):
                     raise StoreError(
@@ -205,6 +206,8 @@ class MemoryStore:
                 record.updated_at = write.now
                 if record.owner is not None:
                     record.lease_expires = write.now + self.lease
+                if write.events or write.handled:
+                    self._log_events(write)
                 return
             self._apply(write)
 
@@ -236,10 +239,8 @@ class MemoryStore:
         record.apply(write)
         if write.finish is None and not write.release and record.owner is not None:
             record.lease_expires = write.now + self.lease  # a write is a sign of life
-        if write.events:
-            self._append_events(workflow_id, write.events)
-        if write.handled:
-            self._log(workflow_id).handled.update(write.handled)
+        if write.events or write.handled:
+            self._log_events(write)
         if write.finish is not None or write.owes is not None:
             self._retain(workflow_id, record)
 
@@ -249,12 +250,21 @@ class MemoryStore:
             log = self._logs[workflow_id] = _Log()
         return log
 
-    def _append_events(self, workflow_id: str, events: Iterable[Envelope[Message]]) -> None:
+    def _log_events(self, write: Write) -> None:
+        """Keep what `write` published (each message once) and the deliveries it handled."""
+        log = self._append_events(write.workflow_id, write.events)
+        if write.handled:
+            log.handled.update(write.handled)
+
+    def _append_events(self, workflow_id: str, events: Iterable[Envelope[Message]]) -> _Log:
         log = self._log(workflow_id)
+        ids = log.event_ids
         for envelope in events:
-            if envelope.message_id not in log.event_ids:
-                log.event_ids.add(envelope.message_id)
+            message_id = envelope.message_id
+            if message_id not in ids:
+                ids.add(message_id)
                 log.events.append(envelope)
+        return log
 
     def _retain(self, workflow_id: str, record: RunRecord) -> None:
         """Forget the oldest finished runs beyond `max_finished` (never one with effects)."""
