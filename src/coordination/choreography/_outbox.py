@@ -134,11 +134,14 @@ class Outbox:
                 return ()
             if GATHERED not in cause:
                 return ((cause, action.key),)
+        key = action.key
         return tuple(
-            (one, action.key)
-            for cause in causes
-            if cause is not None
-            for one in cause.split(GATHERED)  # a gather handled each of its items
+            [
+                (one, key)
+                for cause in causes
+                if cause is not None
+                for one in cause.split(GATHERED)  # a gather handled each of its items
+            ]
         )
 
     def committed(self, envelopes: Sequence[Envelope[Message]]) -> None:

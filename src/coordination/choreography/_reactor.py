@@ -92,7 +92,7 @@ class Reactor:
 
     def attempt(self, instance: Instance, run: Run) -> Awaitable[None] | None:
         """One attempt on this thread, or a coroutine for one on the running loop."""
-        if run.attempts.plan.is_async or loop_running():
+        if run.plan.is_async or loop_running():
             return self._attempt_async(instance, run)
         try:
             delay = run.make_attempt()

@@ -376,7 +376,10 @@ class Progress:
     def causes(self, action: PlannedAction) -> tuple[str | None, ...]:
         ids = self.ids
         if not self.plan.many_slots:
-            return tuple(ids[slot] for slot in action.input_slots)
+            slots = action.input_slots
+            if len(slots) == 1:  # one input (most actions)
+                return (ids[slots[0]],)
+            return tuple([ids[slot] for slot in slots])
         mapped, item = action.mapped_slot, action.item
         return tuple(
             ids[slot][item] if slot == mapped and item is not None and ids[slot] else
