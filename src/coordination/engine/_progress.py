@@ -9,7 +9,7 @@ generation that runs to its end before the undo starts, and no later one opens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import Any
 
 from coordination._clock import Clock
@@ -28,6 +28,11 @@ from coordination.engine._plan import FlowPlan, PlannedAction, PlannedWait
 from coordination.stores._records import StepOutcome
 
 __all__ = ["Progress"]
+
+#: The keys of an instance that never parked, slept or skipped a wait: one empty set shared
+#: by all (a set is a container the garbage collector walks, on every instance in flight);
+#: an instance that needs one gets a new frozenset each time it changes (they stay tiny).
+_NO_KEYS: frozenset[str] = frozenset()
 
 
 class Progress:
@@ -90,11 +95,11 @@ class Progress:
         self.failing: int | None = None
         #: Actions that failed for good after the pivot: they wait for an operator (the
         #: instance parks once their generation settled), unsettled, to be run again.
-        self.parked: set[str] = set()
+        self.parked: Set[str] = _NO_KEYS
         #: The sleeps whose timers fired.
-        self.fired: set[str] = set()
+        self.fired: Set[str] = _NO_KEYS
         #: Waits skipped: nothing after them could have used their message.
-        self.passed: set[str] = set()
+        self.passed: Set[str] = _NO_KEYS
 
     # -- what may run -----------------------------------------------------------------------
 
@@ -163,7 +168,7 @@ class Progress:
 
     def park(self, action: PlannedAction) -> None:
         """`action` failed for good after the pivot: hold it for an operator's retry."""
-        self.parked.add(action.key)
+        self.parked = self.parked | {action.key}
         self.taken.add(action.key)
         if self.failing is None:
             self.failing = action.generation
@@ -173,7 +178,7 @@ class Progress:
         if not self.parked:
             return
         self.taken.difference_update(self.parked)
-        self.parked.clear()
+        self.parked = _NO_KEYS
         self.failing = None
         self.advance()
 
@@ -283,7 +288,7 @@ class Progress:
             if planned is not None:
                 if not self.pointless(planned):
                     break  # the next generation opens once the outside message arrived
-                self.passed.add(planned.key)
+                self.passed = self.passed | {planned.key}
                 skipped.append(planned)
             self.generation += 1
             members = generations[self.generation - 1]
@@ -348,7 +353,7 @@ class Progress:
 
     def fire(self, planned: PlannedWait) -> list[PlannedAction | PlannedWait]:
         """A sleep's timer fired: open what follows. Returns the actions skipped."""
-        self.fired.add(planned.key)
+        self.fired = self.fired | {planned.key}
         return self.open_next()
 
     def arrive(self, planned: PlannedWait, message: Message) -> list[PlannedAction | PlannedWait]:

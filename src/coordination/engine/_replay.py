@@ -56,7 +56,7 @@ def replay(
             if arrived is None:
                 continue
             if step.outcome is StepOutcome.SKIPPED:
-                progress.passed.add(arrived.key)
+                progress.passed = progress.passed | {arrived.key}
             elif step.outcome is StepOutcome.FAILED:  # timed out
                 if failure is None:
                     failure = StepFailed(
@@ -64,7 +64,7 @@ def replay(
                     )
                 progress.failing = arrived.before - 1
             elif arrived.is_sleep:
-                progress.fired.add(arrived.key)
+                progress.fired = progress.fired | {arrived.key}
             elif step.outcome is StepOutcome.COMPLETED:
                 _keep(progress, publishing, arrived, step.output)
             continue
@@ -80,7 +80,7 @@ def replay(
         if progress.outcomes.get(action.key) is False:
             undos.owe(action, attempt, output)
     for action, error in _parked_notes(plan, record, progress):
-        progress.parked.add(action.key)
+        progress.parked = progress.parked | {action.key}
         if failure is None:
             failure = step_failed(action, 0, error)
         progress.failing = action.generation

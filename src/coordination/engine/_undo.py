@@ -9,7 +9,7 @@ before the action's own undo.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,8 @@ from coordination.engine._plan import FlowPlan, PlannedAction
 from coordination.stores._records import StepOutcome
 
 __all__ = ["Undo", "UndoBook", "plan_undos", "undo_key", "undo_progress"]
+
+_NO_KEYS: frozenset[str] = frozenset()
 
 
 def undo_key(action_key: str, late: int | None = None, retry: int = 0) -> str:
@@ -55,7 +57,7 @@ def plan_undos(
     outputs: Mapping[str, Any],
     inputs: Callable[[PlannedAction], list[Any]],
     late: Mapping[str, Iterable[tuple[int, Any]]],
-    done: set[str],
+    done: Set[str],
     retries: Mapping[str, int],
     values: Sequence[Any] = (),
 ) -> list[Undo]:
@@ -104,12 +106,13 @@ class UndoBook:
 
     def __init__(
         self,
-        done: set[str] | None = None,
+        done: Set[str] | None = None,
         retries: dict[str, int] | None = None,
         owed: dict[str, list[tuple[int, Any]]] | None = None,
     ) -> None:
         #: Base keys of undos recorded as done, and how often each failed for good.
-        self.done: set[str] = done if done is not None else set()
+        #: (An instance that never undid anything shares one empty set: see `_NO_KEYS`.)
+        self.done: Set[str] = done if done is not None else _NO_KEYS
         self.retries: dict[str, int] = retries if retries is not None else {}
         #: Late results `(attempt, output)` of failed actions, by action key: owed undos.
         self.owed: dict[str, list[tuple[int, Any]]] = owed if owed is not None else {}
@@ -147,7 +150,7 @@ class UndoBook:
         queue = self.queue or []
         if undo in queue:
             queue.remove(undo)
-        self.done.add(undo.base)
+        self.done = self.done | {undo.base}
         if self.current == undo:
             self.current = None
         return not queue
