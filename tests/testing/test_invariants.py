@@ -14,7 +14,7 @@ from hypothesis import Phase, given, settings
 
 from coordination import Context, EntryKind, JournalEntry, WorkflowStatus
 from coordination._journal import Journal
-from coordination.engine import _attempts, _saga, _undo
+from coordination.engine import _attempts, _undo, _undo_facts
 from coordination.testing import (
     Fake,
     FaultPlan,
@@ -215,7 +215,7 @@ def test_a_key_per_attempt_is_caught_as_an_effect_applied_twice(
 
 
 def test_a_late_result_left_applied_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_saga.Saga, "late", lambda self, *a, **k: None)
+    monkeypatch.setattr(_undo_facts.UndoFacts, "late", lambda self, *a, **k: None)
     with pytest.raises(AssertionError, match="still applied"):
         invariants_hold_under_every_plan()
 

@@ -128,7 +128,7 @@ class ActionRun(Attempts):
         """A timed-out attempt returned after all: the saga decides; run what it owes now."""
         saga = self.saga
         try:
-            undo = saga.late(
+            undo = saga.undo_facts.late(
                 self.bound.planned,
                 number,
                 ok,
@@ -184,7 +184,7 @@ class UndoRun(Attempts):
             attempts.succeeded(value)
         except Exception as error:
             return self._failed(error)
-        self.saga.undone(self.undo, value, attempts)
+        self.saga.undo_facts.undone(self.undo, value, attempts)
         return None
 
     async def make_attempt_async(self, *, offload: bool = True) -> float | None:
@@ -203,13 +203,13 @@ class UndoRun(Attempts):
             attempts.succeeded(value)
         except Exception as error:
             return self._failed(error)
-        self.saga.undone(self.undo, value, attempts)
+        self.saga.undo_facts.undone(self.undo, value, attempts)
         return None
 
     def _failed(self, error: Exception) -> float | None:
         delay = self.failed(error)
         if delay is None:
-            self.saga.undo_failed(self.undo, error, self)
+            self.saga.undo_facts.undo_failed(self.undo, error, self)
         return delay
 
 

@@ -89,9 +89,6 @@ class Saga:
     """One flow instance: its forward state and the decisions both runners carry out."""
 
     __slots__ = (
-        "_arrivals",
-        "_failures",
-        "_undo_facts",
         "abandoned",
         "cancelling",
         "clock",
@@ -149,10 +146,6 @@ class Saga:
         #: When to look for requests next (a claimed instance: at once, requests may have
         #: been left for its previous owner; a new one: once it has run a while).
         self.requests_due = first_look(token > 1)
-        # Made when first needed: most instances never wait, fail or undo.
-        self._arrivals: Arrivals | None = None
-        self._failures: Failures | None = None
-        self._undo_facts: UndoFacts | None = None
         # A claimed instance (token > 1) is resumed, records or not: its owner may have died
         # before recording anything, and what it had published must be delivered again.
         if token > 1 or record.has_any_step() or record.status is not _RUNNING:
@@ -160,29 +153,22 @@ class Saga:
                 plan, record, self.progress, publishing
             )
 
+    # The collaborators hold nothing but the saga: one is made when asked for, so an
+    # instance that never waits, fails or undoes carries none.
     @property
     def arrivals(self) -> Arrivals:
         """Records outside messages and timers for this instance."""
-        arrivals = self._arrivals
-        if arrivals is None:
-            arrivals = self._arrivals = Arrivals(self)
-        return arrivals
+        return Arrivals(self)
 
     @property
     def failures(self) -> Failures:
         """Records this instance's failed actions."""
-        failures = self._failures
-        if failures is None:
-            failures = self._failures = Failures(self)
-        return failures
+        return Failures(self)
 
     @property
     def undo_facts(self) -> UndoFacts:
-        """Records this instance's undos and late results."""
-        facts = self._undo_facts
-        if facts is None:
-            facts = self._undo_facts = UndoFacts(self)
-        return facts
+        """Records this instance's undos, late results and what it still owes."""
+        return UndoFacts(self)
 
     @property
     def status(self) -> WorkflowStatus:
@@ -386,25 +372,6 @@ class Saga:
         return pivot is not None and self.progress.outcomes.get(pivot.key) is True
 
     # -- undoing (recorded by `UndoFacts`) --------------------------------------------------
-
-    def undone(self, undo: Undo, output: Any, attempts: Attempts) -> None:
-        self.undo_facts.undone(undo, output, attempts)
-
-    def undo_failed(self, undo: Undo, error: BaseException, attempts: Attempts) -> None:
-        self.undo_facts.undo_failed(undo, error, attempts)
-
-    def late(
-        self,
-        action: PlannedAction,
-        attempt: int,
-        ok: bool,
-        value: Any,
-        *,
-        valid: bool,
-        returned: bool = True,
-    ) -> Undo | None:
-        """A timed-out attempt returned after all (see `UndoFacts.late`)."""
-        return self.undo_facts.late(action, attempt, ok, value, valid=valid, returned=returned)
 
     def owed_after_end(self) -> list[Undo]:
         """Undos of late results still owed once the instance ended (run them, newest first)."""
