@@ -103,10 +103,9 @@ class Recorder:
             self.lost = True  # another owner took over, or the store failed: stop here
             raise
         record.apply(write)
-        if self.observers or EVERYWHERE:
-            chunks = self._chunks(records, finish)
-            if chunks is not None:
-                notify(self.observers, chunks)
+        chunks = self._chunks(records, finish)
+        if chunks is not None:
+            notify(self.observers, chunks)
 
     def drop_requests(self, upto: int) -> None:
         """Drop the instance's requests up to `upto`, carried out: after what carrying

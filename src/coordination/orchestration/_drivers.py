@@ -60,11 +60,8 @@ class Driver:
         )
 
     def _action(self, saga: Saga, planned: PlannedAction) -> ActionRun:
-        # Without a fan-out an action's causation is its plan's (`Progress.causation`).
-        plan = self.plan
-        cause = saga.progress.causation(planned) if plan.many_slots else planned.causation
-        bound = self.bound.get(planned.key) or bound_to(self.bound, planned)  # an item: bound now
-        return ActionRun(saga, bound, self.random, cause)
+        cause = saga.progress.causation(planned)
+        return ActionRun(saga, bound_to(self.bound, planned), self.random, cause)
 
     def _undo(self, saga: Saga, undo: Undo) -> UndoRun:
         return UndoRun(saga, undo, bound_to(self.bound, undo.action), self.random)
