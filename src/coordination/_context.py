@@ -70,8 +70,10 @@ class Context:
         self.message_id = message_id
         self.causation_id = causation_id
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
-        #: What this attempt scheduled (None: the action may not schedule, e.g. an undo).
+        #: What this attempt scheduled (None until it schedules something).
         self._scheduled: list[Scheduled] | None = None
+        #: Checks a schedule against the flow (None: the action may not schedule, e.g. an
+        #: undo).
         self._check_schedule: Callable[[Message, str | None], None] | None = None
 
     def schedule(
@@ -87,7 +89,7 @@ class Context:
         step's record and dropped if this attempt fails; it fires exactly once across
         crashes, by `resume_due()` (and the workers' loop).
         """
-        if self._scheduled is None or self._check_schedule is None:
+        if self._check_schedule is None:
             raise UsageError(
                 "ctx.schedule() is for a flow's forward actions; a compensation cannot "
                 "schedule (an undo must not start new work)"
@@ -106,7 +108,11 @@ class Context:
         if workflow_id == self.correlation_id:
             workflow_id = None  # its own instance, by name
         self._check_schedule(message, workflow_id)
-        self._scheduled.append(Scheduled(message, float(after), workflow_id))
+        scheduled = Scheduled(message, float(after), workflow_id)
+        if self._scheduled is None:
+            self._scheduled = [scheduled]  # made by the first schedule: most attempts make none
+        else:
+            self._scheduled.append(scheduled)
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:

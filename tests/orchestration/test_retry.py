@@ -203,3 +203,36 @@ def test_returning_none_from_an_action_that_returns_a_message_fails() -> None:
     run = h.orchestrator.run(Start(n=1))
     assert run.status is WorkflowStatus.COMPENSATED
     assert isinstance(run.error.__cause__, OutputTypeError)  # type: ignore[union-attr]
+
+
+class Bounded(Orchestrator[Start, A]):
+    """Alpha.first as Single has it, plus a step deadline far away: never made inline."""
+
+    steps = (step(Alpha.first, retry=Retry(attempts=3, backoff=1.0, deadline=1_000.0)),)
+
+
+def _journal_facts(flow: type[Orchestrator[Start, A]], *errors: Exception) -> list[object]:
+    h = Harness(flow)
+    h[Alpha].fail("first", *errors)
+    run = h.orchestrator.run(Start(n=1), workflow_id="wf")
+    facts: list[object] = [run.status, [(s.key, s.outcome, s.attempts) for s in run.steps]]
+    facts += [
+        (e.kind, e.action, e.causation_id, e.attempt, e.error, e.detail)
+        if e.kind in (EntryKind.WORKFLOW_STARTED, EntryKind.WORKFLOW_FINISHED)  # the flow
+        else (e.kind, e.participant, e.action, e.causation_id, e.attempt, e.error, e.detail)
+        for e in run.journal
+    ]
+    return facts
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [(), (Boom(),), (Boom(), Boom(), Boom()), (Refused("no"),)],
+    ids=["succeeds", "fails-once", "fails-for-good", "refused"],
+)
+def test_a_first_attempt_made_inline_is_journaled_and_recorded_as_any_attempt(
+    errors: tuple[Exception, ...],
+) -> None:
+    # Single's first attempt is made inline (sync, no timeout, no deadline); Bounded's by an
+    # ActionRun from the start. Whatever it does, the records and the journal are the same.
+    assert _journal_facts(Single, *errors) == _journal_facts(Bounded, *errors)

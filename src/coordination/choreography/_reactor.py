@@ -19,12 +19,14 @@ from coordination.choreography._dispatch import delivering
 from coordination.choreography._instances import Instance, Instances
 from coordination.engine import (
     ActionRun,
+    BoundAction,
     PlannedAction,
     Suspend,
     Undo,
     UndoRun,
     Wait,
     bound_to,
+    first_attempt,
     loop_running,
 )
 from coordination.errors import LeaseLost, StoreError
@@ -55,24 +57,26 @@ class Reactor:
         if is_async:
 
             async def react_async(message: Message) -> None:
-                run = self._delivered(key, index, delivering())
-                if run is not None:
-                    await self._attempt_async(run[0], run[1])
+                delivered = self._delivered(key, index, delivering())
+                if delivered is not None:
+                    instance, bound, cause = delivered
+                    run = ActionRun(instance.saga, bound, self.random, cause)
+                    await self._attempt_async(instance, run)
 
             react_async.__qualname__ = f"Choreography[{key}]"
             return react_async
 
         def react(message: Message) -> None:
-            run = self._delivered(key, index, delivering())
-            if run is not None:
-                self.attempt(run[0], run[1])
+            delivered = self._delivered(key, index, delivering())
+            if delivered is not None:
+                self.first(*delivered)
 
         react.__qualname__ = f"Choreography[{key}]"
         return react
 
     def _delivered(
         self, key: str, index: int, envelope: Envelope[Message] | None
-    ) -> tuple[Instance, Run] | None:
+    ) -> tuple[Instance, BoundAction, str] | None:
         if envelope is None:
             return None  # called outside a delivery: nothing to react to
         instance = self.instances.get(envelope.correlation_id)
@@ -85,10 +89,28 @@ class Reactor:
         if planned.mapped_slot is not None and planned.item is None:
             self.advance(instance)  # a whole input of every item came last: run them now
             return None
-        bound = bound_to(instance.binding.bound, planned)
-        return instance, ActionRun(instance.saga, bound, self.random, message_id)
+        return instance, bound_to(instance.binding.bound, planned), message_id
 
     # -- attempts -------------------------------------------------------------------------
+
+    def first(
+        self, instance: Instance, bound: BoundAction, cause: str | None
+    ) -> Awaitable[None] | None:
+        """An action's first attempt: on this thread (`first_attempt`), or a coroutine
+        for one on the running loop."""
+        if bound.forward.is_async or loop_running():
+            run = ActionRun(instance.saga, bound, self.random, cause)
+            return self._attempt_async(instance, run)
+        try:
+            carried = first_attempt(instance.saga, bound, self.random, cause)
+        except (LeaseLost, StoreError) as error:
+            self._lost(instance, error)
+            return None
+        if carried is None:
+            self.advance(instance)
+        else:
+            self._after(instance, *carried)
+        return None
 
     def attempt(self, instance: Instance, run: Run) -> Awaitable[None] | None:
         """One attempt on this thread, or a coroutine for one on the running loop."""
@@ -152,8 +174,7 @@ class Reactor:
         for planned in decision:  # held actions whose inputs had all come
             bound = bound_to(instance.binding.bound, planned)
             cause = saga.progress.cause(planned)
-            action_run = ActionRun(saga, bound, self.random, cause)
-            self.bus.call_later(0.0, lambda r=action_run: self.attempt(instance, r))  # type: ignore[misc]
+            self.bus.call_later(0.0, lambda b=bound, c=cause: self.first(instance, b, c))  # type: ignore[misc]
 
     def undo_run(self, instance: Instance, undo: Undo) -> UndoRun:
         return UndoRun(

@@ -65,7 +65,13 @@ from coordination.engine._recovery import (
     take_over,
 )
 from coordination.engine._requests import REQUEST_POLL, claim_or_request
-from coordination.engine._runs import ActionRun, UndoRun, finish_async, finish_sync
+from coordination.engine._runs import (
+    ActionRun,
+    UndoRun,
+    finish_async,
+    finish_sync,
+    first_attempt,
+)
 from coordination.engine._saga import SUSPEND, WAIT, Saga, Suspend, Wait
 from coordination.engine._schedules import DueMessage, DueStart, make_start, mark_started
 from coordination.engine._undo import Undo, undo_key
@@ -122,6 +128,7 @@ __all__ = [
     "due_timer",
     "finish_async",
     "finish_sync",
+    "first_attempt",
     "loop_running",
     "make_start",
     "mark_started",

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from coordination._clock import Clock
-from coordination._context import Context, Scheduled
-from coordination._journal import EntryKind, row
+from coordination._context import Context
+from coordination._journal import EntryKind, Row, row
 from coordination._messages import Message
 from coordination._participants import Participant, _Declared
 from coordination._retry import Retry
@@ -72,6 +72,7 @@ class ActionPlan:
         "causation",
         "check",
         "declared",
+        "inline",
         "invoke",
         "is_async",
         "key",
@@ -107,6 +108,50 @@ class ActionPlan:
         self.check = check
         self.is_async = declared.signature.is_async
         self.wants_context = declared.signature.wants_context
+        #: A first attempt may be made inline (`first_attempt`): a sync callable with no
+        #: timeout and no step deadline runs on the calling thread, unbounded.
+        self.inline = not self.is_async and timeout is None and retry.deadline is None
+
+    def started(self, correlation_id: str, causation: str | None, attempt: int, at: float) -> Row:
+        """The journal row of an attempt that started."""
+        return row(
+            _STARTED,
+            self.participant,
+            self.name,
+            correlation_id,
+            causation_id=causation,
+            attempt=attempt,
+            at=at,
+            undoes=self.undoes,
+        )
+
+    def ended(
+        self,
+        correlation_id: str,
+        causation: str | None,
+        attempt: int,
+        at: float,
+        duration: float,
+    ) -> Row:
+        """The journal row of an attempt that succeeded (an undo's: compensated)."""
+        return row(
+            _COMPLETED if self.undoes is None else _COMPENSATED,
+            self.participant,
+            self.name,
+            correlation_id,
+            causation_id=causation,
+            attempt=attempt,
+            at=at,
+            duration=duration,
+            undoes=self.undoes,
+        )
+
+    def wrong_output(self, result: Any) -> OutputTypeError:
+        """The error of an attempt that returned something other than its declared output."""
+        return OutputTypeError(
+            f"{self.declared.qualname} returned {type(result).__name__}, not its declared "
+            f"output {_describe_output(self.declared)}"
+        )
 
 
 class Attempts:
@@ -130,7 +175,6 @@ class Attempts:
         "plan",
         "random",
         "rows",
-        "scheduled",
         "step_deadline",
     )
 
@@ -161,9 +205,6 @@ class Attempts:
         self._started_at = 0.0
         #: Wall-clock time of the last attempt's end (what the store records as `now`).
         self.ended_at = 0.0
-        #: What the latest attempt scheduled (`ctx.schedule`): a failed attempt's is dropped
-        #: with it, as the next attempt starts a list of its own.
-        self.scheduled: list[Scheduled] | None = None
         #: Checks a schedule against the flow (set for forward actions only).
         self.check_schedule: Callable[[Message, str | None], None] | None = None
 
@@ -174,16 +215,7 @@ class Attempts:
         plan = self.plan
         started = self._started = clock.monotonic()
         self._started_at = clock.now()
-        self.rows += row(
-            _STARTED,
-            plan.participant,
-            plan.name,
-            self.correlation_id,
-            causation_id=self.causation,
-            attempt=attempt,
-            at=self._started_at,
-            undoes=plan.undoes,
-        )
+        self.rows += plan.started(self.correlation_id, self.causation, attempt, self._started_at)
         if not plan.wants_context:
             return None
         deadline = None if plan.timeout is None else started + plan.timeout
@@ -191,9 +223,8 @@ class Attempts:
         if step_deadline is not None and (deadline is None or step_deadline < deadline):
             deadline = step_deadline
         ctx = Context(self.correlation_id, self.idempotency_key, attempt, deadline, clock)
-        if self.check_schedule is not None:
-            ctx._scheduled = self.scheduled = []
-            ctx._check_schedule = self.check_schedule
+        # What it schedules is kept with the step only if this attempt succeeds.
+        ctx._check_schedule = self.check_schedule
         return ctx
 
     def attempt_timeout(self) -> float | None:
@@ -211,23 +242,20 @@ class Attempts:
         """Journal a successful attempt; raise `OutputTypeError` if it is not the output."""
         plan = self.plan
         if not plan.check(result):
-            raise OutputTypeError(
-                f"{plan.declared.qualname} returned {type(result).__name__}, not its declared "
-                f"output {_describe_output(plan.declared)}"
-            )
+            raise plan.wrong_output(result)
         duration = self.clock.monotonic() - self._started
         self.ended_at = ended_at = self._started_at + duration
-        self.rows += row(
-            _COMPLETED if plan.undoes is None else _COMPENSATED,
-            plan.participant,
-            plan.name,
-            self.correlation_id,
-            causation_id=self.causation,
-            attempt=self.attempt,
-            at=ended_at,
-            duration=duration,
-            undoes=plan.undoes,
+        self.rows += plan.ended(
+            self.correlation_id, self.causation, self.attempt, ended_at, duration
         )
+
+    def adopt(self, started: float, started_at: float, rows: Row) -> None:
+        """Take over a first attempt made inline (`first_attempt`) that failed: it is
+        attempt 1 of these, journaled with `rows`, started at `started`."""
+        self.attempt = 1
+        self._started = started
+        self._started_at = started_at
+        self.rows += rows
 
     def failed(self, error: BaseException) -> float | None:
         """Journal a failed attempt; the delay before the next one, or None to give up."""

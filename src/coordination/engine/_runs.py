@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coordination._clock import Clock
+from coordination._context import Context
 from coordination.engine._attempts import Attempts, describe
 from coordination.engine._binding import BoundAction
 from coordination.engine._executor import attempt_async, attempt_sync
@@ -24,7 +25,7 @@ from coordination.engine._timed import LateHandler
 from coordination.engine._undo import Undo
 from coordination.errors import AttemptTimeout, LeaseLost, StoreError
 
-__all__ = ["ActionRun", "UndoRun", "finish_async", "finish_sync"]
+__all__ = ["ActionRun", "UndoRun", "finish_async", "finish_sync", "first_attempt"]
 
 _log = logging.getLogger("coordination.engine")
 
@@ -84,7 +85,8 @@ class ActionRun(Attempts):
             self.succeeded(value)
         except Exception as error:
             return self._failed(error, number)
-        self.saga.completed(self.bound.planned, value, self)
+        scheduled = None if ctx is None else ctx._scheduled
+        self.saga.completed(self.bound.planned, value, number, tuple(self.rows), scheduled)
         return None
 
     async def make_attempt_async(self, *, offload: bool = True) -> float | None:
@@ -104,7 +106,8 @@ class ActionRun(Attempts):
             attempts.succeeded(value)
         except Exception as error:
             return self._failed(error, number)
-        self.saga.completed(self.bound.planned, value, attempts)
+        scheduled = None if ctx is None else ctx._scheduled
+        self.saga.completed(self.bound.planned, value, number, tuple(attempts.rows), scheduled)
         return None
 
     def _failed(self, error: Exception, number: int) -> float | None:
@@ -211,6 +214,56 @@ class UndoRun(Attempts):
         if delay is None:
             self.saga.undo_facts.undo_failed(self.undo, error, self)
         return delay
+
+
+def first_attempt(
+    saga: Saga,
+    bound: BoundAction,
+    random: Callable[[], float],
+    causation: str | None = None,
+    runner: asyncio.Runner | None = None,
+) -> tuple[ActionRun, float] | None:
+    """Make the first attempt of `bound`'s action for `saga` on this thread: None once the
+    action settled, else the run that carries on and the delay before its next attempt.
+
+    Every step of every instance makes a first attempt, and most succeed, so a sync action
+    with no timeout and no step deadline makes it here, inline: no `ActionRun`, no list of
+    rows, the same executor, journal rows and record as any attempt. Only a failed one is
+    taken over by an `ActionRun` (`Attempts.adopt`), which journals it and decides, as for
+    every later attempt, whether to retry. Every other action is an `ActionRun`'s from its
+    first attempt (a timeout, an async callable, attempt numbers continued by a recovery).
+    """
+    forward = bound.forward
+    if not forward.inline or saga.record.recoveries:
+        run = ActionRun(saga, bound, random, causation)
+        delay = run.make_attempt(runner)
+        return None if delay is None else (run, delay)
+    planned = bound.planned
+    workflow_id = saga.workflow_id
+    cause = forward.causation if causation is None else causation
+    inputs = saga.progress.inputs(planned)
+    clock = saga.clock
+    started = clock.monotonic()
+    started_at = clock.now()
+    ctx = None
+    if forward.wants_context:
+        ctx = Context(workflow_id, f"{workflow_id}:{forward.key}", 1, None, clock)
+        ctx._check_schedule = saga.check_schedule
+    try:
+        value = attempt_sync(forward, inputs, ctx, None, NEVER_LATE, None)
+        if not forward.check(value):
+            raise forward.wrong_output(value)
+    except Exception as error:
+        run = ActionRun(saga, bound, random, causation)
+        run.adopt(started, started_at, forward.started(workflow_id, cause, 1, started_at))
+        delay = run._failed(error, 1)
+        return None if delay is None else (run, delay)
+    duration = clock.monotonic() - started
+    rows = forward.started(workflow_id, cause, 1, started_at) + forward.ended(
+        workflow_id, cause, 1, started_at + duration, duration
+    )
+    saga.completed(planned, value, 1, rows, None if ctx is None else ctx._scheduled)
+    return None
 
 
 class _NeverLate:

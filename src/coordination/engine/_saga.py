@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from coordination._clock import Clock
+from coordination._context import Scheduled
 from coordination._journal import Rows
 from coordination._messages import Envelope, Message
 from coordination._status import WorkflowStatus
@@ -300,8 +301,16 @@ class Saga:
 
     # -- forward facts ----------------------------------------------------------------------
 
-    def completed(self, action: PlannedAction, output: Any, attempts: Attempts) -> None:
-        """Record a completed action; its outputs become inputs of later generations.
+    def completed(
+        self,
+        action: PlannedAction,
+        output: Any,
+        attempt: int,
+        rows: Rows,
+        scheduled: list[Scheduled] | None = None,
+    ) -> None:
+        """Record a completed action: its `attempt` succeeded, journaled with `rows` (its
+        attempts'), having `scheduled` these; its outputs become inputs of later generations.
 
         Actions it leaves without an input (a business outcome took another branch) are
         recorded as skipped in the same commit, and if nothing is left to run, the end.
@@ -309,7 +318,6 @@ class Saga:
         publishing = self.publishing
         events: tuple[Envelope[Message], ...] = ()
         with self.lock:
-            rows: Rows = tuple(attempts.rows)
             handled: tuple[tuple[str, str], ...] = ()
             progress = self.progress
             if publishing is not None:
@@ -318,13 +326,12 @@ class Saga:
                 handled = publishing.handled(action, causes)
                 rows = self.recorder.published(rows, events, action.step.action.participant)
             records: tuple[StepRecord, ...] = (
-                _new_step((action.key, _OUTCOME_COMPLETED, attempts.attempt, output, None, rows)),
+                _new_step((action.key, _OUTCOME_COMPLETED, attempt, output, None, rows)),
             )
             held = self.late_held.pop(action.key, None) if self.late_held else None
             if held:
                 late = self.recorder.late
                 records += tuple(late(action, n, out, LEFT_ALONE) for n, out in held)
-            scheduled = attempts.scheduled
             starts = False
             if scheduled:  # committed with the step's record (a failed attempt's never are)
                 now = self.clock.now()

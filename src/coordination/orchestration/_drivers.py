@@ -31,6 +31,7 @@ from coordination.engine import (
     bound_to,
     finish_async,
     finish_sync,
+    first_attempt,
 )
 
 __all__ = ["Driver"]
@@ -63,6 +64,13 @@ class Driver:
         cause = saga.progress.causation(planned)
         return ActionRun(saga, bound_to(self.bound, planned), self.random, cause)
 
+    def _first(
+        self, saga: Saga, planned: PlannedAction, runner: asyncio.Runner | None
+    ) -> tuple[ActionRun, float] | None:
+        """`planned`'s first attempt: None once it settled, else its run and the delay."""
+        cause = saga.progress.causation(planned)
+        return first_attempt(saga, bound_to(self.bound, planned), self.random, cause, runner)
+
     def _undo(self, saga: Saga, undo: Undo) -> UndoRun:
         return UndoRun(saga, undo, bound_to(self.bound, undo.action), self.random)
 
@@ -83,27 +91,37 @@ class Driver:
                 if isinstance(decision, Undo):
                     finish_sync(self._undo(saga, decision), self.clock, runner)
                 elif len(decision) == 1:
-                    planned = decision[0]
-                    run = self._action(saga, planned)
-                    while (delay := run.make_attempt(runner)) is not None:
-                        if delay:
-                            self.clock.sleep(delay)
+                    carried = self._first(saga, decision[0], runner)
+                    if carried is not None:
+                        run, delay = carried
+                        while True:
+                            if delay:
+                                self.clock.sleep(delay)
+                            if (next_delay := run.make_attempt(runner)) is None:
+                                break
+                            delay = next_delay
                 elif self.threaded[decision[0].generation - 1]:
                     self._on_threads(saga, decision)
                 else:
-                    self._interleaved([self._action(saga, p) for p in decision], runner)
+                    self._interleaved([(saga, p) for p in decision], runner)
         finally:
             if runner is not None:
                 runner.close()
 
-    def _interleaved(self, runs: list[ActionRun], runner: asyncio.Runner | None) -> None:
+    def _interleaved(
+        self, actions: list[tuple[Saga, PlannedAction]], runner: asyncio.Runner | None
+    ) -> None:
         """Attempt each action in declared order; a retry waits its turn by due time."""
         clock = self.clock
         order = itertools.count()
-        now = clock.monotonic()
         # (due, tie-breaker, when it was scheduled, its delay, run): the wait is the delay
         # less the time gone by, so with nothing in between it is the delay exactly.
-        due = [(now, next(order), now, 0.0, run) for run in runs]
+        due: list[tuple[float, int, float, float, ActionRun]] = []
+        for saga, planned in actions:
+            carried = self._first(saga, planned, runner)
+            if carried is not None:
+                now = clock.monotonic()
+                heapq.heappush(due, (now + carried[1], next(order), now, carried[1], carried[0]))
         while due:
             _, _, scheduled, delay, run = heapq.heappop(due)
             wait = delay - (clock.monotonic() - scheduled)
@@ -154,7 +172,7 @@ class Driver:
         try:
             while live:
                 going: list[Saga] = []
-                interleaved: list[ActionRun] = []
+                interleaved: list[tuple[Saga, PlannedAction]] = []
                 threaded: list[tuple[Saga, PlannedAction]] = []
                 for saga in live:
                     decision = saga.next()
@@ -169,7 +187,7 @@ class Driver:
                     elif len(decision) > 1 and self.threaded[decision[0].generation - 1]:
                         threaded.extend((saga, planned) for planned in decision)
                     else:
-                        interleaved.extend(self._action(saga, p) for p in decision)
+                        interleaved.extend((saga, p) for p in decision)
                 if threaded:
                     self._branches(threaded)
                 if interleaved:
