@@ -85,7 +85,7 @@ class Recorder:
             # Applied now, committed at the batch's flush (before this instance's next
             # generation starts); a fenced-out write loses this copy, so nothing reads it.
             record.apply(write)
-            chunks = self._chunks(records, finish)
+            chunks = self._chunks(records, finish) if self.observers or EVERYWHERE else None
             if batch.add(self, write, chunks):
                 return
             self.batch = None  # the batch closed meanwhile (a late result): written alone
@@ -103,9 +103,8 @@ class Recorder:
             self.lost = True  # another owner took over, or the store failed: stop here
             raise
         record.apply(write)
-        chunks = self._chunks(records, finish)
-        if chunks is not None:
-            notify(self.observers, chunks)
+        if self.observers or EVERYWHERE:
+            notify(self.observers, self._chunks(records, finish))
 
     def drop_requests(self, upto: int) -> None:
         """Drop the instance's requests up to `upto`, carried out: after what carrying
@@ -119,10 +118,9 @@ class Recorder:
             self.lost = True
             raise
 
-    def _chunks(self, records: tuple[StepRecord, ...], finish: Finish | None) -> list[Rows] | None:
-        """The journal rows observers get for a write (None when nobody observes)."""
-        if not (self.observers or EVERYWHERE):
-            return None
+    def _chunks(self, records: tuple[StepRecord, ...], finish: Finish | None) -> list[Rows]:
+        """The journal rows observers get for a write (asked only when someone observes:
+        most instances have no observer, and every write would build them for nobody)."""
         chunks = [step.rows for step in records]
         if finish is not None and self.record.finished_at is not None:
             chunks.append(self.record.journal[-1])  # workflow_finished, as the journal shows

@@ -188,6 +188,8 @@ class UndoBook:
         self, plan: FlowPlan, inputs: Callable[[PlannedAction], list[Any]]
     ) -> list[Undo]:
         """The late results' undos not done yet, newest first."""
+        if not self.owed:
+            return []  # no late result of a failed action (nearly every instance)
         owed = [
             Undo(action, action.undo_message(output, inputs(action)), attempt)
             for key, results in self.owed.items()

@@ -122,7 +122,7 @@ class Sagas:
         LIVE.add(saga)
         try:
             self.driver.run(saga)
-            if saga.finished:
+            if saga.finished and saga.record.owed:  # owing nothing: nothing to look for
                 for undo in saga.owed_after_end():  # late undos a crash left owed
                     self.driver.run_owed(saga, undo)
         except BaseException:

@@ -197,12 +197,11 @@ class MemoryStore:
                 # every step but the last, the path to keep short. `_apply` is the same
                 # check, for every write.
                 step = write.records[0]
-                if record.has_step(step.key):
+                if not record.add_new_step(step):
                     raise StoreError(
                         f"run {write.workflow_id!r} already has a record for step "
                         f"{step.key!r}; a step is recorded once"
                     )
-                record.add_step(step)
                 record.updated_at = write.now
                 if record.owner is not None:
                     record.lease_expires = write.now + self.lease

@@ -273,6 +273,14 @@ class RunRecord:
         """Append a step record (the store checks and locks)."""
         self._flat_steps += step
 
+    def add_new_step(self, step: StepRecord) -> bool:
+        """Append a step record unless one with its key is there (False: nothing added)."""
+        flat = self._flat_steps
+        if step[0] in flat[::_STEP_WIDTH]:
+            return False
+        flat += step
+        return True
+
     def apply(self, write: Write) -> None:
         """Apply what `write` changes to this in-memory copy (its store accepted it)."""
         for record in write.records:
