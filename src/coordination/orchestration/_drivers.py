@@ -82,31 +82,37 @@ class Driver:
         try:
             while True:
                 decision = saga.next()
-                if decision is None or isinstance(decision, Wait):
+                if type(decision) is tuple:  # actions to run (every step): asked first
+                    if len(decision) == 1:
+                        carried = self._first(saga, decision[0], runner)
+                        if carried is not None:
+                            self._retried(*carried, runner)
+                    elif self.threaded[decision[0].generation - 1]:
+                        self._on_threads(saga, decision)
+                    else:
+                        self._interleaved([(saga, p) for p in decision], runner)
+                elif decision is None or isinstance(decision, Wait):
                     return
-                if isinstance(decision, Suspend):
+                elif isinstance(decision, Suspend):
                     if saga.suspend():
                         return  # WAITING: send() carries it on
-                    continue  # its message came meanwhile
-                if isinstance(decision, Undo):
-                    finish_sync(self._undo(saga, decision), self.clock, runner)
-                elif len(decision) == 1:
-                    carried = self._first(saga, decision[0], runner)
-                    if carried is not None:
-                        run, delay = carried
-                        while True:
-                            if delay:
-                                self.clock.sleep(delay)
-                            if (next_delay := run.make_attempt(runner)) is None:
-                                break
-                            delay = next_delay
-                elif self.threaded[decision[0].generation - 1]:
-                    self._on_threads(saga, decision)
+                    # else its message came meanwhile: go on
                 else:
-                    self._interleaved([(saga, p) for p in decision], runner)
+                    assert isinstance(decision, Undo)
+                    finish_sync(self._undo(saga, decision), self.clock, runner)
         finally:
             if runner is not None:
                 runner.close()
+
+    def _retried(self, run: ActionRun, delay: float, runner: asyncio.Runner | None) -> None:
+        """Make `run`'s further attempts, the next after `delay`, until it settles."""
+        while True:
+            if delay:
+                self.clock.sleep(delay)
+            next_delay = run.make_attempt(runner)
+            if next_delay is None:
+                return
+            delay = next_delay
 
     def _interleaved(
         self, actions: list[tuple[Saga, PlannedAction]], runner: asyncio.Runner | None

@@ -57,12 +57,16 @@ class _Log:
     def append(self, envelope: Envelope[Message]) -> None:
         """Keep `envelope` unless one with its id is kept (runs publish a handful)."""
         events = self.events
-        if envelope.message_id not in events[_ID::ENVELOPE_WIDTH]:
-            events += envelope_fields(envelope)
+        fields = envelope_fields(envelope)
+        if fields[_ID] not in events[_ID::ENVELOPE_WIDTH]:
+            events += fields
 
     def handle(self, handled: tuple[tuple[str, str], ...]) -> None:
         kept = self.handled
-        self.handled = kept + tuple(pair for pair in handled if pair not in kept)
+        for pair in handled:  # one pair per write, nearly always: no generator frame
+            if pair not in kept:
+                kept += (pair,)
+        self.handled = kept
 
 
 class MemoryStore:
