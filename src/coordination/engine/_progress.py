@@ -280,11 +280,12 @@ class Progress:
         """
         skipped: list[PlannedAction | PlannedWait] = []
         generations = self.plan.generations
+        waits = self.plan.waits
         while not self.left and self.failing is None and self.generation <= len(generations):
             if self.generation == len(generations):
                 self.generation += 1
                 break
-            planned = self.awaiting()
+            planned = self.awaiting() if waits else None  # most flows have no wait
             if planned is not None:
                 if not self.pointless(planned):
                     break  # the next generation opens once the outside message arrived

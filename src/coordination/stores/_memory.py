@@ -298,8 +298,11 @@ class MemoryStore:
         if record.owed or record.status not in _FORGETTABLE:
             self._finished.pop(workflow_id, None)
             return
-        self._finished[workflow_id] = None
-        self._finished.move_to_end(workflow_id)
+        finished = self._finished
+        if workflow_id in finished:
+            finished.move_to_end(workflow_id)  # finished again (an operator's retry)
+        else:
+            finished[workflow_id] = None
         while len(self._finished) > self.max_finished:
             forgotten, _ = self._finished.popitem(last=False)
             del self._runs[forgotten]
