@@ -31,6 +31,7 @@ from pydantic_core import PydanticSerializationError
 from coordination.errors import DefinitionError, MalformedMessage, MessageError, UnknownMessageType
 
 __all__ = [
+    "ENVELOPE_ID",
     "ENVELOPE_WIDTH",
     "Command",
     "Envelope",
@@ -419,8 +420,9 @@ class Envelope(Generic[M]):
         return Envelope(message, correlation_id)
 
 
-#: How many values `envelope_fields` gives per envelope.
+#: How many values `envelope_fields` gives per envelope, and where its message id is.
 ENVELOPE_WIDTH = 7
+ENVELOPE_ID = 3
 
 
 def envelope_fields(envelope: Envelope[Any]) -> tuple[Any, ...]:

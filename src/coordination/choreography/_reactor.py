@@ -59,9 +59,9 @@ class Reactor:
             async def react_async(message: Message) -> None:
                 delivered = self._delivered(key, index, delivering())
                 if delivered is not None:
-                    instance, bound, cause = delivered
-                    run = ActionRun(instance.saga, bound, self.random, cause)
-                    await self._attempt_async(instance, run)
+                    attempt = self.first(*delivered)  # an async action: always a coroutine
+                    if attempt is not None:
+                        await attempt
 
             react_async.__qualname__ = f"Choreography[{key}]"
             return react_async

@@ -85,8 +85,11 @@ class Driver:
                 if type(decision) is tuple:  # actions to run (every step): asked first
                     if len(decision) == 1:
                         carried = self._first(saga, decision[0], runner)
-                        if carried is not None:
-                            self._retried(*carried, runner)
+                        if carried is not None:  # it failed: retried after its delay
+                            run, delay = carried
+                            if delay:
+                                self.clock.sleep(delay)
+                            finish_sync(run, self.clock, runner)
                     elif self.threaded[decision[0].generation - 1]:
                         self._on_threads(saga, decision)
                     else:
@@ -103,16 +106,6 @@ class Driver:
         finally:
             if runner is not None:
                 runner.close()
-
-    def _retried(self, run: ActionRun, delay: float, runner: asyncio.Runner | None) -> None:
-        """Make `run`'s further attempts, the next after `delay`, until it settles."""
-        while True:
-            if delay:
-                self.clock.sleep(delay)
-            next_delay = run.make_attempt(runner)
-            if next_delay is None:
-                return
-            delay = next_delay
 
     def _interleaved(
         self, actions: list[tuple[Saga, PlannedAction]], runner: asyncio.Runner | None

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from coordination._messages import (
+    ENVELOPE_ID,
     ENVELOPE_WIDTH,
     Envelope,
     Message,
@@ -25,8 +26,6 @@ from coordination.stores._records import DeadLetter, OwedRun, Request, RunRecord
 
 __all__ = ["MemoryStore"]
 
-#: Where an envelope's id is among its fields (`envelope_fields`).
-_ID = 3
 _FORGETTABLE = frozenset(
     {WorkflowStatus.COMPLETED, WorkflowStatus.COMPENSATED, WorkflowStatus.CANCELLED}
 )
@@ -58,7 +57,7 @@ class _Log:
         """Keep `envelope` unless one with its id is kept (runs publish a handful)."""
         events = self.events
         fields = envelope_fields(envelope)
-        if fields[_ID] not in events[_ID::ENVELOPE_WIDTH]:
+        if fields[ENVELOPE_ID] not in events[ENVELOPE_ID::ENVELOPE_WIDTH]:
             events += fields
 
     def handle(self, handled: tuple[tuple[str, str], ...]) -> None:
