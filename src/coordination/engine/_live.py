@@ -8,8 +8,9 @@ owner's claim, instead of finding it busy.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
+
+from coordination.engine._striped import StripedLocks
 
 if TYPE_CHECKING:
     from coordination.engine._saga import Saga
@@ -22,21 +23,20 @@ class LiveSagas:
     `cancel()` reaches a run in flight through here (it stops at its next step boundary)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._locks = StripedLocks()
         self._sagas: dict[str, Saga] = {}
 
     def add(self, saga: Saga) -> None:
-        with self._lock:
+        with self._locks.for_key(saga.workflow_id):
             self._sagas[saga.workflow_id] = saga
 
     def discard(self, saga: Saga) -> None:
-        with self._lock:
+        with self._locks.for_key(saga.workflow_id):
             if self._sagas.get(saga.workflow_id) is saga:
                 del self._sagas[saga.workflow_id]
 
     def get(self, workflow_id: str) -> Saga | None:
-        with self._lock:
-            return self._sagas.get(workflow_id)
+        return self._sagas.get(workflow_id)  # one dict lookup: atomic
 
 
 #: This process's registry of orchestrated runs in flight.

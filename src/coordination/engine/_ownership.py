@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from enum import Enum
+
+from coordination.engine._striped import StripedLocks
 
 __all__ = ["ACTIVE", "Active", "Takeover", "owner_alive", "process_owner", "takeover"]
 
@@ -80,24 +81,24 @@ class Active:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._locks = StripedLocks()
         self._counts: dict[str, int] = {}
 
     def hold(self, workflow_id: str) -> bool:
         """Enter `workflow_id` unless it is in here already (this process drives it, or
         another thread of it is claiming it): a claim and the drive after it, one at a time."""
-        with self._lock:
+        with self._locks.for_key(workflow_id):
             if workflow_id in self._counts:
                 return False
             self._counts[workflow_id] = 1
             return True
 
     def enter(self, workflow_id: str) -> None:
-        with self._lock:
+        with self._locks.for_key(workflow_id):
             self._counts[workflow_id] = self._counts.get(workflow_id, 0) + 1
 
     def leave(self, workflow_id: str) -> None:
-        with self._lock:
+        with self._locks.for_key(workflow_id):
             count = self._counts.get(workflow_id, 0) - 1
             if count > 0:
                 self._counts[workflow_id] = count
@@ -105,8 +106,7 @@ class Active:
                 self._counts.pop(workflow_id, None)
 
     def __contains__(self, workflow_id: object) -> bool:
-        with self._lock:
-            return workflow_id in self._counts
+        return workflow_id in self._counts  # one dict lookup: atomic
 
 
 #: This process's registry.
